@@ -1,0 +1,1 @@
+"""Infrastructure Renkei starts itself: the Kafka broker."""

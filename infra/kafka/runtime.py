@@ -1,0 +1,110 @@
+"""The Kafka runtime: Java, and the broker's jars fetched once from Maven Central.
+
+The jars are resolved by Maven from ``pom.xml`` beside this file and copied into a cache
+directory keyed by the Kafka version, so a second ``renkei kafka up`` starts without Maven
+or the network.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from renkei.errors import KafkaLaunchError, ToolMissingError
+
+__all__ = ["POM", "KafkaRuntime", "default_cache_dir", "kafka_version"]
+
+POM = Path(__file__).with_name("pom.xml")
+
+
+def kafka_version(pom: Path = POM) -> str:
+    """The Kafka version pinned in the pom (one version for every org.apache.kafka jar)."""
+    found = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
+    if found is None:
+        raise KafkaLaunchError(f"{pom} does not pin <kafka.version>")
+    return found.group(1)
+
+
+def default_cache_dir() -> Path:
+    """Where fetched jars live: ``$RENKEI_KAFKA_CACHE`` or ``~/.cache/renkei/kafka``."""
+    env = os.environ.get("RENKEI_KAFKA_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "renkei" / "kafka"
+
+
+@dataclass(frozen=True)
+class KafkaRuntime:
+    """Java plus a directory of Kafka jars.
+
+    :param cache_dir: parent of the per-version jar directories.
+    :param java: the java executable; ``$JAVA_HOME/bin/java`` or ``java`` on PATH by default.
+    """
+
+    cache_dir: Path
+    java: str
+
+    @classmethod
+    def locate(cls, cache_dir: Path | None = None) -> KafkaRuntime:
+        """Find Java (17 or newer) or raise a :class:`ToolMissingError` that says what to install."""
+        java_home = os.environ.get("JAVA_HOME")
+        candidate = Path(java_home, "bin", "java") if java_home else None
+        java = str(candidate) if candidate and candidate.exists() else shutil.which("java")
+        if java is None:
+            raise ToolMissingError(
+                "Java was not found: Kafka needs Java 17 or newer "
+                "(install a JDK, e.g. `apt-get install openjdk-17-jre-headless`, or set JAVA_HOME)"
+            )
+        return cls(cache_dir=cache_dir or default_cache_dir(), java=java)
+
+    @property
+    def jar_dir(self) -> Path:
+        """The jars of the pinned Kafka version."""
+        return self.cache_dir / kafka_version() / "jars"
+
+    @property
+    def classpath(self) -> str:
+        """A JVM classpath naming every cached jar."""
+        return str(self.jar_dir / "*")
+
+    def ensure_jars(self) -> Path:
+        """Fetch the jars with Maven unless the cache already holds them; return their folder."""
+        marker = self.jar_dir / ".complete"
+        if marker.exists():
+            return self.jar_dir
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise ToolMissingError(
+                "Maven (mvn) was not found: it fetches the Kafka jars from Maven Central once "
+                "(install it, e.g. `apt-get install maven`)"
+            )
+        staging = self.jar_dir.with_name("jars.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        command = [
+            mvn, "-q", "-B", "-f", str(POM),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+        if done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+            raise KafkaLaunchError(f"Maven could not fetch the Kafka jars:\n{tail}")
+        shutil.rmtree(self.jar_dir, ignore_errors=True)
+        staging.rename(self.jar_dir)
+        marker.touch()
+        return self.jar_dir
+
+    def run_tool(self, main_class: str, *args: str, timeout_s: float = 60) -> str:
+        """Run a Kafka command-line tool from the cached jars and return its output."""
+        command = [self.java, "-cp", self.classpath, main_class, *args]
+        done = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=timeout_s, check=False
+        )
+        if done.returncode != 0:
+            raise KafkaLaunchError(f"{main_class} failed:\n{done.stderr.strip() or done.stdout}")
+        return done.stdout

@@ -1,0 +1,5 @@
+"""``python -m renkei`` runs the ``renkei`` command."""
+
+from renkei.cli import app
+
+app()

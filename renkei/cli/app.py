@@ -1,0 +1,18 @@
+"""The ``renkei`` command: wires every sub-command group into one Typer app."""
+
+from __future__ import annotations
+
+import typer
+
+from .kafka import kafka_app
+
+
+app = typer.Typer(
+    name="renkei",
+    help="Renkei: an inter-agency data linkage hub on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(kafka_app, name="kafka")
+

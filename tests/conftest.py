@@ -1,0 +1,100 @@
+"""Fixtures shared by every test: a real Kafka broker, unique topic prefixes, a task guard.
+
+The broker comes from, in this order: ``RENKEI_BOOTSTRAP`` (CI starts one with
+``renkei kafka up`` and names it), a testcontainers KRaft Kafka when a Docker engine
+answers, or a single node started here from the Maven Central jars and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import random
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from infra.kafka import LocalCluster
+from renkei.topics import Topics
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # type: ignore[import-untyped]  # only present with the docker extra
+
+        docker.from_env(timeout=2).ping()
+    except Exception:
+        return False
+    return True
+
+
+def _free_base_port() -> int:
+    """Two consecutive free ports (broker, controller) so a test broker never collides."""
+    for _ in range(50):
+        base = random.randrange(20_000, 40_000, 2)
+        try:
+            for port in (base, base + 1):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no free port pair found on 127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap address of a real Kafka broker for the whole session."""
+    external = os.environ.get("RENKEI_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    cluster = LocalCluster(tmp_path_factory.mktemp("kafka"), base_port=_free_base_port())
+    try:
+        yield cluster.up(timeout_s=120)
+    finally:
+        cluster.down()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A prefix no other test uses, so every test has its own topics and groups."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def topics(topic_prefix: str) -> Topics:
+    """The contract's topic names under this test's prefix."""
+    return Topics(prefix=topic_prefix)
+
+
+@pytest.fixture
+async def no_leaked_tasks() -> AsyncIterator[None]:
+    """Fail an async test that leaves tasks running behind it."""
+    before = set(asyncio.all_tasks())
+    yield
+    await asyncio.sleep(0)
+    leaked = [
+        t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()
+    ]
+    for task in leaked:
+        task.cancel()
+    assert not leaked, f"test leaked {len(leaked)} task(s): {[t.get_coro() for t in leaked]}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/integration/" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+        function = getattr(item, "function", None)
+        if function is not None and inspect.iscoroutinefunction(function):
+            item.fixturenames.insert(0, "no_leaked_tasks")  # type: ignore[attr-defined]
