@@ -101,14 +101,16 @@ def _checked(agency_id: str) -> str:
     return agency_id
 
 
-async def ensure_topics(admin: Any, specs: Iterable[TopicSpec], replication: int = -1) -> None:
+async def ensure_topics(admin: Any, specs: Iterable[TopicSpec], replication: int | None = None) -> None:
     """Create the topics that do not exist yet (``admin`` is a started AIOKafkaAdminClient).
 
-    ``replication=-1`` lets the broker apply its default (1 locally, 3 on a 3-node cluster).
+    Replication defaults to the cluster's size up to 3: 1 on a laptop, 3 on a real cluster.
     """
     from aiokafka.admin import NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
+    if replication is None:
+        replication = min(3, len((await admin.describe_cluster())["brokers"]))
     existing = set(await admin.list_topics())
     wanted = [
         NewTopic(s.name, s.partitions, replication, topic_configs=s.config)
@@ -117,7 +119,8 @@ async def ensure_topics(admin: Any, specs: Iterable[TopicSpec], replication: int
     ]
     if not wanted:
         return
-    try:
-        await admin.create_topics(wanted)
-    except TopicAlreadyExistsError:
-        pass  # another worker created it between our list and our create: same result
+    response = await admin.create_topics(wanted)
+    for name, code, *_ in response.topic_errors:
+        # 36: another worker created it between our list and our create: same result.
+        if code not in (0, TopicAlreadyExistsError.errno):
+            raise ConfigurationError(f"could not create topic {name}: Kafka error {code}")

@@ -1,0 +1,47 @@
+# Renkei — the two commands of the README, and the pieces they are made of.
+#   make demo   install everything, start a local Kafka, run the demo
+#   make test   install everything, lint, type-check and run the whole test suite
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup demo test lint unit integration bench kafka-up kafka-down clean
+
+setup: $(STAMP)
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml infra/setup.sh
+	PYTHON=$(PYTHON) bash infra/setup.sh
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/renkei demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest tests/unit -q
+
+integration: setup
+	$(BIN)/pytest tests/integration -q
+
+test: lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: setup
+	$(BIN)/python -m benchmarks
+
+kafka-up: setup
+	$(BIN)/renkei kafka up
+
+kafka-down: setup
+	$(BIN)/renkei kafka down
+
+clean:
+	-$(BIN)/renkei kafka down
+	rm -rf $(VENV) .renkei .pytest_cache .mypy_cache .ruff_cache

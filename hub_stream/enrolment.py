@@ -1,0 +1,96 @@
+"""Enrolment (紐付け): an agency ties its record to a person and gets its link code.
+
+The person is resolved by My Number, else by the normalised basic-4; an ambiguous or
+unmatched record gets a typed answer and is never guessed. A link writes the reference
+directory (the ``holdings`` table): which agency holds whom, since when, as what.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from renkei.crypto import audit_key
+from renkei.errors import CryptoError
+from schemas.models import (
+    AuditStep,
+    DeenrolmentRequest,
+    EnrolmentOutcome,
+    EnrolmentRequest,
+    EnrolmentResult,
+    ErrorCode,
+    Header,
+)
+
+from .ids import derive_id
+from .records import Holding
+from .refusals import Refusal
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .pipeline import Output
+
+__all__ = ["deenrol", "enrol"]
+
+
+def enrol(hub: Hub, agency: str, request: EnrolmentRequest) -> list[Output]:
+    """Resolve the record to a person; answer with a link code or a typed outcome."""
+    cause = request.header.message_id
+    if request.my_number is None and request.basic4 is None:
+        raise Refusal(ErrorCode.MALFORMED_MESSAGE, "an enrolment needs a My Number or basic-4")
+    match = hub.index.resolve(request.my_number, request.basic4)
+    link_code: str | None = None
+    key: str | None = None
+    if match.outcome == "LINKED" and match.person_id is not None:
+        link_code = hub.links.mint(agency, match.person_id)
+        key = audit_key(hub.keyring, match.person_id)
+        holding_key = f"{key}|{agency}"
+        if hub.holdings.get(holding_key) is None:
+            hub.holdings.put(
+                holding_key,
+                Holding(
+                    agency=agency,
+                    record_ref=request.record_ref,
+                    capacity=request.capacity,
+                    since_ms=int(request.header.sent_at.timestamp() * 1000),
+                ),
+            )
+    hub.metrics[f"enrolment.{match.outcome}"] += 1
+    result = EnrolmentResult(
+        header=Header.new("hub", cause, message_id=derive_id("enrol", cause)),
+        record_ref=request.record_ref,
+        outcome=EnrolmentOutcome(match.outcome),
+        link_code=link_code,
+        detail=match.detail,
+    )
+    step = AuditStep.ENROLLED if link_code else AuditStep.NOT_ENROLLED
+    return [
+        hub.send(hub.topics.agency_in(agency), link_code or request.record_ref, result),
+        hub.audit.record(
+            step, cause=cause, actor=agency, audit_key=key, requester=agency,
+            error_code=None if link_code else match.outcome,
+        ),
+    ]  # fmt: skip
+
+
+def deenrol(hub: Hub, agency: str, request: DeenrolmentRequest) -> list[Output]:
+    """The agency stops holding the person: no more notices about them."""
+    cause = request.header.message_id
+    try:
+        id_code = hub.links.open(agency, request.link_code, hub.now())
+    except CryptoError as exc:
+        raise Refusal(ErrorCode.INVALID_LINK_CODE, str(exc)) from exc
+    key = audit_key(hub.keyring, id_code)
+    if hub.holdings.get(f"{key}|{agency}") is None:
+        raise Refusal(ErrorCode.NOT_ENROLLED, "the agency does not hold this person")
+    hub.holdings.delete(f"{key}|{agency}")
+    result = EnrolmentResult(
+        header=Header.new("hub", cause, message_id=derive_id("deenrol", cause)),
+        record_ref=request.record_ref,
+        outcome=EnrolmentOutcome.NO_MATCH,
+        link_code=request.link_code,
+        detail="holding ended: no further notices for this person",
+    )
+    return [
+        hub.send(hub.topics.agency_in(agency), request.link_code, result),
+        hub.audit.record(AuditStep.DEENROLLED, cause=cause, actor=agency, audit_key=key),
+    ]

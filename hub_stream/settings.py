@@ -1,0 +1,52 @@
+"""The hub worker's settings (``RENKEI_HUB_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["HubSettings"]
+
+
+class HubSettings(BaseSettings):
+    """How one hub worker runs."""
+
+    model_config = SettingsConfigDict(env_prefix="RENKEI_HUB_", frozen=True, extra="ignore")
+
+    topic_prefix: str = Field(
+        default="", description="RENKEI_HUB_TOPIC_PREFIX: prefix of every topic name."
+    )
+    partitions: int = Field(
+        default=3, description="RENKEI_HUB_PARTITIONS: partitions of the topics the hub creates."
+    )
+    group_id: str = Field(
+        default="renkei-hub", description="RENKEI_HUB_GROUP_ID: consumer group of all workers."
+    )
+    worker_id: str = Field(
+        default="worker-1",
+        description="RENKEI_HUB_WORKER_ID: unique per worker, stable across its restarts "
+        "(its transactional id, which fences a zombie predecessor).",
+    )
+    key_dir: Path = Field(
+        default=Path(".renkei/keys"),
+        description="RENKEI_HUB_KEY_DIR: the hub's signing key file and master secret.",
+    )
+    signatures: Literal["strict", "trust-acl"] = Field(
+        default="strict",
+        description="RENKEI_HUB_SIGNATURES: strict verifies every inbound signature and signs "
+        "every outbound message; trust-acl relies on Kafka ACLs for who wrote a topic and "
+        "keeps signatures for the audit trail only (see docs/benchmarks.md for the cost).",
+    )
+    max_batch: int = Field(
+        default=1000, description="RENKEI_HUB_MAX_BATCH: most records in one transaction."
+    )
+    poll_ms: int = Field(
+        default=20, description="RENKEI_HUB_POLL_MS: longest wait for input per batch."
+    )
+    max_deadline_ms: int = Field(
+        default=24 * 3600 * 1000,
+        description="RENKEI_HUB_MAX_DEADLINE_MS: furthest a request's deadline may lie ahead.",
+    )
