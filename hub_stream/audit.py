@@ -69,7 +69,9 @@ class AuditTrail:
         head = self._heads.get(str(partition))
         now = now_ms()
         record = AuditRecord(
-            header=Header.new("hub", cause, message_id=derive_id("audit", step, cause), sent_at=now),
+            header=Header.new(
+                "hub", cause, message_id=derive_id("audit", step, cause), sent_at=now
+            ),
             audit_key=audit_key,
             step=step,
             actor=actor,

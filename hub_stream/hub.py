@@ -271,7 +271,9 @@ class Hub:
 
     # -- derived indexes follow the committed tables -----------------------------------
 
-    def _person_changed(self, resident_code: str, old: PersonState | None, new: PersonState | None) -> None:  # fmt: skip
+    def _person_changed(
+        self, resident_code: str, old: PersonState | None, new: PersonState | None
+    ) -> None:
         if new is None:
             if old is not None:
                 self.index.remove(bytes.fromhex(old.id_code))

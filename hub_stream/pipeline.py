@@ -12,7 +12,6 @@ message, a batch of a few hundred records costs a few µs each (``docs/benchmark
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -152,11 +151,11 @@ class TransactionalLoop:
             self._handler.rollback()
             self._running = False
             raise
-        except (KafkaError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, KafkaError) as exc:
             log.warning("transaction aborted, the batch will be processed again: %r", exc)
             self._handler.rollback()
             self.stats.aborted += 1
-            if self._producer._txn_manager is not None:  # noqa: SLF001 - aiokafka has no public state
+            if self._producer._txn_manager is not None:
                 await self._producer.abort_transaction()
             for tp, part in batch.items():
                 if part:

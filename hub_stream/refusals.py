@@ -11,7 +11,7 @@ from schemas.models import RETRIABLE_CODES, ErrorCode
 __all__ = ["Refusal"]
 
 
-class Refusal(Exception):  # noqa: N818 - a refusal is an answer, not a failure of the hub
+class Refusal(Exception):
     """The hub refuses the message it is handling.
 
     :param code: the error code the sender, the audit trail and the metrics see.

@@ -50,7 +50,9 @@ def apply(hub: Hub, event: RegistryEvent) -> list[Output]:
     if event.kind is EventKind.REGISTERED and isinstance(body, PersonRegistered):
         if person is None:
             id_code = new_id_code(hub.keyring, event.event_id)
-            person = PersonState(id_code=id_code.hex(), my_number=body.my_number, basic4=body.basic4)
+            person = PersonState(
+                id_code=id_code.hex(), my_number=body.my_number, basic4=body.basic4
+            )
         else:  # a correction of the registration: same person, corrected facts
             person = person.model_copy(update={"my_number": body.my_number, "basic4": body.basic4})
     elif person is None:

@@ -16,14 +16,24 @@ may succeed (a broker that is still starting) or never will (a forged link code)
     │   │   └── UnknownSchemaError  the fingerprint names no schema we hold
     │   ├── EncodeError             a value that does not fit its schema
     │   └── InvalidMyNumberError    not 12 digits, or the check digit is wrong
-    └── CryptoError                 a key, code, seal or signature failed
-        ├── InvalidLinkCodeError    forged, truncated or another agency's link code
-        ├── ExpiredLinkCodeError    a link code of a retired key version
-        ├── SignatureError          a message signature does not verify
-        └── SealingError            a sealed payload could not be sealed or opened
+    ├── CryptoError                 a key, code, seal or signature failed
+    │   ├── InvalidLinkCodeError    forged, truncated or another agency's link code
+    │   ├── ExpiredLinkCodeError    a link code of a retired key version
+    │   ├── SignatureError          a message signature does not verify
+    │   └── SealingError            a sealed payload could not be sealed or opened
+    └── ExchangeError               an agency's call through the hub got no usable answer
+        ├── HubRefusedError         the hub answered with a typed HubError (``code``)
+        ├── ProviderDeclinedError   the provider answered NO_DATA or REFUSED (``status``)
+        ├── RequestTimeoutError     no answer arrived in time
+        └── PublishError            a message could not be written to Kafka
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from schemas.models import ErrorCode, ResponseStatus
 
 __all__ = [
     "BadMagicError",
@@ -32,12 +42,17 @@ __all__ = [
     "CryptoError",
     "DecodeError",
     "EncodeError",
+    "ExchangeError",
     "ExpiredLinkCodeError",
+    "HubRefusedError",
     "InvalidLinkCodeError",
     "InvalidMyNumberError",
     "KafkaLaunchError",
     "PortInUseError",
+    "ProviderDeclinedError",
+    "PublishError",
     "RenkeiError",
+    "RequestTimeoutError",
     "SealingError",
     "SignatureError",
     "StartTimeoutError",
@@ -121,3 +136,47 @@ class SignatureError(CryptoError):
 
 class SealingError(CryptoError):
     """A sealed payload could not be sealed or opened."""
+
+
+class ExchangeError(RenkeiError):
+    """An agency's call through the hub (enrol, request, publish) got no usable answer."""
+
+
+class HubRefusedError(ExchangeError):
+    """The hub answered with a typed :class:`~schemas.models.HubError`.
+
+    :param code: the hub's error code, the same one its audit record and metric carry.
+    :param detail: the hub's explanation (metadata only, never attribute values).
+    :param retriable: the hub's own verdict: whether asking again may succeed.
+    """
+
+    def __init__(self, code: ErrorCode, detail: str, *, retriable: bool = False) -> None:
+        super().__init__(f"hub refused: {code}: {detail}")
+        self.code = code
+        self.detail = detail
+        self.retriable = retriable
+
+
+class ProviderDeclinedError(ExchangeError):
+    """The provider answered without values: ``status`` is NO_DATA or REFUSED.
+
+    :param status: the provider's :class:`~schemas.models.ResponseStatus`.
+    :param detail: the provider's short explanation.
+    """
+
+    def __init__(self, status: ResponseStatus, detail: str) -> None:
+        super().__init__(f"provider answered {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class RequestTimeoutError(ExchangeError):
+    """No answer, not even the hub's TIMEOUT, arrived before the deadline plus a grace."""
+
+    retriable = True
+
+
+class PublishError(ExchangeError):
+    """Kafka did not acknowledge a message we wrote."""
+
+    retriable = True

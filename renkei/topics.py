@@ -101,7 +101,9 @@ def _checked(agency_id: str) -> str:
     return agency_id
 
 
-async def ensure_topics(admin: Any, specs: Iterable[TopicSpec], replication: int | None = None) -> None:
+async def ensure_topics(
+    admin: Any, specs: Iterable[TopicSpec], replication: int | None = None
+) -> None:
     """Create the topics that do not exist yet (``admin`` is a started AIOKafkaAdminClient).
 
     Replication defaults to the cluster's size up to 3: 1 on a laptop, 3 on a real cluster.

@@ -81,10 +81,11 @@ def my_number(body11: str) -> str:
     return body11 + str(0 if remainder <= 1 else 11 - remainder)
 
 
-def link_code(agency: str, person: str) -> str:
-    """A stand-in link code: version ``1`` and 32 url-safe base64 bytes, like the real ones."""
-    raw = _blob(f"link/{agency}/{person}", 32)
-    return "1." + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def link_code(agency: str, person: str, version: int = 1) -> str:
+    """A stand-in link code shaped like a real one: 33 bytes (version first) as 53
+    lowercase base32 characters (``docs/security.md``)."""
+    raw = bytes([version]) + _blob(f"link/{agency}/{person}", 32)
+    return base64.b32encode(raw).decode().rstrip("=").lower()
 
 
 def signed_header(
@@ -209,7 +210,7 @@ def sample_messages() -> list[Message]:
         LinkCodeRemap(
             header=signed_header("hub", 15),
             old_link_code=link_code("city-shinjuku", "hanako"),
-            new_link_code="2." + link_code("city-shinjuku", "hanako-v2")[2:],
+            new_link_code=link_code("city-shinjuku", "hanako", version=2),
             key_version=2,
             old_codes_valid_until=NOW + timedelta(days=30),
         ),

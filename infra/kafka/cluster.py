@@ -81,7 +81,11 @@ class LocalCluster:
     """
 
     def __init__(
-        self, home: Path, nodes: int = 1, base_port: int = 19092, runtime: KafkaRuntime | None = None
+        self,
+        home: Path,
+        nodes: int = 1,
+        base_port: int = 19092,
+        runtime: KafkaRuntime | None = None,
     ) -> None:
         if nodes not in (1, 3):
             raise KafkaLaunchError(f"a local cluster has 1 or 3 nodes, not {nodes}")
@@ -239,7 +243,13 @@ class LocalCluster:
             dict(os.environ),
             file_actions=[
                 (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, str(console), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+                (
+                    os.POSIX_SPAWN_OPEN,
+                    1,
+                    str(console),
+                    os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                    0o644,
+                ),
                 (os.POSIX_SPAWN_DUP2, 1, 2),
             ],
             setsid=True,

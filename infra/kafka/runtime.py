@@ -50,7 +50,7 @@ class KafkaRuntime:
 
     @classmethod
     def locate(cls, cache_dir: Path | None = None) -> KafkaRuntime:
-        """Find Java (17 or newer) or raise a :class:`ToolMissingError` that says what to install."""
+        """Find Java 17+ or raise a :class:`ToolMissingError` that says what to install."""
         java_home = os.environ.get("JAVA_HOME")
         candidate = Path(java_home, "bin", "java") if java_home else None
         java = str(candidate) if candidate and candidate.exists() else shutil.which("java")

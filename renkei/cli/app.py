@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from .hub import hub
 from .kafka import kafka_app
-
+from .keys import directory_app, keys_app
 
 app = typer.Typer(
     name="renkei",
@@ -15,4 +16,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(kafka_app, name="kafka")
-
+app.command("hub")(hub)
+app.add_typer(keys_app, name="keys")
+app.add_typer(directory_app, name="directory")

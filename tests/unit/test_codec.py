@@ -440,7 +440,9 @@ def test_models_are_frozen_and_closed() -> None:
         Header(**header.model_dump(), extra_field=1)
 
 
-@pytest.mark.parametrize("bad_sender", ["", "agency.a", "has space", "x" * 64, "日本年金機構"])
+@pytest.mark.parametrize(
+    "bad_sender", ["", "agency.a", "has space", "x" * 65, "-leading-dash", "日本年金機構"]
+)
 def test_sender_must_be_usable_in_a_topic_name(bad_sender: str) -> None:
     with pytest.raises(ValidationError):
         Header.new(bad_sender)
@@ -476,6 +478,14 @@ def test_response_and_result_rules() -> None:
         EnrolmentResult(
             header=Header.new("hub"), record_ref="r", outcome=EnrolmentOutcome.LINKED, detail=""
         )
+    # a de-enrolment acknowledgement echoes the ended code without LINKED
+    EnrolmentResult(
+        header=Header.new("hub"),
+        record_ref="r",
+        outcome=EnrolmentOutcome.NO_MATCH,
+        link_code="x",
+        detail="holding ended",
+    )
 
 
 def test_int_fields_are_range_checked_like_avro_int_and_long() -> None:

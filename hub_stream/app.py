@@ -1,0 +1,58 @@
+"""The hub as a faust-streaming application.
+
+faust runs the worker: its lifecycle, signals, logging, and the control plane — an agent
+that applies directory changes (agencies, keys, the scenario table) as operators publish
+them. The data plane is :class:`.worker.HubService`, started by the app: it consumes and
+produces in Kafka transactions of whole batches, because faust's per-event agents cannot
+reach the hub's throughput target and its exactly-once path has open defects
+(``docs/architecture.md`` explains both).
+
+Each worker's faust app id includes its worker id, so every worker reads the whole
+directory rather than sharing its one partition with the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from renkei.settings import KafkaSettings
+
+from .settings import HubSettings
+from .worker import HubService
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    kafka: KafkaSettings | None = None, settings: HubSettings | None = None
+) -> faust.App:
+    """The faust app of one hub worker."""
+    kafka = kafka or KafkaSettings()
+    settings = settings or HubSettings()
+    bootstrap = kafka.resolved_bootstrap()
+    app = faust.App(
+        f"renkei-hub-control-{settings.topic_prefix}{settings.worker_id}",
+        broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        store="memory://",
+        web_enabled=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+    )
+    service = HubService(kafka.kafka_kwargs(), settings)
+    directory = app.topic(
+        service.topics.directory, key_serializer="raw", value_serializer="raw", internal=False
+    )
+
+    @app.agent(directory)
+    async def directory_updates(stream: Any) -> None:
+        async for value in stream:
+            service.apply_directory(value)
+
+    @app.task  # type: ignore[untyped-decorator]  # faust ships no type hints for it
+    async def start_data_plane() -> None:
+        await app.add_runtime_dependency(service)
+
+    app.hub_service = service  # type: ignore[attr-defined]  # for tests and the CLI's status
+    return app

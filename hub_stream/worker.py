@@ -1,0 +1,116 @@
+"""One hub worker's life: keys, topics, state restored from Kafka, then the loop.
+
+:class:`HubService` is a ``mode.Service`` (faust's service framework) that the faust app
+starts and stops; it restores the state tables and the directory before it reads a
+single request, so every answer is given with complete state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import mode
+from aiokafka.admin import AIOKafkaAdminClient
+
+from renkei.crypto import KeyRing, MasterSecret, SigningKey, keystore
+from renkei.errors import ConfigurationError
+from renkei.topics import Topics, ensure_topics
+from schemas.models import AgencyEntry, ScenarioEntry
+
+from .hub import Hub
+from .pipeline import TransactionalLoop
+from .settings import HubSettings
+from .state import Table, restore_tables
+
+__all__ = ["HubService", "load_hub_keys"]
+
+log = logging.getLogger(__name__)
+
+STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain")
+
+
+def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
+    """The master secret (``RENKEI_MASTER_KEY`` or ``<key_dir>/master.key``) and signing key."""
+    if os.environ.get("RENKEI_MASTER_KEY"):
+        master = MasterSecret.from_env()
+    else:
+        path = settings.key_dir / "master.key"
+        if not path.exists():
+            raise ConfigurationError(
+                f"no master secret: set RENKEI_MASTER_KEY or create {path} with `renkei keys init`"
+            )
+        master = MasterSecret.from_file(path)
+    try:
+        hub_key = keystore.load_hub_signing_key(settings.key_dir)
+    except ConfigurationError:
+        hub_key = keystore.create_hub_signing_key(settings.key_dir)
+    return KeyRing(master), hub_key
+
+
+class HubService(mode.Service):
+    """Restores state, then runs the transactional loop until stopped.
+
+    :param kafka: aiokafka connection keyword arguments.
+    :param settings: the worker's settings.
+    """
+
+    def __init__(self, kafka: dict[str, Any], settings: HubSettings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kafka = kafka
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix, settings.partitions)
+        keyring, hub_key = load_hub_keys(settings)
+        self.hub = Hub(self.topics, keyring, hub_key, settings)
+        self.loop_runner: TransactionalLoop | None = None
+
+    async def on_start(self) -> None:
+        admin = AIOKafkaAdminClient(**self.kafka)
+        await admin.start()
+        try:
+            await ensure_topics(admin, self.topics.hub_specs(STATE_TOPICS))
+        finally:
+            await admin.close()
+        directory: Table[bytes] = Table(
+            self.topics.directory, bytes, bytes, lambda _k, _o, new: self.apply_directory(new)
+        )
+        restored = await restore_tables(self.kafka, [*self.hub.tables, directory])
+        log.info(
+            "restored %d state records: %d persons, %d holdings, %d pending, %d agencies",
+            restored, len(self.hub.persons), len(self.hub.holdings), len(self.hub.pending),
+            len(self.hub.directory.agencies),
+        )  # fmt: skip
+        self.loop_runner = TransactionalLoop(
+            kafka=self.kafka,
+            group_id=self.settings.group_id,
+            transactional_id=f"{self.settings.group_id}-{self.settings.worker_id}",
+            pattern=self._input_pattern(),
+            handler=self.hub,
+            max_batch=self.settings.max_batch,
+            poll_ms=self.settings.poll_ms,
+        )
+        await self.loop_runner.start()
+
+    def apply_directory(self, value: bytes | None) -> None:
+        """Apply one ``hub.directory`` record (from the restore, then from the faust agent)."""
+        if value is None:
+            return
+        entry = self.hub.codec.decode(value)
+        if isinstance(entry, AgencyEntry | ScenarioEntry):
+            self.hub.directory.apply(entry)
+
+    def _input_pattern(self) -> str:
+        import re
+
+        t = self.topics
+        return f"({t.agency_out_pattern()})|^{re.escape(t.registry_events)}$"
+
+    @mode.Service.task
+    async def _process(self) -> None:
+        assert self.loop_runner is not None
+        await self.loop_runner.run()
+
+    async def on_stop(self) -> None:
+        if self.loop_runner is not None:
+            await self.loop_runner.stop()
