@@ -1,1 +1,19 @@
-"""consumers."""
+"""What agencies run to read from the hub: the provider service, de-duplication.
+
+:class:`ProviderService` answers forwarded requests with sealed values;
+:class:`Deduplicator` drops the messages a hub retry delivers twice.
+"""
+
+from __future__ import annotations
+
+from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
+from consumers.provider import Handler, ProviderService, build_response, response_id
+
+__all__ = [
+    "DEFAULT_CAPACITY",
+    "Deduplicator",
+    "Handler",
+    "ProviderService",
+    "build_response",
+    "response_id",
+]

@@ -29,8 +29,8 @@ DirectoryEntry = AgencyEntry | ScenarioEntry
 def entry_key(entry: DirectoryEntry) -> bytes:
     """The compaction key: the newest entry per agency and per scenario is kept."""
     if isinstance(entry, AgencyEntry):
-        return f"agency:{entry.agency_id}".encode()
-    return f"scenario:{entry.scenario_id}".encode()
+        return f"agency/{entry.agency_id}".encode()
+    return f"scenario/{entry.scenario_id}".encode()
 
 
 class Directory:

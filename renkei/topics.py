@@ -77,7 +77,7 @@ class Topics:
     def hub_specs(self, state_topics: Iterable[str] = ()) -> list[TopicSpec]:
         """The topics the hub owns."""
         specs = [
-            TopicSpec(self.registry_events, self.partitions),
+            TopicSpec(self.registry_events, self.partitions, dict(_FOREVER)),
             TopicSpec(self.audit, self.partitions, dict(_FOREVER)),
             TopicSpec(self.directory, 1, dict(_COMPACTED)),
             TopicSpec(self.deadletter, 1),

@@ -11,6 +11,7 @@ languages that want one self-contained file per message.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -89,9 +90,9 @@ def _record(schema: dict[str, Any], top_level: bool) -> list[str]:
 def _enum(schema: dict[str, Any]) -> list[str]:
     name = _short(f"{schema['namespace']}.{schema['name']}")
     doc, _, listing = schema["doc"].partition(" Symbols: ")
-    meanings = dict(
-        item.split(" = ", 1) for item in listing.rstrip(".").split("; ") if " = " in item
-    )
+    # "Symbols: A = meaning; B = meaning." where a meaning may itself contain "; "
+    items = re.split(r"; (?=[A-Z][A-Z0-9_]* = )", listing.removesuffix("."))
+    meanings = dict(item.split(" = ", 1) for item in items if " = " in item)
     default = schema.get("default")
     lines = [f"#### {name}", "", _cell(doc), ""]
     lines.append(

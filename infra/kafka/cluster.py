@@ -308,6 +308,9 @@ async def _wait_ready(
                 raise KafkaLaunchError(
                     f"Kafka node {node.node_id} exited during start-up:\n{_tail(node)}"
                 )
+        if not _accepts(nodes[0].broker_port):
+            await asyncio.sleep(0.2)
+            continue
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
         try:
             await admin.start()
@@ -322,6 +325,15 @@ async def _wait_ready(
     raise StartTimeoutError(
         f"Kafka did not answer on {bootstrap} within {timeout_s:.0f} s:\n{_tail(nodes[0])}"
     )
+
+
+def _accepts(port: int) -> bool:
+    """Whether the port takes TCP connections yet (a cheap probe before a Kafka client)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _tail(node: NodeSpec, lines: int = 20) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import schemas
 import schemas.models
 from renkei.errors import (
     BadMagicError,
+    ConfigurationError,
     DecodeError,
     EncodeError,
     TruncatedError,
@@ -435,9 +437,9 @@ def test_timestamps_are_normalised_to_utc_milliseconds(codec: Codec) -> None:
 def test_models_are_frozen_and_closed() -> None:
     header = Header.new("hub")
     with pytest.raises(ValidationError):
-        header.sender = "nenkin"  # type: ignore[misc]  # frozen, on purpose
+        header.sender = "nenkin"
     with pytest.raises(ValidationError):
-        Header(**header.model_dump(), extra_field=1)
+        Header.model_validate({**header.model_dump(), "extra_field": 1})
 
 
 @pytest.mark.parametrize(
@@ -505,3 +507,42 @@ def test_public_surface_is_what_all_says(module: object) -> None:
     assert sorted(names) == sorted(set(names))
     for name in names:
         assert hasattr(module, name), name
+
+
+# -- schema files -----------------------------------------------------------------------
+
+
+def _copy_schemas(tmp_path: Path) -> Path:
+    folder = tmp_path / "avro"
+    folder.mkdir()
+    for path in SCHEMA_DIR.glob("*.avsc"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def test_a_file_must_be_named_after_its_type(tmp_path: Path) -> None:
+    folder = _copy_schemas(tmp_path)
+    (folder / "jp.renkei.Sex.avsc").rename(folder / "sex.avsc")
+    with pytest.raises(ConfigurationError, match=re.escape("name it jp.renkei.Sex.avsc")):
+        Codec(schema_dir=folder, released_dir=tmp_path / "none")
+
+
+def test_a_named_type_must_have_its_own_file(tmp_path: Path) -> None:
+    folder = _copy_schemas(tmp_path)
+    path = folder / "jp.renkei.Basic4.avsc"
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["fields"][3]["type"] = json.loads(
+        (folder / "jp.renkei.Sex.avsc").read_text(encoding="utf-8")
+    )
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="nested named type"):
+        Codec(schema_dir=folder, released_dir=tmp_path / "none")
+
+
+def test_a_reference_to_a_missing_type_is_a_configuration_error(tmp_path: Path) -> None:
+    folder = _copy_schemas(tmp_path)
+    (folder / "jp.renkei.SealedPayload.avsc").unlink()
+    with pytest.raises(
+        ConfigurationError, match=re.escape("unknown type 'jp.renkei.SealedPayload'")
+    ):
+        Codec(schema_dir=folder, released_dir=tmp_path / "none")

@@ -58,7 +58,7 @@ def describe_avro(schema: Any, named: dict[str, dict[str, Any]]) -> Desc:
     return describe_avro(schema["type"], named)
 
 
-def _bounds(metadata: list[Any]) -> tuple[int | None, int | None]:
+def _bounds(metadata: list[Any]) -> tuple[Any, Any]:
     low = next((m.ge for m in metadata if isinstance(m, annotated_types.Ge)), None)
     high = next((m.le for m in metadata if isinstance(m, annotated_types.Le)), None)
     return low, high
@@ -89,7 +89,11 @@ def describe_python(annotation: Any, metadata: list[Any]) -> Desc:
         return ("boolean",)
     if annotation is int:
         bounds = _bounds(metadata)
-        return {INT32: ("int",), INT64: ("long",)}.get(bounds, ("unbounded int", bounds))  # type: ignore[arg-type]
+        if bounds == INT32:
+            return ("int",)
+        if bounds == INT64:
+            return ("long",)
+        return ("unbounded int", bounds)
     if annotation is str:
         return ("string",)
     if annotation is bytes:

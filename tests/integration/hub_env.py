@@ -1,0 +1,109 @@
+"""A running hub, agencies and a registry on the test broker, for the flow tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from hub_stream.settings import HubSettings
+from hub_stream.worker import HubService
+from renkei.cli.keys import init_keys, publish
+from renkei.crypto import AgencyKeys, keystore
+from renkei.settings import KafkaSettings
+from renkei.topics import Topics
+from schemas.codec import default_codec
+from schemas.models import Message
+
+
+@dataclass
+class HubEnv:
+    """Everything a flow test needs."""
+
+    kafka: dict[str, Any]
+    topics: Topics
+    key_dir: Path
+    hub: HubService
+    settings: HubSettings
+    extra: list[Any] = field(default_factory=list)
+
+    def keys(self, agency_id: str) -> AgencyKeys:
+        return keystore.load(self.key_dir, agency_id)
+
+
+async def start_hub(kafka: dict[str, Any], settings: HubSettings) -> HubService:
+    service = HubService(kafka, settings)
+    await service.start()
+    return service
+
+
+@asynccontextmanager
+async def hub_env(
+    bootstrap: str, topics: Topics, key_dir: Path, **hub_settings: Any
+) -> AsyncIterator[HubEnv]:
+    """Keys, directory, agency topics and one hub worker under the test's prefix."""
+    init_keys(key_dir)
+    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, None)
+    kafka = {"bootstrap_servers": bootstrap}
+    settings = HubSettings(
+        topic_prefix=topics.prefix,
+        partitions=topics.partitions,
+        key_dir=key_dir,
+        group_id=f"{topics.prefix}hub",
+        poll_ms=10,
+        **hub_settings,
+    )
+    service = await start_hub(kafka, settings)
+    env = HubEnv(kafka, topics, key_dir, service, settings)
+    try:
+        yield env
+    finally:
+        await service.stop()
+
+
+async def read_topic(
+    kafka: dict[str, Any],
+    topic: str,
+    until: Callable[[list[Message]], bool],
+    timeout_s: float = 30,
+    decode: bool = True,
+) -> list[Any]:
+    """Read ``topic`` from the beginning (read_committed) until ``until`` holds."""
+    consumer = AIOKafkaConsumer(**kafka, isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        for _ in range(50):
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        got: list[Any] = []
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not until(got):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"condition not met on {topic}; read {len(got)} records")
+            batch = await consumer.getmany(timeout_ms=200)
+            for records in batch.values():
+                for r in records:
+                    got.append(default_codec().decode(r.value) if decode else r)
+        return got
+    finally:
+        await consumer.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout_s: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.1)
