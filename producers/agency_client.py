@@ -177,6 +177,8 @@ class AgencyClient:
     :param dedup_capacity: message ids remembered for de-duplication.
     :param unmatched_maxsize: bound of :attr:`unmatched`; beyond it messages are dropped
         and counted in :attr:`unmatched_dropped`.
+    :param metadata_timeout_s: how long :meth:`start` waits for ``agency.<id>.in`` to
+        appear in the cluster's metadata (a topic created just before).
     """
 
     def __init__(
@@ -194,6 +196,7 @@ class AgencyClient:
         grace_s: float = 5.0,
         dedup_capacity: int = DEFAULT_CAPACITY,
         unmatched_maxsize: int = 10_000,
+        metadata_timeout_s: float = 10.0,
     ) -> None:
         if keys.agency_id != agency_id:
             raise ConfigurationError(f"keys of {keys.agency_id!r} given to agency {agency_id!r}")
@@ -206,6 +209,7 @@ class AgencyClient:
         self.on_unmatched = on_unmatched
         self.reply_keys = reply_keys
         self.grace_s = grace_s
+        self.metadata_timeout_s = metadata_timeout_s
         self.unmatched: asyncio.Queue[Message] = asyncio.Queue(maxsize=unmatched_maxsize)
         """Messages nobody waits for, when no ``on_unmatched`` is given."""
         self.unmatched_count = 0
@@ -256,10 +260,7 @@ class AgencyClient:
                 auto_offset_reset="latest",
             )
             await self._consumer.start()
-            await self._consumer.topics()  # fetches metadata for partitions_for_topic
-            partitions = self._consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise ConfigurationError(f"topic {topic} does not exist")
+            partitions = await self._partitions(topic)
             assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
             self._consumer.assign(assigned)
             for tp in assigned:
@@ -274,6 +275,18 @@ class AgencyClient:
             raise
         self._failure = None
         self._task = asyncio.create_task(self._read(), name=f"renkei-client-{self.agency_id}")
+
+    async def _partitions(self, topic: str) -> set[int]:
+        # The producer's lookup waits for a topic created a moment ago to reach the
+        # metadata; the consumer's would not (it fetches metadata into a throwaway copy).
+        from aiokafka.errors import KafkaError
+
+        try:
+            async with asyncio.timeout(self.metadata_timeout_s):
+                partitions: set[int] = await self._producer.partitions_for(topic)
+        except (TimeoutError, KafkaError) as exc:
+            raise ConfigurationError(f"topic {topic} does not exist") from exc
+        return partitions
 
     async def stop(self) -> None:
         """Stop reading and writing; calls still waiting fail with :class:`ExchangeError`."""

@@ -76,8 +76,8 @@ async def publish(kafka: KafkaSettings, prefix: str, key_dir: Path, file: Path |
     await admin.start()
     try:
         specs = topics.hub_specs()
-        for agency_id in ids:
-            specs += topics.agency_specs(agency_id)
+        for agency in directory.agencies:
+            specs += topics.agency_specs(agency.agency_id)
         await ensure_topics(admin, specs)
     finally:
         await admin.close()
