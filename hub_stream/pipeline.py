@@ -123,11 +123,15 @@ class TransactionalLoop:
 
     async def run(self) -> None:
         """Process until :meth:`stop` is called or the producer is fenced."""
+        reported = time.monotonic()
         while self._running:
             batch = await self._consumer.getmany(
                 timeout_ms=self._poll_ms, max_records=self._max_batch
             )
             await self.process(batch)
+            if time.monotonic() - reported >= 10:
+                reported = time.monotonic()
+                log.info("hub loop: %s", self.stats)
 
     async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]

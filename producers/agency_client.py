@@ -109,6 +109,12 @@ class PendingRequest:
         self.scenario_id = scenario_id
         self.timeout_s = timeout_s
 
+    def peek(self) -> Message | None:
+        """The answer if it has arrived (an ``AttributeResponse`` or ``HubError``), else None."""
+        if self._future.done() and not self._future.cancelled() and not self._future.exception():
+            return self._future.result()
+        return None
+
     async def result(self) -> dict[str, Any]:
         """The provider's attribute values, opened.
 

@@ -82,16 +82,21 @@ async def test_enrolment_outcomes(env: HubEnv) -> None:
         ambiguous = await jps.enrol("J-2", basic4=basic4_of(twin))
         assert ambiguous.outcome is EnrolmentOutcome.AMBIGUOUS
         assert ambiguous.link_code is None
-        stranger = basic4_of(people[1]).model_copy(update={"birth_date": people[1].birth_date.replace(year=1901)})  # fmt: skip
+        born_earlier = people[1].birth_date.replace(year=1901)
+        stranger = basic4_of(people[1]).model_copy(update={"birth_date": born_earlier})
         assert (await jps.enrol("J-3", basic4=stranger)).outcome is EnrolmentOutcome.NO_MATCH
-        invalid = await jps.enrol("J-4", my_number=people[0].my_number[:-1] + "0" if people[0].my_number[-1] != "0" else people[0].my_number[:-1] + "1")  # fmt: skip
+        number = people[0].my_number
+        wrong_check_digit = number[:-1] + str((int(number[-1]) + 1) % 10)
+        invalid = await jps.enrol("J-4", my_number=wrong_check_digit)
         assert invalid.outcome is EnrolmentOutcome.INVALID
     async with client(env, "city-shinagawa") as city:
         other = await city.enrol("S-1", my_number=people[0].my_number)
-        assert other.link_code and other.link_code != by_number.link_code  # unlinkable codes
+        assert other.link_code
+        assert other.link_code != by_number.link_code  # unlinkable codes
+    enrolment_steps = (AuditStep.ENROLLED, AuditStep.NOT_ENROLLED)
     audit = await read_topic(
         env.kafka, env.topics.audit,
-        lambda got: sum(isinstance(m, AuditRecord) and m.step in (AuditStep.ENROLLED, AuditStep.NOT_ENROLLED) for m in got) >= 6,  # noqa: E501
+        lambda got: sum(isinstance(m, AuditRecord) and m.step in enrolment_steps for m in got) >= 6,
     )  # fmt: skip
     steps = [m.step for m in audit if isinstance(m, AuditRecord)]
     assert steps.count(AuditStep.ENROLLED) == 3
@@ -103,7 +108,8 @@ async def enrolled_pair(env: HubEnv, person: Person) -> tuple[str, str]:
     async with client(env, "city-shinagawa") as city, client(env, "jps") as jps:
         city_code = (await city.enrol("S-9", my_number=person.my_number)).link_code
         jps_code = (await jps.enrol("J-9", my_number=person.my_number)).link_code
-    assert city_code and jps_code
+    assert city_code
+    assert jps_code
     return city_code, jps_code
 
 
