@@ -34,7 +34,9 @@ EXCHANGES = int(os.environ.get("RENKEI_KILL_EXCHANGES", "10000"))
 PEOPLE = 200
 
 
-def start_hub_process(bootstrap: str, topics: Topics, key_dir: Path, log: Path) -> subprocess.Popen[bytes]:  # fmt: skip
+def start_hub_process(
+    bootstrap: str, topics: Topics, key_dir: Path, log: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "RENKEI_BOOTSTRAP": bootstrap,
@@ -57,7 +59,7 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
         s
         for s in load_directory_file().scenarios
         if s.requester == "city-shinagawa" and s.provider == "jps"
-    )  # noqa: E501
+    )
     items = scenario.items[:1]
     scenario_id = scenario.scenario_id
     key_dir = tmp_path / "keys"
@@ -93,10 +95,10 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
                     await city.enrol(
                         person.resident_code, my_number=person.my_number, timeout_s=120
                     )
-                ).link_code  # noqa: E501
+                ).link_code
                 jps_code = (
                     await jps.enrol(person.resident_code, my_number=person.my_number)
-                ).link_code  # noqa: E501
+                ).link_code
                 assert city_code
                 city_codes.append(city_code)
                 expected.append(f"{items[0]}-of-{jps_code}")
