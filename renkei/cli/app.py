@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .demo import demo
 from .hub import hub
 from .kafka import kafka_app
 from .keys import directory_app, keys_app
@@ -19,3 +20,4 @@ app.add_typer(kafka_app, name="kafka")
 app.command("hub")(hub)
 app.add_typer(keys_app, name="keys")
 app.add_typer(directory_app, name="directory")
+app.command("demo")(demo)

@@ -1,0 +1,77 @@
+"""What the benchmarks share: a broker, topics under a fresh prefix, the baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.kafka import LocalCluster
+from renkei.topics import TopicSpec, ensure_topics
+
+__all__ = ["broker", "passthrough", "prefix"]
+
+
+def prefix() -> str:
+    return f"b{uuid.uuid4().hex[:8]}."
+
+
+@asynccontextmanager
+async def broker(home: Path) -> AsyncIterator[str]:
+    """RENKEI_BOOTSTRAP if set, else a fresh single node started here."""
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    if os.environ.get("RENKEI_BOOTSTRAP"):
+        yield os.environ["RENKEI_BOOTSTRAP"]
+        return
+    cluster = LocalCluster(home, base_port=29092)
+    bootstrap = await asyncio.to_thread(cluster.up, 120)
+    try:
+        yield bootstrap
+    finally:
+        await asyncio.to_thread(cluster.down)
+
+
+async def passthrough(bootstrap: str, count: int, size: int, partitions: int = 3) -> float:
+    """Bare aiokafka consume → produce, the baseline: messages per second."""
+    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
+    p = prefix()
+    source, sink = f"{p}pass.in", f"{p}pass.out"
+    admin = AIOKafkaAdminClient(**kafka)
+    await admin.start()
+    await ensure_topics(admin, [TopicSpec(source, partitions), TopicSpec(sink, partitions)])
+    await admin.close()
+    producer = AIOKafkaProducer(**kafka, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    payload = os.urandom(size)
+    for i in range(count):
+        await producer.send(source, payload, key=str(i).encode())
+    await producer.flush()
+    consumer = AIOKafkaConsumer(
+        source, **kafka, group_id=f"{p}pass", auto_offset_reset="earliest",
+        enable_auto_commit=False, max_poll_records=1000,
+    )  # fmt: skip
+    await consumer.start()
+    done = 0
+    started = time.perf_counter()
+    while done < count:
+        batch = await consumer.getmany(timeout_ms=100, max_records=1000)
+        for records in batch.values():
+            for r in records:
+                await producer.send(sink, r.value, key=r.key)
+            done += len(records)
+        if batch:
+            await consumer.commit()
+    await producer.flush()
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    await producer.stop()
+    return count / elapsed

@@ -1,0 +1,238 @@
+"""Attribute exchanges through one hub worker, beside a bare aiokafka pass-through.
+
+Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures strict|trust-acl]``
+
+1. Baseline: aiokafka consume → produce of the same number of messages, same broker,
+   same run (``benchmarks.common.passthrough``).
+2. Throughput: N signed attribute requests are written while the hub is stopped; the hub
+   starts and the clock runs from its first batch to its last. Then the providers' N
+   sealed answers are written and timed the same way. An exchange is those two inbound
+   messages; ``hub messages/s`` counts inbound messages, like the baseline.
+3. Latency: a `renkei hub` process, a provider and a requester; the requester offers a
+   fixed 2,000 exchanges/s for 10 s and times each request to its answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from benchmarks.common import broker, passthrough, prefix
+from consumers.provider import ProviderService
+from hub_stream.directory_file import load_directory_file
+from hub_stream.ids import derive_id
+from hub_stream.settings import HubSettings
+from hub_stream.worker import HubService
+from producers.agency_client import AgencyClient
+from producers.population import generate_population
+from producers.registry_publisher import RegistryPublisher
+from renkei.cli.keys import init_keys, publish
+from renkei.crypto import SealingKeyPair, keystore, seal
+from renkei.envelope import sign_message
+from renkei.settings import KafkaSettings
+from renkei.topics import Topics
+from schemas.codec import default_codec
+from schemas.models import (
+    AttributeRequest,
+    Basic4,
+    Header,
+    HpkeSuite,
+    ProviderResponse,
+    ResponseStatus,
+    SealedPayload,
+    Sex,
+)
+
+REQUESTER, PROVIDER = "city-shinagawa", "jps"
+PEOPLE = 500
+
+
+async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str], list[str]]:
+    """Keys, directory, a population enrolled at both agencies; their link codes."""
+    init_keys(key_dir)
+    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, None)
+    kafka = {"bootstrap_servers": bootstrap}
+    service = HubService(kafka, hub_settings(topics, key_dir, "strict"))
+    await service.start()
+    people = generate_population(PEOPLE, seed=5)
+    async with RegistryPublisher(keystore.load(key_dir, "registry"), kafka, topics) as registry:
+        for p in people:
+            b4 = Basic4(name=p.name, name_kana=p.name_kana, birth_date=p.birth_date,
+                        sex=Sex(p.sex), address=p.address)  # fmt: skip
+            await registry.register(p.resident_code, p.my_number, b4, p.birth_date)
+    codes: dict[str, list[str]] = {}
+    for agency in (REQUESTER, PROVIDER):
+        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics) as client:
+            results = await asyncio.gather(
+                *(client.enrol(p.resident_code, my_number=p.my_number) for p in people)
+            )
+        codes[agency] = [r.link_code or "" for r in results]
+    await service.stop()
+    return codes[REQUESTER], codes[PROVIDER]
+
+
+def hub_settings(topics: Topics, key_dir: Path, signatures: str) -> HubSettings:
+    return HubSettings(
+        topic_prefix=topics.prefix, partitions=topics.partitions, key_dir=key_dir,
+        group_id=f"{topics.prefix}hub", signatures=signatures,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+async def timed_hub_pass(kafka: dict[str, Any], settings: HubSettings, expect: int) -> float:
+    """Start the hub, time its first to its last record of ``expect`` new ones."""
+    service = HubService(kafka, settings)
+    await service.start()
+    assert service.loop_runner is not None
+    stats = service.loop_runner.stats
+    base = stats.records_in
+    while stats.records_in == base:  # noqa: ASYNC110 - polling a counter is the measurement
+        await asyncio.sleep(0.001)
+    started = time.perf_counter()
+    while stats.records_in - base < expect:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    await service.stop()
+    return elapsed
+
+
+async def throughput(bootstrap: str, count: int, signatures: str) -> dict[str, float]:
+    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
+    topics = Topics(prefix())
+    with tempfile.TemporaryDirectory() as tmp:
+        key_dir = Path(tmp)
+        city_codes, jps_codes = await setup(bootstrap, key_dir, topics)
+        settings = hub_settings(topics, key_dir, signatures)
+        codec = default_codec()
+        scenario = next(s for s in load_directory_file().scenarios
+                        if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
+        city, jps = keystore.load(key_dir, REQUESTER), keystore.load(key_dir, PROVIDER)
+        reply = SealingKeyPair.generate()
+        producer = AIOKafkaProducer(**kafka, linger_ms=5, acks="all", enable_idempotence=True)
+        await producer.start()
+        requests = []
+        for i in range(count):
+            header = Header.new(REQUESTER)
+            req = AttributeRequest(
+                header=header, request_id=f"r{i}", requester_link_code=city_codes[i % PEOPLE],
+                provider=PROVIDER, scenario_id=scenario.scenario_id, items=scenario.items[:1],
+                reply_public_key=reply.public_bytes, hpke_suite=HpkeSuite.X25519,
+                deadline=header.sent_at + timedelta(hours=1),
+            )  # fmt: skip
+            req = sign_message(req, city.signing, codec)
+            requests.append(req)
+            await producer.send(
+                topics.agency_out(REQUESTER), codec.encode(req), req.requester_link_code.encode()
+            )
+        await producer.flush()
+        t_requests = await timed_hub_pass(kafka, settings, count)
+        enc, ciphertext = seal("X25519", reply.public_bytes, b'{"v":1}', aad=b"bench")
+        sealed = SealedPayload(suite=HpkeSuite.X25519, enc=enc, ciphertext=ciphertext)
+        for i, req in enumerate(requests):
+            resp = ProviderResponse(
+                header=Header.new(PROVIDER),
+                hub_request_id=derive_id("hub-request", REQUESTER, req.header.message_id),
+                provider_link_code=jps_codes[i % PEOPLE], status=ResponseStatus.PROVIDED,
+                sealed=sealed, detail="",
+            )  # fmt: skip
+            resp = sign_message(resp, jps.signing, codec)
+            await producer.send(
+                topics.agency_out(PROVIDER), codec.encode(resp), resp.provider_link_code.encode()
+            )
+        await producer.flush()
+        await producer.stop()
+        t_responses = await timed_hub_pass(kafka, settings, count)
+    elapsed = t_requests + t_responses
+    return {"exchanges_per_s": count / elapsed, "messages_per_s": 2 * count / elapsed,
+            "requests_s": t_requests, "responses_s": t_responses}  # fmt: skip
+
+
+async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> dict[str, float]:
+    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
+    topics = Topics(prefix())
+    with tempfile.TemporaryDirectory() as tmp:
+        key_dir = Path(tmp)
+        city_codes, _ = await setup(bootstrap, key_dir, topics)
+        scenario = next(s for s in load_directory_file().scenarios
+                        if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
+        env = {**os.environ, "RENKEI_BOOTSTRAP": bootstrap,
+               "RENKEI_HUB_TOPIC_PREFIX": topics.prefix, "RENKEI_HUB_KEY_DIR": str(key_dir),
+               "RENKEI_HUB_GROUP_ID": f"{topics.prefix}hub", "RENKEI_HUB_SIGNATURES": signatures,
+               "RENKEI_HUB_POLL_MS": "5"}  # fmt: skip
+        hub = subprocess.Popen(  # noqa: ASYNC220 - started once, before the clock runs[sys.executable, "-m", "renkei", "hub", "--loglevel", "error"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip  # noqa: E501
+
+        async def handler(_: Any) -> dict[str, Any]:
+            return {scenario.items[0]: "ok"}
+
+        provider = ProviderService(PROVIDER, keystore.load(key_dir, PROVIDER), kafka, topics,
+                                   handler, group_id=f"{topics.prefix}jps")  # fmt: skip
+        latencies: list[float] = []
+        try:
+            client = AgencyClient(REQUESTER, keystore.load(key_dir, REQUESTER), kafka, topics)
+            async with provider, client:
+                # Warm-up: the hub is ready once one exchange goes through.
+                await client.request(link_code=city_codes[0], provider=PROVIDER,
+                                     scenario_id=scenario.scenario_id, items=scenario.items[:1],
+                                     deadline_s=60)  # fmt: skip
+
+                async def one(i: int) -> None:
+                    began = time.perf_counter()
+                    await client.request(
+                        link_code=city_codes[i % PEOPLE], provider=PROVIDER,
+                        scenario_id=scenario.scenario_id, items=scenario.items[:1], deadline_s=60,
+                    )  # fmt: skip
+                    latencies.append(time.perf_counter() - began)
+
+                tasks = []
+                tick = 0.01  # send rate/100 requests every 10 ms
+                started = time.perf_counter()
+                for step in range(seconds * 100):
+                    for j in range(rate // 100):
+                        tasks.append(asyncio.create_task(one(step * 1000 + j)))
+                    await asyncio.sleep(max(0.0, started + (step + 1) * tick - time.perf_counter()))
+                await asyncio.gather(*tasks)
+                offered = len(tasks) / (time.perf_counter() - started)
+        finally:
+            hub.send_signal(signal.SIGTERM)
+            hub.wait(timeout=30)
+    latencies.sort()
+    return {"offered_per_s": offered, "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+            "max_ms": latencies[-1] * 1000}  # fmt: skip
+
+
+async def main(count: int, signatures: str, rate: int) -> None:
+    with tempfile.TemporaryDirectory() as home:
+        async with broker(Path(home)) as bootstrap:
+            base = await passthrough(bootstrap, 2 * count, 300)
+            hub = await throughput(bootstrap, count, signatures)
+            print(f"signatures={signatures}")
+            print(f"baseline aiokafka pass-through: {base:,.0f} msg/s")
+            print(f"hub: {hub['messages_per_s']:,.0f} msg/s = {hub['exchanges_per_s']:,.0f} "
+                  f"exchanges/s (requests {hub['requests_s']:.2f} s, answers "
+                  f"{hub['responses_s']:.2f} s for {count:,})")  # fmt: skip
+            print(f"ratio hub/pass-through: {hub['messages_per_s'] / base:.2f} (target >= 0.5)")
+            lat = await latency(bootstrap, rate, 10, signatures)
+            print(f"latency at {lat['offered_per_s']:,.0f} exchanges/s offered: "
+                  f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
+                  f"max {lat['max_ms']:.1f} ms (target p99 <= 25 ms)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=20_000)
+    parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="strict")
+    parser.add_argument("--rate", type=int, default=2000)
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.signatures, args.rate))
