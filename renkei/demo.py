@@ -33,7 +33,7 @@ from renkei.crypto import keystore
 from renkei.errors import ExchangeError, HubRefusedError
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
-from schemas.models import Basic4, ForwardedRequest, LifeEventNotice, Message, Sex
+from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice, Message, Sex
 
 __all__ = ["run_demo"]
 
