@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
+from aiokafka.partitioner import murmur2
 
 __all__ = ["BatchHandler", "LoopStats", "Output", "TransactionalLoop"]
 
@@ -109,6 +110,8 @@ class TransactionalLoop:
             max_batch_size=256 * 1024,
         )
         self._running = False
+        self._partitions: dict[str, list[int]] = {}
+        self._round_robin = 0
 
     async def start(self) -> None:
         await self._producer.start()
@@ -146,8 +149,7 @@ class TransactionalLoop:
         offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part}
         try:
             await self._producer.begin_transaction()
-            for out in outputs:
-                await self._producer.send(out.topic, out.value, out.key, out.partition)
+            await self._send_all(outputs)
             if offsets:
                 await self._producer.send_offsets_to_transaction(offsets, self._group_id)
             await self._producer.commit_transaction()
@@ -170,3 +172,37 @@ class TransactionalLoop:
         self.stats.records_in += len(records)
         self.stats.records_out += len(outputs)
         self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+
+    async def _send_all(self, outputs: list[Output]) -> None:
+        """Append the outputs to one record batch per partition, in order.
+
+        ``send()`` costs ≈ 7.6 µs a record here, building batches ourselves ≈ 1.9 µs
+        (docs/benchmarks.md). Keys are partitioned with murmur2 like every Kafka client,
+        so a person's messages land where any other producer would have put them.
+        """
+        batches: dict[tuple[str, int], Any] = {}
+        for out in outputs:
+            partition = out.partition
+            if partition is None:
+                partition = await self._partition_of(out.topic, out.key)
+            tp = (out.topic, partition)
+            batch = batches.get(tp)
+            if batch is None:
+                batch = batches[tp] = self._producer.create_batch()
+            if batch.append(key=out.key, value=out.value, timestamp=None) is None:
+                await self._producer.send_batch(batch, out.topic, partition=partition)
+                batch = batches[tp] = self._producer.create_batch()
+                batch.append(key=out.key, value=out.value, timestamp=None)
+        for (topic, partition), batch in batches.items():
+            await self._producer.send_batch(batch, topic, partition=partition)
+
+    async def _partition_of(self, topic: str, key: bytes | None) -> int:
+        partitions = self._partitions.get(topic)
+        if partitions is None:
+            partitions = sorted(await self._producer.partitions_for(topic))
+            self._partitions[topic] = partitions
+        if key is None:
+            self._round_robin += 1
+            return partitions[self._round_robin % len(partitions)]
+        index: int = murmur2(key) & 0x7FFFFFFF
+        return partitions[index % len(partitions)]
