@@ -20,6 +20,7 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -169,7 +170,9 @@ async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> d
                "RENKEI_HUB_TOPIC_PREFIX": topics.prefix, "RENKEI_HUB_KEY_DIR": str(key_dir),
                "RENKEI_HUB_GROUP_ID": f"{topics.prefix}hub", "RENKEI_HUB_SIGNATURES": signatures,
                "RENKEI_HUB_POLL_MS": "5"}  # fmt: skip
-        hub = subprocess.Popen(  # noqa: ASYNC220 - started once, before the clock runs[sys.executable, "-m", "renkei", "hub", "--loglevel", "error"],
+        # Started once, before the clock runs: blocking here is fine.
+        hub = subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "renkei", "hub", "--loglevel", "error"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip  # noqa: E501
 
         async def handler(_: Any) -> dict[str, Any]:
