@@ -20,7 +20,7 @@ __all__ = ["kafka_app"]
 kafka_app = typer.Typer(help="Run a local Apache Kafka cluster on 127.0.0.1.", no_args_is_help=True)
 
 Nodes = Annotated[int, typer.Option("--nodes", help="1, or 3 for fault tests.")]
-Port = Annotated[int, typer.Option("--port", help="First broker port.")]
+Port = Annotated[int, typer.Option("--port", help="First broker port.", envvar="RENKEI_KAFKA_PORT")]
 
 
 def _cluster(nodes: int = 1, port: int = 19092) -> LocalCluster:
