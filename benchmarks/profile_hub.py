@@ -90,9 +90,11 @@ def main(mode: str = "trust-acl", count: int = 5000) -> None:
     outputs = hub.handle(records)  # type: ignore[arg-type]  # Record has what the hub reads
     profile.disable()
     handle_us = (time.perf_counter() - started) / count * 1e6
-    print(f"signatures={mode}: Hub.handle {handle_us:.1f} µs per request (under cProfile), "
-          f"{len(outputs) / count:.1f} records written per request; "
-          f"baseline decode alone {decode_us:.1f} µs; ratio {handle_us / decode_us:.1f}x")  # fmt: skip
+    print(
+        f"signatures={mode}: Hub.handle {handle_us:.1f} µs per request (under cProfile), "
+        f"{len(outputs) / count:.1f} records written per request; baseline decode alone "
+        f"{decode_us:.1f} µs; ratio {handle_us / decode_us:.1f}x"
+    )
     pstats.Stats(profile).sort_stats("tottime").print_stats(15)
 
 
