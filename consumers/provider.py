@@ -29,6 +29,7 @@ from producers.sealing_context import attributes_aad
 from renkei.crypto import AgencyKeys, SuiteName, encode_attributes, seal
 from renkei.envelope import sign_message
 from renkei.errors import ConfigurationError, DecodeError, SealingError
+from renkei.settings import FETCH_MAX_WAIT_MS
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import (
@@ -193,6 +194,7 @@ class ProviderService:
                 group_id=self.group_id,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 auto_offset_reset="earliest",
             )
             await self._consumer.start()

@@ -21,10 +21,20 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.partitioner import murmur2
+from aiokafka.producer import sender as aiokafka_sender
+
+from renkei.settings import FETCH_MAX_WAIT_MS
 
 __all__ = ["BatchHandler", "LoopStats", "Output", "TransactionalLoop"]
 
 log = logging.getLogger(__name__)
+
+# Right after a commit, Kafka answers the next transaction's AddPartitionsToTxn with
+# CONCURRENT_TRANSACTIONS until the commit markers are written (about a millisecond
+# here); aiokafka then waits a fixed 20 ms (KAFKA-5477's value) before asking again, which
+# made every hub batch cost >= 20 ms and every exchange >= 40 ms. Asking again after 2 ms
+# costs a few tiny requests and removes that floor (docs/benchmarks.md, latency).
+aiokafka_sender.BACKOFF_OVERRIDE = 0.002
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +108,7 @@ class TransactionalLoop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_poll_records=max_batch,
             metadata_max_age_ms=5_000,  # new agencies' topics are picked up within seconds
         )

@@ -47,6 +47,7 @@ from renkei.errors import (
     SealingError,
     SignatureError,
 )
+from renkei.settings import FETCH_MAX_WAIT_MS
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import (
@@ -263,6 +264,7 @@ class AgencyClient:
                 group_id=self.group_id,
                 enable_auto_commit=False,
                 isolation_level="read_committed",
+                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
                 auto_offset_reset="latest",
             )
             await self._consumer.start()
