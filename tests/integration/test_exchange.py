@@ -24,6 +24,7 @@ from schemas.models import (
     EnrolmentOutcome,
     ErrorCode,
     ForwardedRequest,
+    HpkeSuite,
     Sex,
 )
 from tests.integration.hub_env import HubEnv, hub_env, read_topic
@@ -137,9 +138,16 @@ async def test_exchange_answers_with_sealed_values(env: HubEnv) -> None:
         values = await city.request(
             link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
         )
+        # Long-lived data: the hybrid post-quantum suite, selected per request.
+        hybrid = await city.request(
+            link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1],
+            suite="MLKEM768_X25519",
+        )  # fmt: skip
     assert values == {items[0]: f"value of {items[0]}"}
+    assert hybrid == values
     # The provider saw the person under its own code, never the requester's.
-    assert [r.provider_link_code for r in seen] == [jps_code]
+    assert [r.provider_link_code for r in seen] == [jps_code, jps_code]
+    assert [r.hpke_suite for r in seen] == [HpkeSuite.X25519, HpkeSuite.MLKEM768_X25519]
     assert seen[0].requester == "city-shinagawa"
     # The hub recorded metadata only: the value never appears in the audit trail.
     audit = await read_topic(
