@@ -65,6 +65,11 @@ def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
     except InvalidLinkCodeError as exc:
         raise Refusal(ErrorCode.INVALID_LINK_CODE, str(exc)) from exc
     key = audit_key(hub.keyring, id_code)
+    if hub.holdings.get(f"{key}|{requester}") is None:
+        # A genuine code of an agency that has since de-enrolled the person.
+        raise Refusal(
+            ErrorCode.NOT_ENROLLED, f"{requester} no longer holds this person", audit_key=key
+        )
     if hub.holdings.get(f"{key}|{req.provider}") is None:
         raise Refusal(
             ErrorCode.PROVIDER_DOES_NOT_HOLD,

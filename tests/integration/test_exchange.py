@@ -262,3 +262,36 @@ async def test_bad_signature_is_refused(env: HubEnv) -> None:
             await impostor.enrol("X-1", my_number=people[0].my_number, timeout_s=20)
     assert caught.value.code is ErrorCode.BAD_SIGNATURE
     await asyncio.sleep(0)
+
+
+async def test_late_answer_and_deenrolled_requester(env: HubEnv) -> None:
+    people = generate_population(2, seed=31)
+    await register_all(env, people)
+    city_code, _ = await enrolled_pair(env, people[0])
+    scenario, items = scenario_between(env, "city-shinagawa", "jps")
+
+    async def slow(request: ForwardedRequest) -> dict[str, Any]:
+        await asyncio.sleep(2.5)  # past the 1.5 s deadline
+        return dict.fromkeys(request.items, "too late")
+
+    provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, slow)
+    async with provider, client(env, "city-shinagawa") as city:
+        with pytest.raises(HubRefusedError) as caught:
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1],
+                deadline_s=1.5,
+            )  # fmt: skip
+        assert caught.value.code is ErrorCode.TIMEOUT  # exactly one answer: the timeout
+        audit = await read_topic(
+            env.kafka, env.topics.audit,
+            lambda got: any(isinstance(m, AuditRecord) and m.step is AuditStep.LATE_ANSWER for m in got),  # noqa: E501
+        )  # fmt: skip
+        assert sum(isinstance(m, AuditRecord) and m.step is AuditStep.TIMED_OUT for m in audit) == 1
+
+        # After de-enrolling, the city's genuine code no longer entitles it to ask.
+        await city.deenrol(city_code, "S-9")
+        with pytest.raises(HubRefusedError) as caught:
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
+            )
+        assert caught.value.code is ErrorCode.NOT_ENROLLED
