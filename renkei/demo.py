@@ -86,6 +86,10 @@ class Demo:
         self.say(f"[bold]hub[/] running, topics under [cyan]{self.topics.prefix}[/]")
         try:
             await self._registry()
+            # The hub reads the registry beside the agencies' topics; enrolling a person
+            # before their registration is applied would answer NO_MATCH. Wait for it.
+            while len(hub.hub.persons) < len(self.population):  # noqa: ASYNC110 - polled state
+                await asyncio.sleep(0.05)
             for agency in (*HOLDERS, OFFLINE):
                 self.clients[agency] = AgencyClient(
                     agency, keystore.load(self.key_dir, agency), self.kafka, self.topics,

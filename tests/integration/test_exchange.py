@@ -43,11 +43,28 @@ def basic4_of(person: Person) -> Basic4:
 
 
 async def register_all(env: HubEnv, people: list[Person]) -> None:
+    """Publish the people and wait until the hub has applied them.
+
+    The hub reads the registry and the agencies' topics in parallel: an enrolment sent
+    the moment a person is registered may be matched before the registration arrives
+    (NO_MATCH, and the agency tries again later). Tests wait instead.
+    """
     async with RegistryPublisher(env.keys("registry"), env.kafka, env.topics) as registry:
         for person in people:
             await registry.register(
                 person.resident_code, person.my_number, basic4_of(person), person.birth_date
             )
+    await wait_registered(env.kafka, env.topics, len(people))
+
+
+async def wait_registered(kafka: dict[str, Any], topics: Topics, count: int) -> None:
+    """Wait until the audit trail shows ``count`` applied registry events."""
+
+    def applied(got: list[Any]) -> bool:
+        steps = (isinstance(m, AuditRecord) and m.step is AuditStep.REGISTRY_APPLIED for m in got)
+        return sum(steps) >= count
+
+    await read_topic(kafka, topics.audit, applied, timeout_s=60)
 
 
 def client(env: HubEnv, agency: str) -> AgencyClient:

@@ -26,7 +26,7 @@ from renkei.cli.keys import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import ForwardedRequest, HubError
-from tests.integration.test_exchange import basic4_of
+from tests.integration.test_exchange import basic4_of, wait_registered
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +77,7 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
                 person.resident_code, person.my_number, basic4_of(person), person.birth_date
             )
 
+    await wait_registered(kafka, topics, PEOPLE)
     city = AgencyClient("city-shinagawa", keystore.load(key_dir, "city-shinagawa"), kafka, topics, grace_s=120)  # fmt: skip  # noqa: E501
     jps = AgencyClient("jps", keystore.load(key_dir, "jps"), kafka, topics)
     answered_by_provider: list[str] = []
