@@ -2,32 +2,27 @@
 
 The hub picks each record's partition itself (from the audit key), so it knows the
 previous record of that partition: ``prev_hash`` is the SHA-256 of that record's bytes.
-The chain heads live in a state table written in the same transaction as the records,
-so a crashed batch leaves neither records nor a moved head behind.
+The chain heads (hash, position, last checkpoint) live in a state table written in the
+same transaction as the records, so a crashed batch leaves neither records nor a moved
+head behind. :mod:`.checkpoints` signs where each chain stands; ``docs/audit.md`` says
+what a verifier can prove from it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Iterable
 
+from renkei.audit.chain import GENESIS, chain_hash
 from schemas.codec import Codec
 from schemas.models import AuditRecord, AuditStep, Header, now_ms
 
+from .checkpoints import ChainHead, Checkpointer
 from .ids import derive_id
 from .pipeline import Output
 from .state import Table
 
 __all__ = ["GENESIS", "AuditTrail", "chain_hash"]
-
-GENESIS = bytes(32)
-"""``prev_hash`` of the first record of a partition."""
-
-
-def chain_hash(record_bytes: bytes) -> bytes:
-    """What the next record of the partition carries as ``prev_hash``."""
-    return hashlib.sha256(record_bytes).digest()
 
 
 class AuditTrail:
@@ -35,14 +30,29 @@ class AuditTrail:
 
     :param topic: ``hub.audit``.
     :param partitions: its partition count.
-    :param heads: state table partition → hex hash of the last record written there.
+    :param heads: state table partition → :class:`.ChainHead` of that partition.
+    :param checkpointer: signs checkpoints when due; None writes none (tests of the chain).
+    :param withheld_scenarios: records of exchanges under these scenarios are written with
+        ``disclosable = false``: the citizen portal hides them until an operator releases
+        them (investigations; ``docs/audit.md``).
     """
 
-    def __init__(self, topic: str, partitions: int, codec: Codec, heads: Table[str]) -> None:
+    def __init__(
+        self,
+        topic: str,
+        partitions: int,
+        codec: Codec,
+        heads: Table[ChainHead],
+        checkpointer: Checkpointer | None = None,
+        withheld_scenarios: Iterable[str] = (),
+    ) -> None:
         self.topic = topic
         self.partitions = partitions
         self._codec = codec
         self._heads = heads
+        self._checkpointer = checkpointer
+        self._withheld = frozenset(withheld_scenarios)
+        self._saved: dict[int, ChainHead | None] = {}
 
     def partition_of(self, audit_key: str | None, actor: str) -> int:
         return zlib.crc32((audit_key or actor).encode()) % self.partitions
@@ -67,6 +77,8 @@ class AuditTrail:
         """One audit record. ``cause`` is the id of the message (or event) that caused it."""
         partition = self.partition_of(audit_key, actor)
         head = self._heads.get(str(partition))
+        if partition not in self._saved:
+            self._saved[partition] = head
         now = now_ms()
         record = AuditRecord(
             header=Header.new(
@@ -83,11 +95,43 @@ class AuditTrail:
             request_id=request_id,
             hub_request_id=hub_request_id,
             error_code=error_code,
-            disclosable=disclosable,
+            disclosable=disclosable and scenario_id not in self._withheld,
             occurred_at=now,
-            prev_hash=bytes.fromhex(head) if head else GENESIS,
+            prev_hash=head.hash if head is not None else GENESIS,
         )
         data = self._codec.encode(record)
-        self._heads.put(str(partition), chain_hash(data).hex())
+        if head is None:
+            head = ChainHead(chain_hash(data), 1)
+        else:
+            count = None if head.count is None else head.count + 1
+            head = ChainHead(chain_hash(data), count, head.checkpointed, head.checkpoint_ms)
+        self._heads.put(str(partition), head)
         key = (audit_key or actor).encode()
         return Output(self.topic, key, data, partition)
+
+    # -- one input at a time -------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Start one input record's worth of audit records (see :meth:`abort`)."""
+        self._saved.clear()
+
+    def abort(self) -> None:
+        """Forget the chain moves since :meth:`begin`: their records will not be written.
+
+        The hub drops a failed input's outputs; without this, the head would point at a
+        record that never reaches Kafka and ``verify`` would report a removed record.
+        """
+        for partition, head in self._saved.items():
+            if head is None:
+                self._heads.delete(str(partition))
+            else:
+                self._heads.put(str(partition), head)
+        self._saved.clear()
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def checkpoints(self, now_ms: int) -> list[Output]:
+        """Signed checkpoints of the partitions that are due; call after the batch's records."""
+        if self._checkpointer is None:
+            return []
+        return self._checkpointer.due(self._heads, now_ms)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from renkei.crypto import audit_key
-from renkei.errors import CryptoError
+from renkei.errors import CryptoError, ExpiredLinkCodeError
 from schemas.models import (
     AuditStep,
     DeenrolmentRequest,
@@ -54,6 +54,9 @@ def enrol(hub: Hub, agency: str, request: EnrolmentRequest) -> list[Output]:
                     since_ms=int(request.header.sent_at.timestamp() * 1000),
                 ),
             )
+            # Fan-out looks holders up here; an event later in this same batch must see
+            # the holding (the table, not this index, decides whether it exists).
+            hub.holders.setdefault(key, set()).add(agency)
     hub.metrics[f"enrolment.{match.outcome}"] += 1
     result = EnrolmentResult(
         header=Header.new("hub", cause, message_id=derive_id("enrol", cause)),
@@ -77,6 +80,8 @@ def deenrol(hub: Hub, agency: str, request: DeenrolmentRequest) -> list[Output]:
     cause = request.header.message_id
     try:
         id_code = hub.links.open(agency, request.link_code, hub.now())
+    except ExpiredLinkCodeError as exc:
+        raise Refusal(ErrorCode.EXPIRED_LINK_CODE, str(exc)) from exc
     except CryptoError as exc:
         raise Refusal(ErrorCode.INVALID_LINK_CODE, str(exc)) from exc
     key = audit_key(hub.keyring, id_code)

@@ -1,51 +1,112 @@
-"""Life-event fan-out: each registry event, translated, to every agency holding the person.
+"""Life-event fan-out: each registry event, translated, to the agencies that must learn it.
 
-An agency learns only the kinds of event the directory entitles it to, under its own
-link code. Notices are keyed by that link code, so one person's notices stay in order in
-one partition of the agency's ``.in`` topic.
+Who learns of an **original** event (:func:`recipients`): every agency whose holding of the
+person *covers the event's time* and whose directory entry entitles it to the kind. A
+holding covers the event when it began no later than the registry sent the event
+(``Holding.since_ms <= header.sent_at``). Not the effective date: the registry may publish
+a change long after it took effect in law, and every agency holding the person by then
+needs it; an agency that enrols later is matched against the person as they are by then.
+
+Who learns of a **correction or annulment** (:func:`told_of`): exactly the agencies that
+were told of the event it names (recorded in the person's row), as long as they still
+hold the person. Entitlement is not checked again: they are withdrawing or amending what
+they were told. An agency that has de-enrolled hears nothing more about the person.
+
+Each notice carries the receiving agency's own link code and is keyed by it, so one
+person's notices stay in order in one partition of the agency's ``.in`` topic.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from schemas.models import AuditStep, Header, LifeEventNotice, RegistryEvent
+from renkei.crypto import LINK_CODE_LENGTH
+from schemas.models import AuditStep, EventAction, Header, LifeEventNotice, RegistryEvent
 
 from .ids import derive_id
+from .pipeline import Output
+from .splice import Template
 
 if TYPE_CHECKING:
     from .hub import Hub
-    from .pipeline import Output
-    from .records import PersonState
+    from .records import AppliedEvent
 
-__all__ = ["notify"]
+__all__ = ["notify", "recipients", "told_of"]
+
+_CODE_SLOT = "z" * LINK_CODE_LENGTH  # where each agency's code goes (found once, or no template)
 
 
-def notify(hub: Hub, event: RegistryEvent, person: PersonState, audit_key: str) -> list[Output]:
-    """Notices for every entitled holder of the person, with one audit record each."""
-    outputs: list[Output] = []
-    id_code = bytes.fromhex(person.id_code)
-    for agency in sorted(hub.holders.get(audit_key, ())):
-        if not hub.directory.entitled(agency, event.kind):
+def recipients(hub: Hub, event: RegistryEvent, audit_key: str) -> tuple[str, ...]:
+    """The agencies an original event goes to, in a fixed (sorted) order."""
+    holders = hub.holders.get(audit_key)
+    if not holders:
+        return ()
+    sent_ms = int(event.header.sent_at.timestamp() * 1000)
+    chosen = []
+    for agency in sorted(holders):
+        # ``holders`` may run ahead of the table (it learns of holdings as they are
+        # staged); the table says whether the holding exists in this batch.
+        holding = hub.holdings.get(f"{audit_key}|{agency}")
+        if holding is None or holding.since_ms > sent_ms:
             continue
-        link_code = hub.links.mint(agency, id_code)
-        cause = event.header.message_id
-        notice = LifeEventNotice(
-            header=Header.new("hub", cause, message_id=derive_id("notice", cause, agency)),
-            link_code=link_code,
-            event_id=event.event_id,
-            kind=event.kind,
-            action=event.action,
-            corrects_event_id=event.corrects_event_id,
-            effective_date=event.effective_date,
-            body=event.body,
-        )
-        outputs.append(hub.send(hub.topics.agency_in(agency), link_code, notice))
+        if hub.directory.entitled(agency, event.kind):
+            chosen.append(agency)
+    return tuple(chosen)
+
+
+def told_of(hub: Hub, original: AppliedEvent, audit_key: str) -> tuple[str, ...]:
+    """The agencies a correction or annulment of ``original`` goes to."""
+    return tuple(
+        agency
+        for agency in original.notified
+        if hub.holdings.get(f"{audit_key}|{agency}") is not None
+        and hub.directory.agency(agency) is not None
+    )
+
+
+def notify(
+    hub: Hub, event: RegistryEvent, id_code: str, audit_key: str, agencies: tuple[str, ...]
+) -> list[Output]:
+    """One notice per agency under its own link code, each with a NOTIFIED audit record."""
+    if not agencies:
+        return []
+    person = bytes.fromhex(id_code)
+    cause = event.header.message_id
+    # One notice is validated and encoded per event; each agency's copy differs only in
+    # its message id and link code, spliced into the bytes (:mod:`.splice`).
+    id_slot, code_slot = derive_id("notice-template", cause), _CODE_SLOT
+    notice = LifeEventNotice(
+        header=Header.new("hub", cause, message_id=id_slot),
+        link_code=code_slot,
+        event_id=event.event_id,
+        kind=event.kind,
+        action=event.action,
+        corrects_event_id=event.corrects_event_id,
+        effective_date=event.effective_date,
+        body=event.body,
+    )
+    template = Template.build(hub.codec, notice, (id_slot, code_slot))
+    strict = hub.settings.signatures == "strict"
+    told = (event.kind,) if event.action is EventAction.ORIGINAL else (event.kind, event.action)
+    outputs: list[Output] = []
+    for agency in agencies:
+        link_code = hub.links.mint(agency, person)
+        message_id = derive_id("notice", cause, agency)
+        topic = hub.topics.agency_in(agency)
+        data = template.fill((message_id, link_code)) if template is not None else None
+        if data is None or template is None:  # the ordinary way: same bytes, slower
+            header = notice.header.model_copy(update={"message_id": message_id})
+            copy = notice.model_copy(update={"header": header, "link_code": link_code})
+            outputs.append(hub.send(topic, link_code, copy))
+        else:
+            if strict:
+                data = template.sign(data, hub.hub_key.sign(data))
+            outputs.append(Output(topic, link_code.encode(), data))
         outputs.append(
             hub.audit.record(
                 AuditStep.NOTIFIED, cause=derive_id("notified", cause, agency), actor="hub",
-                audit_key=audit_key, provider="registry", requester=agency,
+                audit_key=audit_key, provider="registry", requester=agency, items=told,
             )
         )  # fmt: skip
-        hub.metrics["notices"] += 1
+    hub.metrics["notices"] += len(agencies)
     return outputs

@@ -1,8 +1,9 @@
 """The hub: decodes each input record, runs its flow, and collects what it must write.
 
 Reading top to bottom: :meth:`Hub.handle` takes a batch; :meth:`Hub._one` decides what a
-record is (registry event, directory entry, a message from an agency); the flows in
-:mod:`.registry_sync`, :mod:`.enrolment` and :mod:`.exchange` do the work; a
+record is (registry event, directory entry, operator command, a message from an agency);
+the flows in :mod:`.registry_sync`, :mod:`.enrolment`, :mod:`.exchange` and
+:mod:`.rotation` do the work; a
 :class:`.Refusal` becomes a typed error to the sender; bytes that are not a message go to
 the dead-letter topic. Nothing a sender does can stop the batch.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,6 +20,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
+from renkei.audit.chain import AuditSigner, load_or_create_signer
 from renkei.crypto import KeyRing, LinkCodes, SigningKey
 from renkei.envelope import sign_message, verify_message
 from renkei.errors import DecodeError, SignatureError
@@ -39,13 +42,15 @@ from schemas.models import (
     ScenarioEntry,
 )
 
-from . import enrolment, exchange, registry_sync
+from . import enrolment, exchange, registry_sync, rotation
 from .audit import AuditTrail
+from .checkpoints import ChainHead, Checkpointer
+from .control import control_topic
 from .directory import Directory
 from .ids import derive_id
 from .matching import PersonIndex
 from .pipeline import Output
-from .records import Holding, Pending, PersonState
+from .records import Holding, KeyStateRecord, Pending, PersonState
 from .refusals import Refusal
 from .settings import HubSettings
 from .state import Table
@@ -62,10 +67,17 @@ class Hub:
     :param keyring: link-code, audit and ID-code keys from the master secret.
     :param hub_key: the hub's signing key.
     :param settings: worker settings.
+    :param audit_signer: signs audit checkpoints; by default the key in
+        ``settings.key_dir`` (created there if missing).
     """
 
     def __init__(
-        self, topics: Topics, keyring: KeyRing, hub_key: SigningKey, settings: HubSettings
+        self,
+        topics: Topics,
+        keyring: KeyRing,
+        hub_key: SigningKey,
+        settings: HubSettings,
+        audit_signer: AuditSigner | None = None,
     ) -> None:
         self.topics = topics
         self.keyring = keyring
@@ -86,8 +98,25 @@ class Hub:
         self.pending: Table[Pending] = Table(
             topics.state("pending"), Pending.to_bytes, Pending.from_bytes, self._pending_changed
         )
-        self.chain: Table[str] = Table(topics.state("audit-chain"), str.encode, bytes.decode)
-        self.audit = AuditTrail(topics.audit, topics.partitions, self.codec, self.chain)
+        self.chain: Table[ChainHead] = Table(
+            topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes
+        )
+        checkpointer = Checkpointer(
+            topics.audit, topics.partitions,
+            audit_signer or load_or_create_signer(settings.key_dir), self.codec,
+            settings.audit_checkpoint_records, settings.audit_checkpoint_ms,
+        )  # fmt: skip
+        withheld = [s.strip() for s in settings.audit_withheld_scenarios.split(",") if s.strip()]
+        self.audit = AuditTrail(
+            topics.audit, topics.partitions, self.codec, self.chain, checkpointer, withheld
+        )
+        self.keys: Table[KeyStateRecord] = Table(
+            topics.state("keys"), KeyStateRecord.to_bytes, KeyStateRecord.from_bytes,
+            self._keys_changed,
+        )  # fmt: skip
+        if isinstance(keyring, rotation.StagedKeyRing):
+            keyring.follow(self.keys)  # a rotation staged in a batch applies to its rest
+        self.control_topic = control_topic(topics)
         self.holders: dict[str, set[str]] = {}  # audit key → agencies holding the person
         self.by_id_code: dict[str, str] = {}  # id code hex → resident code
         self._deadlines: list[tuple[int, str]] = []
@@ -96,17 +125,20 @@ class Hub:
 
     @property
     def tables(self) -> list[Table[Any]]:
-        return [self.persons, self.holdings, self.pending, self.chain]
+        return [self.persons, self.holdings, self.pending, self.chain, self.keys]
 
     def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Output]:
         outputs: list[Output] = []
         for record in records:
+            self.audit.begin()
             try:
                 outputs += self._one(record)
             except Exception as exc:
                 # A defect of ours must not stop everyone else's traffic: park the input.
                 log.exception("unexpected error on %s/%s", record.topic, record.offset)
+                self.audit.abort()  # its audit records are dropped with its outputs
                 outputs += self._dead_letter(record, ErrorCode.INTERNAL, repr(exc))
+        outputs += self.audit.checkpoints(int(time.time() * 1000))
         for table in self.tables:
             outputs += table.changes()
         return outputs
@@ -119,6 +151,7 @@ class Hub:
             pending = self.pending.get(hub_request_id)
             if pending is not None and pending.deadline_ms <= now_ms:
                 outputs += exchange.time_out(self, hub_request_id, pending)
+        outputs += self.audit.checkpoints(now_ms)
         if outputs:
             for table in self.tables:
                 outputs += table.changes()
@@ -140,6 +173,8 @@ class Hub:
         topic = record.topic
         if topic == self.topics.directory:
             return self._directory(record)
+        if topic == self.control_topic:
+            return rotation.handle_command(self, record)
         if record.value is None:
             return []
         try:
@@ -292,6 +327,12 @@ class Hub:
             self.holders.get(audit_key, set()).discard(agency)
         else:
             self.holders.setdefault(audit_key, set()).add(agency)
+
+    def _keys_changed(
+        self, agency: str, old: KeyStateRecord | None, new: KeyStateRecord | None
+    ) -> None:
+        if new is not None:
+            self.keyring.set_state(agency, new.state)
 
     def _pending_changed(self, key: str, old: Pending | None, new: Pending | None) -> None:
         if new is not None:

@@ -1,8 +1,9 @@
 """The values of the hub's state tables (JSON in compacted ``hub.state.*`` topics).
 
 They never hold attribute values: a person row is what the resident registry published
-(the hub's copy for matching), a holding says who holds whom, a pending row says who
-waits for which answer until when.
+(the hub's copy for matching) with the few latest events that changed it, a holding says
+who holds whom, a pending row says who waits for which answer until when, a key-state row
+says which link-code key version of an agency is current (versions and dates, no keys).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from datetime import date
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas.models import Basic4
+from renkei.crypto import AgencyKeyState
+from schemas.models import Basic4, EventBody, EventKind
 
-__all__ = ["Holding", "Pending", "PersonState"]
+__all__ = ["AppliedEvent", "Holding", "KeyStateRecord", "Pending", "PersonState"]
 
 
 class _State(BaseModel):
@@ -23,13 +25,34 @@ class _State(BaseModel):
         return self.model_dump_json().encode()
 
 
+class AppliedEvent(_State):
+    """A registry event applied to a person, kept so a correction or annulment can name it.
+
+    ``previous`` describes the person's facts of this kind just before the event (``None``
+    for a registration, and for "alive" before a death); an annulment restores it.
+    ``notified`` are the agencies that were told of the event: they, and only they, are
+    told of its corrections and its annulment.
+    """
+
+    event_id: str
+    kind: EventKind
+    body: EventBody
+    previous: EventBody | None = None
+    notified: tuple[str, ...] = ()
+
+
 class PersonState(_State):
-    """One person as the registry last described them; keyed by resident code."""
+    """One person as the registry last described them; keyed by resident code.
+
+    ``history`` holds the registration and the latest few events of each kind
+    (:data:`hub_stream.history.HISTORY_PER_KIND`), oldest first.
+    """
 
     id_code: str  # hex; never leaves the hub
     my_number: str
     basic4: Basic4
     died_on: date | None = None
+    history: tuple[AppliedEvent, ...] = ()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PersonState:
@@ -65,4 +88,22 @@ class Pending(_State):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Pending:
+        return cls.model_validate_json(data)
+
+
+class KeyStateRecord(_State):
+    """An agency's link-code key state as the hub applied it; keyed by agency id.
+
+    Published to the compacted ``hub.state.keys`` topic in the transaction that sent the
+    agency its link-code remaps; restored at start. Versions and dates only, never keys.
+    """
+
+    agency_id: str
+    state: AgencyKeyState
+    command_id: str  # the operator's rotation command that produced it
+    requested_by: str
+    remapped: int  # LinkCodeRemap messages sent, one per person the agency held
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> KeyStateRecord:
         return cls.model_validate_json(data)

@@ -2,8 +2,12 @@
 
 A REGISTERED event gives the person an ID code derived from the event id (stable when the
 hub replays the registry). Moves, renames, deaths and number reissues update the row;
-the ID code — and so every agency's link code — never changes. Each applied event is
-then fanned out to the agencies holding the person (:mod:`.fanout`).
+the ID code — and so every agency's link code — never changes. A CORRECTION replaces the
+facts of the event it names, an ANNULMENT undoes them (:mod:`.history` keeps what that
+needs). Each applied event is then fanned out (:mod:`.fanout`): an original to the
+holders entitled to it, a correction or annulment to exactly the agencies that were told
+of the event it names. A registration reaches nobody: no agency can hold a person before
+the registry has registered them.
 """
 
 from __future__ import annotations
@@ -13,20 +17,9 @@ from typing import TYPE_CHECKING
 from renkei.crypto import audit_key, new_id_code
 from renkei.envelope import verify_message
 from renkei.errors import SignatureError
-from schemas.models import (
-    AuditStep,
-    EventAction,
-    EventKind,
-    NumberReissued,
-    PersonDied,
-    PersonMoved,
-    PersonRegistered,
-    PersonRenamed,
-    RegistryEvent,
-)
+from schemas.models import AuditStep, EventAction, EventKind, RegistryEvent
 
-from . import fanout
-from .records import PersonState
+from . import fanout, history
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -46,52 +39,43 @@ def apply(hub: Hub, event: RegistryEvent) -> list[Output]:
         except SignatureError as exc:
             return [_refused(hub, event, f"BAD_SIGNATURE: {exc}")]
     person = hub.persons.get(event.resident_code)
-    body = event.body
-    if event.kind is EventKind.REGISTERED and isinstance(body, PersonRegistered):
-        if person is None:
-            id_code = new_id_code(hub.keyring, event.event_id)
-            person = PersonState(
-                id_code=id_code.hex(), my_number=body.my_number, basic4=body.basic4
-            )
-        else:  # a correction of the registration: same person, corrected facts
-            person = person.model_copy(update={"my_number": body.my_number, "basic4": body.basic4})
-    elif person is None:
-        return [_refused(hub, event, "NOT_ENROLLED: no person with this resident code")]
-    elif event.action is EventAction.ANNULMENT:
-        person = _annul(person, event)
-    elif isinstance(body, PersonMoved):
-        person = person.model_copy(
-            update={"basic4": person.basic4.model_copy(update={"address": body.address})}
-        )
-    elif isinstance(body, PersonRenamed):
-        basic4 = person.basic4.model_copy(update={"name": body.name, "name_kana": body.name_kana})
-        person = person.model_copy(update={"basic4": basic4})
-    elif isinstance(body, PersonDied):
-        person = person.model_copy(update={"died_on": body.date_of_death})
-    elif isinstance(body, NumberReissued):
-        person = person.model_copy(update={"my_number": body.my_number})
-    else:
-        return [_refused(hub, event, f"MALFORMED_MESSAGE: {event.kind} without its body")]
+    recipients: tuple[str, ...] = ()
+    try:
+        if event.kind is EventKind.REGISTERED and event.action is EventAction.ORIGINAL:
+            if person is not None:
+                if history.find(person, event.event_id) is not None:
+                    hub.metrics["registry.duplicate"] += 1  # the registry sent it again
+                    return []
+                raise history.HistoryError("already registered: send a CORRECTION instead")
+            person = history.register(new_id_code(hub.keyring, event.event_id).hex(), event)
+            key = audit_key(hub.keyring, bytes.fromhex(person.id_code))
+        elif person is None:
+            return [_refused(hub, event, "NOT_ENROLLED: no person with this resident code")]
+        else:
+            key = audit_key(hub.keyring, bytes.fromhex(person.id_code))
+            if event.action is EventAction.ORIGINAL:
+                if history.find(person, event.event_id) is not None:
+                    hub.metrics["registry.duplicate"] += 1
+                    return []
+                recipients = fanout.recipients(hub, event, key)
+                person = history.apply_original(person, event, recipients)
+            else:
+                if event.action is EventAction.CORRECTION:
+                    person, original = history.correct(person, event)
+                else:
+                    person, original = history.annul(person, event)
+                recipients = fanout.told_of(hub, original, key)
+    except history.HistoryError as exc:
+        return [_refused(hub, event, f"MALFORMED_MESSAGE: {exc}")]
     hub.persons.put(event.resident_code, person)
-    key = audit_key(hub.keyring, bytes.fromhex(person.id_code))
+    hub.metrics[f"registry.{event.kind}.{event.action}"] += 1
     outputs = [
         hub.audit.record(
             AuditStep.REGISTRY_APPLIED, cause=event.header.message_id, actor="registry",
             audit_key=key,
         )
     ]  # fmt: skip
-    return outputs + fanout.notify(hub, event, person, key)
-
-
-def _annul(person: PersonState, event: RegistryEvent) -> PersonState:
-    """Undo what an annulled event changed, as far as the row can know it.
-
-    Only a death can be undone from the row alone (a death registered in error); an
-    annulled move or rename is followed by the registry's corrected event.
-    """
-    if event.kind is EventKind.DIED:
-        return person.model_copy(update={"died_on": None})
-    return person
+    return outputs + fanout.notify(hub, event, person.id_code, key, recipients)
 
 
 def _refused(hub: Hub, event: RegistryEvent, reason: str) -> Output:

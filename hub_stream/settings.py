@@ -50,3 +50,18 @@ class HubSettings(BaseSettings):
         default=24 * 3600 * 1000,
         description="RENKEI_HUB_MAX_DEADLINE_MS: furthest a request's deadline may lie ahead.",
     )
+    audit_checkpoint_records: int = Field(
+        default=1000,
+        description="RENKEI_HUB_AUDIT_CHECKPOINT_RECORDS: sign an audit checkpoint once a "
+        "partition has this many unsigned records (at the end of the batch).",
+    )
+    audit_checkpoint_ms: int = Field(
+        default=60_000,
+        description="RENKEI_HUB_AUDIT_CHECKPOINT_MS: sign at least this often while a "
+        "partition has unsigned records.",
+    )
+    audit_withheld_scenarios: str = Field(
+        default="",
+        description="RENKEI_HUB_AUDIT_WITHHELD_SCENARIOS: comma-separated scenario ids whose "
+        "audit records are not disclosable (the portal hides them until released).",
+    )

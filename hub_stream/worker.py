@@ -19,8 +19,10 @@ from renkei.errors import ConfigurationError
 from renkei.topics import Topics, ensure_topics
 from schemas.models import AgencyEntry, ScenarioEntry
 
+from .control import control_spec, control_topic
 from .hub import Hub
 from .pipeline import TransactionalLoop
+from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import Table, restore_tables
 
@@ -28,7 +30,7 @@ __all__ = ["HubService", "load_hub_keys"]
 
 log = logging.getLogger(__name__)
 
-STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain")
+STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain", "keys")
 
 
 def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
@@ -46,7 +48,7 @@ def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
         hub_key = keystore.load_hub_signing_key(settings.key_dir)
     except ConfigurationError:
         hub_key = keystore.create_hub_signing_key(settings.key_dir)
-    return KeyRing(master), hub_key
+    return StagedKeyRing(master), hub_key
 
 
 class HubService(mode.Service):
@@ -69,7 +71,9 @@ class HubService(mode.Service):
         admin = AIOKafkaAdminClient(**self.kafka)
         await admin.start()
         try:
-            await ensure_topics(admin, self.topics.hub_specs(STATE_TOPICS))
+            await ensure_topics(
+                admin, [*self.topics.hub_specs(STATE_TOPICS), control_spec(self.topics)]
+            )
         finally:
             await admin.close()
         directory: Table[bytes] = Table(
@@ -77,9 +81,10 @@ class HubService(mode.Service):
         )
         restored = await restore_tables(self.kafka, [*self.hub.tables, directory])
         log.info(
-            "restored %d state records: %d persons, %d holdings, %d pending, %d agencies",
+            "restored %d state records: %d persons, %d holdings, %d pending, %d agencies, "
+            "%d rotated keys",
             restored, len(self.hub.persons), len(self.hub.holdings), len(self.hub.pending),
-            len(self.hub.directory.agencies),
+            len(self.hub.directory.agencies), len(self.hub.keys),
         )  # fmt: skip
         self.loop_runner = TransactionalLoop(
             kafka=self.kafka,
@@ -104,7 +109,8 @@ class HubService(mode.Service):
         import re
 
         t = self.topics
-        return f"({t.agency_out_pattern()})|^{re.escape(t.registry_events)}$"
+        control = re.escape(control_topic(t))
+        return f"({t.agency_out_pattern()})|^{re.escape(t.registry_events)}$|^{control}$"
 
     @mode.Service.task
     async def _process(self) -> None:

@@ -26,6 +26,8 @@ may succeed (a broker that is still starting) or never will (a forged link code)
         ├── ProviderDeclinedError   the provider answered NO_DATA or REFUSED (``status``)
         ├── RequestTimeoutError     no answer arrived in time
         └── PublishError            a message could not be written to Kafka
+    AuditError                      the audit trail could not be read, replayed or shown
+    └── AuthenticationError         a citizen's signed challenge was not accepted
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from schemas.models import ErrorCode, ResponseStatus
 
 __all__ = [
+    "AuditError",
+    "AuthenticationError",
     "BadMagicError",
     "ConfigurationError",
     "ContractError",
@@ -180,3 +184,13 @@ class PublishError(ExchangeError):
     """Kafka did not acknowledge a message we wrote."""
 
     retriable = True
+
+
+class AuditError(RenkeiError):
+    """The audit trail could not be read, replayed or shown (not: it was tampered with;
+    that is a finding of ``renkei audit verify``, not an error)."""
+
+
+class AuthenticationError(AuditError):
+    """A citizen's signed challenge was not accepted by the portal (the reason stays
+    server-side: a caller learns only that it failed)."""

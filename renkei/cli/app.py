@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from .audit import audit_app
 from .demo import demo
 from .hub import hub
 from .kafka import kafka_app
 from .keys import directory_app, keys_app
+from .portal import portal_app
 
 app = typer.Typer(
     name="renkei",
@@ -21,3 +23,5 @@ app.command("hub")(hub)
 app.add_typer(keys_app, name="keys")
 app.add_typer(directory_app, name="directory")
 app.command("demo")(demo)
+app.add_typer(audit_app, name="audit")
+app.add_typer(portal_app, name="portal")

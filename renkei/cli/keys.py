@@ -1,10 +1,11 @@
-"""``renkei keys init`` and ``renkei directory publish``: key material and the directory."""
+"""``renkei keys init|rotate`` and ``renkei directory publish``: keys and the directory."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,7 +15,10 @@ from renkei.settings import KafkaSettings
 
 from ._common import console, friendly_errors
 
-__all__ = ["SENDERS", "directory_app", "init_keys", "keys_app", "publish"]
+if TYPE_CHECKING:
+    from hub_stream.records import KeyStateRecord
+
+__all__ = ["SENDERS", "directory_app", "init_keys", "keys_app", "publish", "rotate"]
 
 keys_app = typer.Typer(help="Key material of the hub and of local agencies.", no_args_is_help=True)
 directory_app = typer.Typer(help="The agency directory and scenario table.", no_args_is_help=True)
@@ -96,3 +100,66 @@ def publish_command(
     """Create the agencies' topics and publish the directory to hub.directory."""
     count = asyncio.run(publish(KafkaSettings(), prefix, key_dir, file))
     console.print(f"published {count} directory entries")
+
+
+async def rotate(
+    kafka: KafkaSettings, prefix: str, key_dir: Path, agency: str, grace_s: float, wait_s: float
+) -> KeyStateRecord | None:
+    """Ask the hub to rotate ``agency``'s link-code key; its new key state, once applied.
+
+    The command is signed with the operators' key and written to ``hub.control``; the hub
+    applies it in its transactional loop (new key version, one ``LinkCodeRemap`` per
+    person the agency holds, ``KEY_ROTATED`` audit record). With ``wait_s`` > 0 this waits
+    for the key state the hub publishes to ``hub.state.keys``; with 0 it returns None.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from hub_stream.control import RotateKey, control_spec, send_command, wait_for_key_state
+    from renkei.topics import Topics, ensure_topics
+
+    if grace_s < 0:
+        raise ConfigurationError("--grace-s must not be negative")
+    topics = Topics(prefix)
+    operator = keystore.load(key_dir, "operator").signing
+    command = RotateKey(agency_id=agency, grace_ms=round(grace_s * 1000)).signed(operator)
+    admin = AIOKafkaAdminClient(**kafka.kafka_kwargs())
+    await admin.start()
+    try:
+        await ensure_topics(admin, [control_spec(topics)])
+    finally:
+        await admin.close()
+    await send_command(kafka.kafka_kwargs(), topics, command)
+    if wait_s <= 0:
+        return None
+    return await wait_for_key_state(kafka.kafka_kwargs(), topics, command.command_id, wait_s)
+
+
+@keys_app.command("rotate")
+@friendly_errors
+def rotate_command(
+    agency: Annotated[str, typer.Option("--agency", help="The agency whose key leaked.")],
+    grace_s: Annotated[
+        float, typer.Option("--grace-s", help="How long its old link codes keep working.")
+    ] = 7 * 24 * 3600,
+    wait_s: Annotated[
+        float, typer.Option("--wait-s", help="Wait this long for the hub to apply it; 0: don't.")
+    ] = 60,
+    key_dir: KeyDir = Path(".renkei/keys"),
+    prefix: Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")] = "",
+) -> None:
+    """Rotate an agency's link-code key: new codes for everyone it holds, old ones expire."""
+    state = asyncio.run(rotate(KafkaSettings(), prefix, key_dir, agency, grace_s, wait_s))
+    if state is None:
+        console.print(f"rotation of {agency} requested; the hub sends the remaps when it runs")
+        return
+    s = state.state
+    console.print(
+        f"{agency}: link-code key version {s.current_version} since {_when(s.rotated_at)}; "
+        f"codes of version {s.previous_version} accepted until "
+        f"{_when(s.previous_valid_until)}, then refused with EXPIRED_LINK_CODE; "
+        f"{state.remapped} LinkCodeRemap messages sent"
+    )
+
+
+def _when(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat(timespec="milliseconds")

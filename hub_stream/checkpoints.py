@@ -1,0 +1,136 @@
+"""Signed audit checkpoints: the hub's statement of where each partition's chain stands.
+
+Every ``audit_checkpoint_records`` records of a partition, or every
+``audit_checkpoint_ms`` when at least one record is unsigned, the hub writes an
+``AuditCheckpoint`` into that partition, after the records it covers and in the same
+transaction. The chain head, its position and the last checkpointed position live in
+``hub.state.audit-chain`` (also in that transaction), so a restarted worker continues the
+count exactly. What is signed is defined in :mod:`renkei.audit.chain`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from renkei.audit.chain import AuditSigner
+from schemas.codec import Codec
+from schemas.models import AuditCheckpoint, Header
+
+from .ids import derive_id
+from .pipeline import Output
+from .state import Table
+
+__all__ = ["ChainHead", "Checkpointer"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """One partition's chain: last record's hash, records since genesis, last checkpoint.
+
+    ``count`` is None for a head written before checkpoints existed (the hex hash alone):
+    the hub then cannot number records and signs no checkpoint for that partition.
+    """
+
+    hash: bytes
+    count: int | None = 0
+    checkpointed: int = 0
+    checkpoint_ms: int = 0
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(
+            {
+                "h": self.hash.hex(),
+                "n": self.count,
+                "c": self.checkpointed,
+                "t": self.checkpoint_ms,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ChainHead:
+        if not data.startswith(b"{"):
+            return cls(bytes.fromhex(data.decode()), None)  # legacy: the hash alone
+        doc = json.loads(data)
+        return cls(bytes.fromhex(doc["h"]), doc["n"], doc["c"], doc["t"])
+
+
+class Checkpointer:
+    """Decides when a partition is due and builds its signed checkpoint.
+
+    :param topic: ``hub.audit``.
+    :param partitions: its partition count.
+    :param signer: the audit signing key.
+    :param codec: the hub's codec (the signature is over the checkpoint's encoding).
+    :param every_records: sign once this many records are unsigned.
+    :param every_ms: sign at least this often while any record is unsigned.
+    """
+
+    def __init__(
+        self,
+        topic: str,
+        partitions: int,
+        signer: AuditSigner,
+        codec: Codec,
+        every_records: int,
+        every_ms: int,
+    ) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self.signer = signer
+        self._codec = codec
+        self.every_records = max(1, every_records)
+        self.every_ms = every_ms
+        self._warned: set[int] = set()
+
+    def due(self, heads: Table[ChainHead], now_ms: int) -> list[Output]:
+        """Checkpoints for every partition that is due; stages the moved heads."""
+        outputs: list[Output] = []
+        for partition in range(self.partitions):
+            head = heads.get(str(partition))
+            if head is None:
+                continue
+            if head.count is None:
+                if partition not in self._warned:
+                    self._warned.add(partition)
+                    log.warning(
+                        "audit partition %d has a legacy chain head: no checkpoints", partition
+                    )
+                continue
+            unsigned = head.count - head.checkpointed
+            if unsigned <= 0:
+                continue
+            if unsigned < self.every_records and now_ms - head.checkpoint_ms < self.every_ms:
+                continue
+            outputs.append(self._checkpoint(partition, head, now_ms))
+            heads.put(str(partition), replace(head, checkpointed=head.count, checkpoint_ms=now_ms))
+        return outputs
+
+    def _checkpoint(self, partition: int, head: ChainHead, now_ms: int) -> Output:
+        assert head.count is not None
+        first, last = head.checkpointed, head.count - 1
+        checkpoint = AuditCheckpoint(
+            header=Header.new(
+                "hub",
+                message_id=derive_id("audit-checkpoint", str(partition), str(last)),
+                sent_at=datetime.fromtimestamp(now_ms // 1000, UTC).replace(
+                    microsecond=now_ms % 1000 * 1000
+                ),
+            ),
+            partition=partition,
+            first_offset=first,
+            last_offset=last,
+            record_count=last - first + 1,
+            chain_hash=head.hash,
+            key_id=self.signer.key_id,
+        )
+        signature = self.signer.sign(self._codec.signing_payload(checkpoint))
+        signed = checkpoint.model_copy(
+            update={"header": checkpoint.header.model_copy(update={"signature": signature})}
+        )
+        return Output(self.topic, b"hub", self._codec.encode(signed), partition)
