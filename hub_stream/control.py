@@ -49,7 +49,7 @@ class CommandError(ContractError):
 
 def control_topic(topics: Topics) -> str:
     """``hub.control`` under the deployment's prefix."""
-    return f"{topics.prefix}hub.control"
+    return topics.control
 
 
 def control_spec(topics: Topics) -> TopicSpec:

@@ -56,6 +56,11 @@ class Topics:
     def deadletter(self) -> str:
         return f"{self.prefix}hub.deadletter"
 
+    @property
+    def control(self) -> str:
+        """Signed operator commands to the hub (key rotation)."""
+        return f"{self.prefix}hub.control"
+
     def state(self, name: str) -> str:
         """A hub-internal compacted state topic (persons, holdings, pending, keys)."""
         return f"{self.prefix}hub.state.{name}"

@@ -209,7 +209,9 @@ async def test_refusals_are_typed_answers(env: HubEnv) -> None:
         lambda got: sum(isinstance(m, AuditRecord) and m.step is AuditStep.REFUSED for m in got) >= 6,  # noqa: E501
     )  # fmt: skip
     codes = sorted(
-        m.error_code for m in audit if isinstance(m, AuditRecord) and m.step is AuditStep.REFUSED
+        str(m.error_code)
+        for m in audit
+        if isinstance(m, AuditRecord) and m.step is AuditStep.REFUSED
     )
     assert codes == sorted([
         "UNKNOWN_SCENARIO", "ITEM_NOT_PERMITTED", "SCENARIO_MISMATCH",
