@@ -39,6 +39,7 @@ from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
 from renkei.crypto import AgencyKeys
 from renkei.envelope import verify_message
 from renkei.errors import ConfigurationError, DecodeError, SignatureError
+from renkei.readers import committed_reader
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import EventKind, LifeEventNotice, LinkCodeRemap, Message
@@ -130,15 +131,11 @@ class LifecycleSubscriber:
 
     async def start(self) -> None:
         """Join the consumer group on ``agency.<id>.in``."""
-        from aiokafka import AIOKafkaConsumer
 
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = committed_reader(
+            self._kafka,
             self.topics.agency_in(self.agency_id),
-            **self._kafka,
             group_id=self.group_id,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-            auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
         )
         try:

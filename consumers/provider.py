@@ -29,7 +29,7 @@ from producers.sealing_context import attributes_aad
 from renkei.crypto import AgencyKeys, SuiteName, encode_attributes, seal
 from renkei.envelope import sign_message
 from renkei.errors import ConfigurationError, DecodeError, SealingError
-from renkei.settings import FETCH_MAX_WAIT_MS
+from renkei.readers import committed_reader
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import (
@@ -183,19 +183,13 @@ class ProviderService:
 
     async def start(self) -> None:
         """Connect the producer and join the consumer group."""
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaProducer
 
         try:
             self._producer = AIOKafkaProducer(**self._kafka, acks="all", enable_idempotence=True)
             await self._producer.start()
-            self._consumer = AIOKafkaConsumer(
-                self.topics.agency_in(self.agency_id),
-                **self._kafka,
-                group_id=self.group_id,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                auto_offset_reset="earliest",
+            self._consumer = committed_reader(
+                self._kafka, self.topics.agency_in(self.agency_id), group_id=self.group_id
             )
             await self._consumer.start()
         except BaseException:

@@ -47,7 +47,7 @@ from renkei.errors import (
     SealingError,
     SignatureError,
 )
-from renkei.settings import FETCH_MAX_WAIT_MS
+from renkei.readers import committed_reader
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import (
@@ -253,19 +253,14 @@ class AgencyClient:
 
         :raises ConfigurationError: ``agency.<id>.in`` does not exist.
         """
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+        from aiokafka import AIOKafkaProducer, TopicPartition
 
         topic = self.topics.agency_in(self.agency_id)
         try:
             self._producer = AIOKafkaProducer(**self._kafka, acks="all", enable_idempotence=True)
             await self._producer.start()
-            self._consumer = AIOKafkaConsumer(
-                **self._kafka,
-                group_id=self.group_id,
-                enable_auto_commit=False,
-                isolation_level="read_committed",
-                fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-                auto_offset_reset="latest",
+            self._consumer = committed_reader(
+                self._kafka, group_id=self.group_id, auto_offset_reset="latest"
             )
             await self._consumer.start()
             partitions = await self._partitions(topic)

@@ -286,6 +286,9 @@ def _is_our_broker(pid: int | None, properties: Path) -> bool:
 
 def _require_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As Kafka itself does: connections of a stopped broker lingering in TIME_WAIT
+        # must not count as "in use"; a live listener still does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
