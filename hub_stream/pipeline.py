@@ -12,6 +12,7 @@ message, a batch of a few hundred records costs a few µs each (``docs/benchmark
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 # made every hub batch cost >= 20 ms and every exchange >= 40 ms. Asking again after 2 ms
 # costs a few tiny requests and removes that floor (docs/benchmarks.md, latency).
 aiokafka_sender.BACKOFF_OVERRIDE = 0.002
+
+# aiokafka's murmur2 is pure Python (≈ 9 µs a key); a person's link code at an agency
+# recurs with every message about them, so the hash is worth remembering.
+_murmur2 = functools.lru_cache(maxsize=1 << 18)(murmur2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,5 +220,5 @@ class TransactionalLoop:
         if key is None:
             self._round_robin += 1
             return partitions[self._round_robin % len(partitions)]
-        index: int = murmur2(key) & 0x7FFFFFFF
+        index: int = _murmur2(key) & 0x7FFFFFFF
         return partitions[index % len(partitions)]
