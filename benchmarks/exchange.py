@@ -72,6 +72,8 @@ async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str
             b4 = Basic4(name=p.name, name_kana=p.name_kana, birth_date=p.birth_date,
                         sex=Sex(p.sex), address=p.address)  # fmt: skip
             await registry.register(p.resident_code, p.my_number, b4, p.birth_date)
+    while len(service.hub.persons) < len(people):  # noqa: ASYNC110 - registrations applied
+        await asyncio.sleep(0.05)
     codes: dict[str, list[str]] = {}
     for agency in (REQUESTER, PROVIDER):
         async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics) as client:
