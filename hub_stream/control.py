@@ -20,11 +20,12 @@ import json
 import time
 from typing import Annotated, Any, Literal
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from renkei.crypto import SigningKey, verify
 from renkei.errors import ContractError, RequestTimeoutError
+from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics, TopicSpec
 from schemas.models import AGENCY_ID_PATTERN, MESSAGE_ID_PATTERN, new_message_id
 
@@ -135,18 +136,13 @@ async def wait_for_key_state(
         the command: refusals are in ``hub.deadletter`` and ``hub.audit``).
     """
     topic = topics.state("keys")
-    consumer = AIOKafkaConsumer(
-        **kafka, isolation_level="read_committed", enable_auto_commit=False, group_id=None
-    )
+    consumer = committed_reader(kafka, group_id=None)
     await consumer.start()
     try:
         async with asyncio.timeout(timeout_s):
-            partitions = consumer.partitions_for_topic(topic)
-            while not partitions:  # the hub creates the topic when it starts
-                await asyncio.sleep(0.2)
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic)
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+            # The hub creates the topic when it starts: wait for it as long as for the state.
+            partitions = await topic_partitions(consumer, topic, wait_s=timeout_s)
+            tps = [TopicPartition(topic, p) for p in partitions]
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             while True:

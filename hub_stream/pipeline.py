@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.partitioner import murmur2
 from aiokafka.producer import sender as aiokafka_sender
 
-from renkei.settings import FETCH_MAX_WAIT_MS
+from renkei.readers import committed_reader
 
 __all__ = ["BatchHandler", "LoopStats", "Output", "TransactionalLoop"]
 
@@ -107,13 +107,9 @@ class TransactionalLoop:
         self._max_batch = max_batch
         self._poll_ms = poll_ms
         self.stats = LoopStats()
-        self._consumer = AIOKafkaConsumer(
-            **kafka,
+        self._consumer = committed_reader(
+            kafka,
             group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
-            fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_poll_records=max_batch,
             metadata_max_age_ms=5_000,  # new agencies' topics are picked up within seconds
         )

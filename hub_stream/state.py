@@ -9,11 +9,12 @@ processes anything, so its state always matches the offsets it resumes from.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
+
+from renkei.readers import committed_reader, topic_partitions
 
 from .pipeline import Output
 
@@ -101,16 +102,14 @@ class Table(Generic[V]):
 async def restore_tables(kafka: dict[str, Any], tables: list[Table[Any]]) -> int:
     """Read every table's topic from the beginning to its current end; return records read."""
     by_topic = {t.topic: t for t in tables}
-    consumer = AIOKafkaConsumer(
-        **kafka, enable_auto_commit=False, isolation_level="read_committed", group_id=None
-    )
+    consumer = committed_reader(kafka, group_id=None)
     await consumer.start()
     read = 0
     try:
         partitions = [
             TopicPartition(topic, p)
             for topic in by_topic
-            for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+            for p in await topic_partitions(consumer, topic)
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -131,13 +130,3 @@ async def restore_tables(kafka: dict[str, Any], tables: list[Table[Any]]) -> int
     finally:
         await consumer.stop()
     return read
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        await consumer._client.force_metadata_update()
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        await asyncio.sleep(0.1)
-    return set()

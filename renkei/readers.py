@@ -7,13 +7,14 @@ offsets itself after handling, and fetch promptly (:data:`FETCH_MAX_WAIT_MS`).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
 from renkei.settings import FETCH_MAX_WAIT_MS
 
-__all__ = ["committed_reader"]
+__all__ = ["committed_reader", "topic_partitions"]
 
 
 def committed_reader(
@@ -39,3 +40,20 @@ def committed_reader(
         auto_offset_reset=auto_offset_reset,
         **options,
     )
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float = 5) -> list[int]:
+    """The partitions of ``topic``, refreshing metadata for up to ``wait_s`` while unknown.
+
+    A topic created moments ago (by the hub at start, by a test) is not yet in the
+    metadata a consumer fetched when it started. ``[]`` when it still is not.
+    """
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while True:
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return sorted(found)
+        if asyncio.get_running_loop().time() > deadline:
+            return []
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.1)

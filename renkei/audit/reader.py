@@ -7,20 +7,20 @@ reads ``read_committed``, so records of a transaction the hub aborted are never 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from renkei.errors import AuditError
+from renkei.readers import committed_reader, topic_partitions
 
 if TYPE_CHECKING:
     from hub_stream.directory import Directory
     from schemas.codec import Codec
 
-__all__ = ["Raw", "read_directory", "read_topic", "topic_partitions"]
+__all__ = ["Raw", "read_directory", "read_topic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,22 +32,6 @@ class Raw:
     timestamp_ms: int
     key: bytes | None
     value: bytes | None
-
-
-async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float = 5) -> list[int]:
-    """The partitions of ``topic``, waiting briefly for metadata.
-
-    :raises AuditError: the topic does not exist.
-    """
-    deadline = asyncio.get_running_loop().time() + wait_s
-    while True:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return sorted(found)
-        if asyncio.get_running_loop().time() > deadline:
-            raise AuditError(f"topic {topic} does not exist (or has no partitions)")
-        await consumer._client.force_metadata_update()
-        await asyncio.sleep(0.1)
 
 
 async def read_topic(
@@ -68,17 +52,13 @@ async def read_topic(
     :param on_start: called once with the number of offsets to read (for a progress bar).
     :param on_caught_up: called once when the end seen at the start has been reached.
     """
-    consumer = AIOKafkaConsumer(
-        **kafka,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
+    consumer = committed_reader(kafka, group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024)
     await consumer.start()
     try:
-        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
+        partitions = await topic_partitions(consumer, topic)
+        if not partitions:
+            raise AuditError(f"topic {topic} does not exist (or has no partitions)")
+        tps = [TopicPartition(topic, p) for p in partitions]
         consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)

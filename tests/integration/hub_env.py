@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from renkei.cli.keys import init_keys, publish
 from renkei.crypto import AgencyKeys, keystore
+from renkei.readers import committed_reader, topic_partitions
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.codec import default_codec
@@ -74,17 +75,10 @@ async def read_topic(
     decode: bool = True,
 ) -> list[Any]:
     """Read ``topic`` from the beginning (read_committed) until ``until`` holds."""
-    consumer = AIOKafkaConsumer(**kafka, isolation_level="read_committed", enable_auto_commit=False)
+    consumer = committed_reader(kafka, group_id=None)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        for _ in range(50):
-            if partitions:
-                break
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(partitions or [])]
+        tps = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         got: list[Any] = []
