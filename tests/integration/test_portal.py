@@ -101,6 +101,17 @@ class Browser:
     async def click(self, css: str) -> None:
         await self.call("POST", f"/element/{await self.element(css)}/click", {})
 
+    async def wait_for(self, css: str, timeout_s: float = 15) -> None:
+        """Wait until the page shows ``css``: a click that submits a form navigates later."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        body = {"using": "css selector", "value": css}
+        while True:
+            found = await self.client.post(f"/session/{self.session}/element", json=body)
+            if found.status_code == 200:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{css} never appeared"
+            await asyncio.sleep(0.05)
+
     async def body_text(self) -> str:
         return await self.text("body")
 
@@ -218,6 +229,7 @@ async def test_portal_shows_each_citizen_their_own_history(env: HubEnv, tmp_path
                 await browser.type("#resident_code", first.resident_code)
                 await browser.type("#signature", base64.b64encode(signature).decode())
                 await browser.click("#submit")
+                await browser.wait_for("#logout")  # the history page
                 text = await browser.body_text()
                 await browser.screenshot(tmp_path / "portal.png")
                 if os.environ.get("RENKEI_SCREENSHOTS"):
@@ -251,6 +263,7 @@ async def test_portal_shows_each_citizen_their_own_history(env: HubEnv, tmp_path
                 await browser.open(base + "/history")
                 assert "雇用保険(基本手当)の受給状況" in await browser.body_text()
                 await browser.click("#logout")
+                await browser.wait_for("#challenge")  # back at the login page
                 assert "チャレンジ" in await browser.body_text()
         finally:
             await alice.aclose()
