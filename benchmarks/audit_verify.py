@@ -25,8 +25,8 @@ from benchmarks.common import broker, prefix
 from hub_stream.audit import AuditTrail
 from hub_stream.checkpoints import ChainHead, Checkpointer
 from hub_stream.state import Table
-from renkei.audit.chain import TrustedKeys, load_or_create_signer
 from renkei.audit.verify import verify_trail
+from renkei.auditchain import TrustedKeys, load_or_create_signer
 from renkei.topics import TopicSpec, ensure_topics
 from schemas.codec import default_codec
 from schemas.models import AuditStep

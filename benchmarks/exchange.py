@@ -31,16 +31,16 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import broker, passthrough, prefix
 from consumers.provider import ProviderService
-from hub_stream.directory_file import load_directory_file
 from hub_stream.ids import derive_id
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.cli.keys import init_keys, publish
 from renkei.crypto import SealingKeyPair, keystore, seal
 from renkei.envelope import sign_message
+from renkei.operator.directory_file import load_directory_file
+from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.codec import default_codec

@@ -30,8 +30,8 @@ from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.cli.keys import init_keys, publish
 from renkei.crypto import keystore
+from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import Basic4, Sex

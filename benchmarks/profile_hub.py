@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from hub_stream.directory import directory_entries
-from hub_stream.directory_file import load_directory_file
 from hub_stream.hub import Hub
 from hub_stream.records import Holding
 from hub_stream.settings import HubSettings
-from renkei.cli.keys import SENDERS, init_keys
 from renkei.crypto import KeyRing, MasterSecret, SealingKeyPair, audit_key, keystore
 from renkei.envelope import sign_message
+from renkei.operator.directory_file import load_directory_file
+from renkei.operator.publish import SENDERS, directory_entries, init_keys
 from renkei.topics import Topics
 from schemas.models import AttributeRequest, Header, HpkeSuite
 

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from producers.sealing_context import attributes_aad
 from renkei.crypto import AgencyKeys, SuiteName, encode_attributes, seal
+from renkei.crypto.context import attributes_aad
 from renkei.envelope import sign_message
 from renkei.errors import ConfigurationError, DecodeError, SealingError
 from renkei.readers import committed_reader

@@ -13,7 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 
-from renkei.audit.chain import GENESIS, chain_hash
+from renkei.auditchain import GENESIS, chain_hash
 from schemas.codec import Codec
 from schemas.models import AuditRecord, AuditStep, Header, now_ms
 

@@ -5,7 +5,7 @@ Every ``audit_checkpoint_records`` records of a partition, or every
 ``AuditCheckpoint`` into that partition, after the records it covers and in the same
 transaction. The chain head, its position and the last checkpointed position live in
 ``hub.state.audit-chain`` (also in that transaction), so a restarted worker continues the
-count exactly. What is signed is defined in :mod:`renkei.audit.chain`.
+count exactly. What is signed is defined in :mod:`renkei.auditchain`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from renkei.audit.chain import AuditSigner
+from renkei.auditchain import AuditSigner
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, Header
 

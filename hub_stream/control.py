@@ -14,22 +14,17 @@ keys sorted, no spaces, UTF-8.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from aiokafka import AIOKafkaProducer, TopicPartition
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from renkei.crypto import SigningKey, verify
-from renkei.errors import ContractError, RequestTimeoutError
-from renkei.readers import committed_reader, topic_partitions
+from renkei.errors import ContractError
 from renkei.topics import Topics, TopicSpec
 from schemas.models import AGENCY_ID_PATTERN, MESSAGE_ID_PATTERN, new_message_id
-
-from .records import KeyStateRecord
 
 __all__ = [
     "CommandError",
@@ -37,8 +32,6 @@ __all__ = [
     "control_spec",
     "control_topic",
     "parse_command",
-    "send_command",
-    "wait_for_key_state",
 ]
 
 _RETENTION_MS = 30 * 24 * 3600 * 1000
@@ -115,49 +108,3 @@ def parse_command(value: bytes | None) -> RotateKey:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise CommandError(f"not a hub command: {problems}") from exc
-
-
-async def send_command(kafka: dict[str, Any], topics: Topics, command: RotateKey) -> None:
-    """Write a (signed) command to ``hub.control`` and wait for Kafka's acknowledgement."""
-    producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(control_topic(topics), command.to_bytes(), key=command.key())
-    finally:
-        await producer.stop()
-
-
-async def wait_for_key_state(
-    kafka: dict[str, Any], topics: Topics, command_id: str, timeout_s: float
-) -> KeyStateRecord:
-    """The key state the hub wrote for command ``command_id``, once it has committed it.
-
-    :raises RequestTimeoutError: nothing within ``timeout_s`` (the hub is down, or refused
-        the command: refusals are in ``hub.deadletter`` and ``hub.audit``).
-    """
-    topic = topics.state("keys")
-    consumer = committed_reader(kafka, group_id=None)
-    await consumer.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            # The hub creates the topic when it starts: wait for it as long as for the state.
-            partitions = await topic_partitions(consumer, topic, wait_s=timeout_s)
-            tps = [TopicPartition(topic, p) for p in partitions]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            while True:
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        if record.value is None:
-                            continue
-                        state = KeyStateRecord.from_bytes(record.value)
-                        if state.command_id == command_id:
-                            return state
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"the hub did not apply command {command_id} within {timeout_s:g} s: is a hub "
-            "running? A refused command is in hub.deadletter and hub.audit"
-        ) from None
-    finally:
-        await consumer.stop()

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from renkei.audit.chain import AuditSigner, load_or_create_signer
+from renkei.auditchain import AuditSigner, load_or_create_signer
 from renkei.crypto import KeyRing, LinkCodes, SigningKey
 from renkei.envelope import sign_message, verify_message
 from renkei.errors import DecodeError, SignatureError

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from producers.agency_client import AgencyClient, PendingRequest, open_response
 from producers.registry_publisher import REGISTRY_ID, RegistryPublisher, event_message_id
-from producers.sealing_context import attributes_aad
+from renkei.crypto.context import attributes_aad
 
 __all__ = [
     "REGISTRY_ID",

@@ -35,6 +35,7 @@ from typing import Any, Literal, Self
 
 from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
 from renkei.crypto import AgencyKeys, SealingKeyPair, SuiteName, decode_attributes
+from renkei.crypto.context import attributes_aad
 from renkei.envelope import sign_message, verify_message
 from renkei.errors import (
     ConfigurationError,
@@ -64,8 +65,6 @@ from schemas.models import (
     ResponseStatus,
     new_message_id,
 )
-
-from .sealing_context import attributes_aad
 
 __all__ = ["AgencyClient", "PendingRequest", "open_response"]
 

@@ -22,15 +22,15 @@ from rich.console import Console
 from rich.table import Table
 
 from consumers.provider import ProviderService
-from hub_stream.directory_file import Scenario, load_directory_file
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
 from producers.population import Person, agency_view, generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.cli.keys import init_keys, publish
 from renkei.crypto import keystore
 from renkei.errors import ExchangeError, HubRefusedError
+from renkei.operator.directory_file import Scenario, load_directory_file
+from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice, Message, Sex

@@ -32,10 +32,7 @@ may succeed (a broker that is still starting) or never will (a forged link code)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from schemas.models import ErrorCode, ResponseStatus
+from enum import StrEnum
 
 __all__ = [
     "AuditError",
@@ -149,12 +146,13 @@ class ExchangeError(RenkeiError):
 class HubRefusedError(ExchangeError):
     """The hub answered with a typed :class:`~schemas.models.HubError`.
 
-    :param code: the hub's error code, the same one its audit record and metric carry.
+    :param code: the hub's :class:`~schemas.models.ErrorCode` (typed as its base here, so
+        the errors sit below the contract), the same one its audit record and metric carry.
     :param detail: the hub's explanation (metadata only, never attribute values).
     :param retriable: the hub's own verdict: whether asking again may succeed.
     """
 
-    def __init__(self, code: ErrorCode, detail: str, *, retriable: bool = False) -> None:
+    def __init__(self, code: StrEnum, detail: str, *, retriable: bool = False) -> None:
         super().__init__(f"hub refused: {code}: {detail}")
         self.code = code
         self.detail = detail
@@ -168,7 +166,7 @@ class ProviderDeclinedError(ExchangeError):
     :param detail: the provider's short explanation.
     """
 
-    def __init__(self, status: ResponseStatus, detail: str) -> None:
+    def __init__(self, status: StrEnum, detail: str) -> None:
         super().__init__(f"provider answered {status}: {detail}")
         self.status = status
         self.detail = detail

@@ -7,7 +7,15 @@ portal (:mod:`renkei.portal`) authenticates citizens.
 
 from __future__ import annotations
 
-from .chain import GENESIS, AuditSigner, TrustedKeys, chain_hash, key_id, load_or_create_signer
+from renkei.auditchain import (
+    GENESIS,
+    AuditSigner,
+    TrustedKeys,
+    chain_hash,
+    key_id,
+    load_or_create_signer,
+)
+
 from .replay import Entry, Filter
 from .verify import Finding, PartitionVerifier, VerifyReport, verify_trail
 

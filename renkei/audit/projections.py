@@ -21,9 +21,9 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+from renkei.auditchain import chain_hash
 from schemas.models import AuditStep
 
-from .chain import chain_hash
 from .replay import Entry
 
 __all__ = [

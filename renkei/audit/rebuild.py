@@ -87,7 +87,7 @@ async def rebuild_persons(
     """Replay ``registry.events`` through the hub's own registry sync, offline."""
     from hub_stream.hub import Hub
     from hub_stream.settings import HubSettings
-    from renkei.audit.chain import AuditSigner
+    from renkei.auditchain import AuditSigner
     from renkei.crypto import SigningKey
 
     # A hub with throwaway signing keys: only its person table is kept.

@@ -4,7 +4,7 @@ insertion, and every checkpoint whose signature fails, at its partition and offs
 How a partition is judged (``docs/audit.md`` has the long form):
 
 1. Each AuditRecord links to the record whose hash its ``prev_hash`` names. Following
-   the links from the anchor (:data:`~renkei.audit.chain.GENESIS`, or a signed checkpoint
+   the links from the anchor (:data:`~renkei.auditchain.GENESIS`, or a signed checkpoint
    when verification starts mid-trail) gives the *chain*, each record with its position.
 2. A break in the links starts a *fragment*. A signed checkpoint that names a record of a
    fragment tells that fragment's positions, so the verifier knows how many records are
@@ -25,12 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
 from renkei.crypto import verify as verify_signature
 from renkei.errors import ContractError, SignatureError
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, AuditRecord
 
-from .chain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
 from .reader import read_topic
 
 __all__ = [

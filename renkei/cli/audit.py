@@ -70,8 +70,8 @@ def verify_command(
 ) -> None:
     """Re-read the trail; report every edited, removed, reordered or inserted record and every
     checkpoint that fails, by partition and offset. Exits 1 if anything is found."""
-    from renkei.audit.chain import TRUST_FILE, TrustedKeys
     from renkei.audit.verify import verify_trail
+    from renkei.auditchain import TRUST_FILE, TrustedKeys
     from schemas.codec import default_codec
 
     trusted = TrustedKeys.load(trust or key_dir / TRUST_FILE)

@@ -13,8 +13,8 @@ from aiokafka import TopicPartition
 
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
-from renkei.cli.keys import init_keys, publish
 from renkei.crypto import AgencyKeys, keystore
+from renkei.operator.publish import init_keys, publish
 from renkei.readers import committed_reader, topic_partitions
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics

@@ -27,12 +27,12 @@ from hub_stream.worker import load_hub_keys
 from producers.agency_client import AgencyClient
 from producers.population import Person, generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.audit.chain import TrustedKeys
 from renkei.audit.reader import read_topic
 from renkei.audit.rebuild import compare, live_state, rebuild_state
 from renkei.audit.replay import Filter, audit_key_of_link_code, entries
 from renkei.audit.trace import trace
 from renkei.audit.verify import VerifyReport, verify_trail
+from renkei.auditchain import TrustedKeys
 from renkei.errors import ExchangeError, HubRefusedError
 from renkei.topics import Topics, TopicSpec, ensure_topics
 from schemas.codec import default_codec

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from consumers.provider import ProviderService
-from hub_stream.directory_file import load_directory_file
 from producers.agency_client import AgencyClient, PendingRequest
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.cli.keys import init_keys, publish
+from renkei.operator.directory_file import load_directory_file
+from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import ForwardedRequest, HubError

@@ -27,9 +27,9 @@ from hub_stream.settings import HubSettings
 from producers.agency_client import AgencyClient
 from producers.population import Person, generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.cli.keys import init_keys, publish
 from renkei.crypto import LinkCodes, keystore
 from renkei.errors import HubRefusedError
+from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import (

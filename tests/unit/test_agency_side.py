@@ -16,8 +16,8 @@ from consumers.provider import ProviderService, build_response, response_id
 from hub_stream.ids import derive_id
 from producers.agency_client import AgencyClient, open_response
 from producers.registry_publisher import RegistryPublisher, event_message_id
-from producers.sealing_context import attributes_aad
 from renkei.crypto import AgencyKeys, SealingKeyPair, SigningKey, exchange_aad
+from renkei.crypto.context import attributes_aad
 from renkei.envelope import sign_message, verify_message
 from renkei.errors import (
     ConfigurationError,

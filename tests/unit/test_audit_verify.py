@@ -9,8 +9,8 @@ import pytest
 from hub_stream.audit import AuditTrail
 from hub_stream.checkpoints import ChainHead, Checkpointer
 from hub_stream.state import Table
-from renkei.audit.chain import GENESIS, TrustedKeys, chain_hash, load_or_create_signer
 from renkei.audit.verify import Finding, PartitionVerifier
+from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, load_or_create_signer
 from schemas.codec import Codec, default_codec
 from schemas.models import AuditCheckpoint, AuditRecord, AuditStep
 

@@ -10,14 +10,14 @@ from typing import Any
 import pydantic
 import pytest
 
-from hub_stream import directory_file
-from hub_stream.directory_file import (
+from renkei.errors import ConfigurationError
+from renkei.operator import directory_file
+from renkei.operator.directory_file import (
     LIFE_EVENTS,
     DirectoryFile,
     load_directory_file,
     parse_directory_file,
 )
-from renkei.errors import ConfigurationError
 from renkei.topics import Topics
 from schemas.models import EventKind
 

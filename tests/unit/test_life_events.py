@@ -13,8 +13,6 @@ import pytest
 from consumers.lifecycle import LifecycleSubscriber
 from hub_stream import history
 from hub_stream.control import CommandError, RotateKey, control_topic, parse_command
-from hub_stream.directory import directory_entries
-from hub_stream.directory_file import load_directory_file
 from hub_stream.hub import Hub
 from hub_stream.ids import derive_id
 from hub_stream.pipeline import Output
@@ -23,10 +21,11 @@ from hub_stream.rotation import StagedKeyRing
 from hub_stream.settings import HubSettings
 from hub_stream.splice import Template
 from producers.registry_publisher import event_message_id
-from renkei.cli.keys import SENDERS, init_keys
 from renkei.crypto import AgencyKeys, LinkCodes, MasterSecret, SigningKey, keystore
 from renkei.envelope import sign_message
 from renkei.errors import SignatureError
+from renkei.operator.directory_file import load_directory_file
+from renkei.operator.publish import SENDERS, directory_entries, init_keys
 from renkei.topics import Topics
 from schemas.codec import default_codec
 from schemas.models import (

@@ -4,7 +4,7 @@ Which agency may ask which other agency for which items, for which duty, is fixe
 (番号法第19条第8号 and its 主務省令, formerly 別表第二). The hub enforces that table; this
 module reads it from a file, checks that it is consistent and hands it over as frozen
 models. Operators publish it to ``hub.directory``; the packaged sample
-(``hub_stream/data/directory.json``) seeds demos and tests.
+(``renkei/operator/data/directory.json``) seeds demos and tests.
 
 A file is refused, with every problem listed, when: an id is malformed or repeated, a
 JSON object repeats a key, a scenario names an agency that is not in the file, asks an
@@ -228,8 +228,8 @@ def load_directory_file(path: str | os.PathLike[str] | None = None) -> Directory
     :raises ConfigurationError: the file cannot be read, is not JSON, or is inconsistent.
     """
     if path is None:
-        resource = resources.files("hub_stream").joinpath(_PACKAGED)
-        source = f"(packaged) hub_stream/{_PACKAGED}"
+        resource = resources.files("renkei.operator").joinpath(_PACKAGED)
+        source = f"(packaged) renkei/operator/{_PACKAGED}"
         try:
             text = resource.read_text(encoding="utf-8")
         except OSError as exc:

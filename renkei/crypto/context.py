@@ -9,7 +9,7 @@ requesters or providers therefore fails to open.
 
 from __future__ import annotations
 
-from renkei.crypto import exchange_aad
+from .sealing import exchange_aad
 
 __all__ = ["attributes_aad"]
 
