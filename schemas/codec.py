@@ -50,7 +50,6 @@ from renkei.errors import (
     TruncatedError,
     UnknownSchemaError,
 )
-from schemas.fingerprint import fingerprint as schema_fingerprint
 from schemas.loader import (
     PRIMITIVES,
     RELEASED_DIR,
@@ -60,6 +59,7 @@ from schemas.loader import (
     released_versions,
     resolve,
 )
+from schemas.loader import fingerprint as schema_fingerprint
 from schemas.models import MESSAGE_TYPES, RECORD_TYPES, AvroRecord, Message
 
 __all__ = ["FINGERPRINT_SIZE", "HEADER_SIZE", "MAGIC", "Codec", "default_codec"]

@@ -6,6 +6,10 @@ full name. :func:`resolve` inlines every referenced type at its first occurrence
 document order, and refers to it by full name afterwards: the shape the Avro
 specification's Parsing Canonical Form expects, and what any Avro library parses without
 a schema repository.
+
+:func:`canonical_form` and :func:`fingerprint` name a resolved schema on the wire: the
+Avro spec's Parsing Canonical Form and its CRC-64-AVRO (Rabin) fingerprint, both computed
+by fastavro, as any Avro library in another language computes them.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import fastavro.schema
+
 from renkei.errors import ConfigurationError
 
 __all__ = [
@@ -22,6 +28,8 @@ __all__ = [
     "PRIMITIVES",
     "RELEASED_DIR",
     "SCHEMA_DIR",
+    "canonical_form",
+    "fingerprint",
     "fullname",
     "load_schema_dir",
     "released_versions",
@@ -161,3 +169,29 @@ def released_versions(root: Path = RELEASED_DIR) -> list[tuple[int, Path]]:
             if match and child.is_dir():
                 versions.append((int(match.group(1)), child))
     return sorted(versions)
+
+
+def canonical_form(schema: Any) -> str:
+    """The Parsing Canonical Form of ``schema`` (Avro spec, "Transforming into PCF").
+
+    :param schema: a resolved schema, as :func:`resolve` returns.
+    :raises ConfigurationError: fastavro cannot parse the schema.
+    """
+    try:
+        text: str = fastavro.schema.to_parsing_canonical_form(schema)
+    except Exception as exc:  # fastavro raises a zoo of types for a bad schema
+        raise ConfigurationError(f"schema has no canonical form: {exc}") from exc
+    return text
+
+
+def fingerprint(schema: Any) -> bytes:
+    """CRC-64-AVRO of the UTF-8 canonical form of ``schema``: 8 bytes, little-endian.
+
+    Little-endian is the order the single-object encoding carries it in (Java's
+    ``SchemaNormalization.parsingFingerprint64`` returns it as a ``long``, which Java's
+    single-object encoder writes little-endian); fastavro's hex string is in that order.
+
+    :param schema: a resolved schema, as :func:`resolve` returns.
+    :raises ConfigurationError: fastavro cannot parse the schema.
+    """
+    return bytes.fromhex(fastavro.schema.fingerprint(canonical_form(schema), "CRC-64-AVRO"))
