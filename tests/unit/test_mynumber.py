@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from stdnum.jp import in_ as stdnum_my_number
 
 from renkei import mynumber
 from renkei.errors import ContractError, InvalidMyNumberError
@@ -152,3 +153,42 @@ def test_generate_is_valid_and_reproducible() -> None:
     assert all(len(n) == 12 and mynumber.is_valid(n) for n in numbers)
     # Leading zeros are possible and kept.
     assert any(n.startswith("0") for n in numbers)
+
+
+# -- python-stdnum as the oracle ---------------------------------------------------------
+# stdnum.jp.in_ is the Japanese Individual Number (個人番号), written independently of us:
+# weights (6, 5, 4, 3, 2, 7, 6, 5, 4, 3, 2) read left to right and check = -sum mod 11 mod 10.
+
+
+def test_stdnum_is_the_my_number_module() -> None:
+    # its own documented example, so a renamed or repurposed module fails here, not silently
+    assert stdnum_my_number.validate("6214 9832 0257") == "621498320257"
+    assert mynumber.validate("6214 9832 0257") == "621498320257"
+
+
+def test_check_digit_agrees_with_stdnum_on_random_bodies() -> None:
+    rng = random.Random(2015)  # the year My Numbers were first assigned
+    for _ in range(20_000):
+        body = f"{rng.randrange(10**11):011d}"
+        assert str(mynumber.check_digit(body)) == stdnum_my_number.calc_check_digit(body), body
+
+
+def test_every_remainder_agrees_with_stdnum() -> None:
+    # r = 0 and r = 1 are the ordinance's special case; make sure each r is met
+    rng = random.Random(11)
+    seen: set[int] = set()
+    while len(seen) < 11:
+        body = f"{rng.randrange(10**11):011d}"
+        seen.add(_remainder(body))
+        assert str(mynumber.check_digit(body)) == stdnum_my_number.calc_check_digit(body), body
+
+
+def test_validity_agrees_with_stdnum_on_random_numbers() -> None:
+    # random 12 digits: about one in ten has the right check digit
+    rng = random.Random(12)
+    valid = 0
+    for _ in range(20_000):
+        number = f"{rng.randrange(10**12):012d}"
+        assert mynumber.is_valid(number) == stdnum_my_number.is_valid(number), number
+        valid += mynumber.is_valid(number)
+    assert 1_000 < valid < 3_000
