@@ -56,7 +56,7 @@ ALL_KINDS = tuple(k for k in EventKind if k is not EventKind.UNKNOWN)
 
 
 def directory_with_deaths_only_agency(path: Path) -> Path:
-    packaged = resources.files("hub_stream").joinpath("data/directory.json").read_text()
+    packaged = resources.files("renkei.operator").joinpath("data/directory.json").read_text()
     document = json.loads(packaged)
     document["agencies"].append({
         "agency_id": DEATHS_ONLY, "name": "Family register office (deaths only)",
