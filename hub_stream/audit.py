@@ -19,7 +19,7 @@ from schemas.models import AuditRecord, AuditStep, Header, now_ms
 
 from .checkpoints import ChainHead, Checkpointer
 from .ids import derive_id
-from .pipeline import Output
+from .outputs import Output
 from .state import Table
 
 __all__ = ["GENESIS", "AuditTrail", "chain_hash"]

@@ -20,7 +20,7 @@ from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, Header
 
 from .ids import derive_id
-from .pipeline import Output
+from .outputs import Output
 from .state import Table
 
 __all__ = ["ChainHead", "Checkpointer"]

@@ -29,7 +29,7 @@ from .refusals import Refusal
 
 if TYPE_CHECKING:
     from .hub import Hub
-    from .pipeline import Output
+    from .outputs import Output
 
 __all__ = ["request", "respond", "time_out"]
 

@@ -24,7 +24,7 @@ from renkei.crypto import LINK_CODE_LENGTH
 from schemas.models import AuditStep, EventAction, Header, LifeEventNotice, RegistryEvent
 
 from .ids import derive_id
-from .pipeline import Output
+from .outputs import Output
 from .splice import Template
 
 if TYPE_CHECKING:

@@ -49,7 +49,7 @@ from .control import control_topic
 from .directory import Directory
 from .ids import derive_id
 from .matching import PersonIndex
-from .pipeline import Output
+from .outputs import Output
 from .records import Holding, KeyStateRecord, Pending, PersonState
 from .refusals import Refusal
 from .settings import HubSettings

@@ -26,6 +26,8 @@ from aiokafka.producer import sender as aiokafka_sender
 
 from renkei.readers import committed_reader
 
+from .outputs import Output
+
 __all__ = ["BatchHandler", "LoopStats", "Output", "TransactionalLoop"]
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,6 @@ aiokafka_sender.BACKOFF_OVERRIDE = 0.002
 # aiokafka's murmur2 is pure Python (≈ 9 µs a key); a person's link code at an agency
 # recurs with every message about them, so the hash is worth remembering.
 _murmur2 = functools.lru_cache(maxsize=1 << 18)(murmur2)
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """One record to write in the batch's transaction (``value=None`` is a tombstone)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None = None
 
 
 class BatchHandler(Protocol):

@@ -23,7 +23,7 @@ from . import fanout, history
 
 if TYPE_CHECKING:
     from .hub import Hub
-    from .pipeline import Output
+    from .outputs import Output
 
 __all__ = ["apply"]
 

@@ -45,7 +45,7 @@ from schemas.models import AuditStep, DeadLetter, ErrorCode, Header, LinkCodeRem
 
 from .control import CommandError, RotateKey, parse_command
 from .ids import derive_id
-from .pipeline import Output
+from .outputs import Output
 from .records import KeyStateRecord
 from .splice import Template
 

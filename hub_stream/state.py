@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 
 from renkei.readers import committed_reader, topic_partitions
 
-from .pipeline import Output
+from .outputs import Output
 
 __all__ = ["Table", "restore_tables"]
 

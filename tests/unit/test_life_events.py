@@ -15,7 +15,7 @@ from hub_stream import history
 from hub_stream.control import CommandError, RotateKey, control_topic, parse_command
 from hub_stream.hub import Hub
 from hub_stream.ids import derive_id
-from hub_stream.pipeline import Output
+from hub_stream.outputs import Output
 from hub_stream.records import KeyStateRecord, PersonState
 from hub_stream.rotation import StagedKeyRing
 from hub_stream.settings import HubSettings
