@@ -35,8 +35,10 @@ integration: setup
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
 
+# `make bench` runs the quick set, `make bench BENCH="exchange 20000"` one benchmark; both
+# start the local Kafka when RENKEI_BOOTSTRAP is unset, as `make demo` does, and leave it up.
 bench: setup
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
 
 kafka-up: setup
 	$(BIN)/renkei kafka up
