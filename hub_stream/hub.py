@@ -1,7 +1,7 @@
 """The hub: decodes each input record, runs its flow, and collects what it must write.
 
 Reading top to bottom: :meth:`Hub.handle` takes a batch; :meth:`Hub._one` decides what a
-record is (registry event, directory entry, operator command, a message from an agency);
+record is (registry event, operator command, a message from an agency);
 the flows in :mod:`.registry_sync`, :mod:`.enrolment`, :mod:`.exchange` and
 :mod:`.rotation` do the work; a
 :class:`.Refusal` becomes a typed error to the sender; bytes that are not a message go to
@@ -27,7 +27,6 @@ from renkei.errors import DecodeError, SignatureError
 from renkei.topics import Topics
 from schemas.codec import Codec
 from schemas.models import (
-    AgencyEntry,
     AttributeRequest,
     AuditStep,
     DeadLetter,
@@ -39,7 +38,6 @@ from schemas.models import (
     Message,
     ProviderResponse,
     RegistryEvent,
-    ScenarioEntry,
 )
 
 from . import enrolment, exchange, registry_sync, rotation
@@ -171,8 +169,6 @@ class Hub:
 
     def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         topic = record.topic
-        if topic == self.topics.directory:
-            return self._directory(record)
         if topic == self.control_topic:
             return rotation.handle_command(self, record)
         if record.value is None:
@@ -221,18 +217,6 @@ class Hub:
                 verify_message(message, entry.signing_public_key, self.codec)
             except SignatureError as exc:
                 raise Refusal(ErrorCode.BAD_SIGNATURE, str(exc)) from exc
-
-    def _directory(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
-        if record.value is None:
-            return []
-        try:
-            entry = self.codec.decode(record.value)
-        except DecodeError as exc:
-            return self._dead_letter(record, ErrorCode.MALFORMED_MESSAGE, str(exc))
-        if isinstance(entry, AgencyEntry | ScenarioEntry):
-            self.directory.apply(entry)
-            return []
-        return self._dead_letter(record, ErrorCode.MALFORMED_MESSAGE, "not a directory entry")
 
     # -- answers -----------------------------------------------------------------------
 
@@ -288,7 +272,7 @@ class Hub:
         )
         outputs = [Output(self.topics.deadletter, record.key, self.codec.encode(letter))]
         actor = "registry"
-        if record.topic not in (self.topics.registry_events, self.topics.directory):
+        if record.topic != self.topics.registry_events:
             actor = self.topics.agency_of(record.topic)
             if self.directory.agency(actor) is not None:
                 error = HubError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from renkei.crypto import keystore
 from renkei.crypto.keyring import (
     AUDIT_KEY_INFO,
-    HUB_REQUEST_TOKEN_INFO,
     ID_CODE_INFO,
     LINK_CODE_INFO_PREFIX,
     MASTER_KEY_ENV,
@@ -50,7 +49,6 @@ __all__ = [
     "ATTRIBUTES_INFO",
     "AUDIT_KEY_INFO",
     "DEFAULT_SUITE",
-    "HUB_REQUEST_TOKEN_INFO",
     "ID_CODE_INFO",
     "ID_CODE_LENGTH",
     "LINK_CODE_INFO_PREFIX",

@@ -7,8 +7,7 @@ so no key can stand in for another::
     master secret (≥ 32 random bytes, outside Kafka)
     ├── renkei/v1/link-code/<agency id>/<version>   64 bytes  AES-SIV key of one agency's codes
     ├── renkei/v1/audit-key                          32 bytes  HMAC key: ID code → audit key
-    ├── renkei/v1/id-code                            32 bytes  HMAC key: registration → ID code
-    └── renkei/v1/hub-request-token                  32 bytes  HMAC key for hub request tokens
+    └── renkei/v1/id-code                            32 bytes  HMAC key: registration → ID code
 
 ``<version>`` is the version number in ASCII decimal (``1``, ``2``, …). Keys are derived on
 first use and cached. The key ring also holds each agency's *key state* — which version is
@@ -40,7 +39,6 @@ from renkei.errors import ConfigurationError
 
 __all__ = [
     "AUDIT_KEY_INFO",
-    "HUB_REQUEST_TOKEN_INFO",
     "ID_CODE_INFO",
     "LINK_CODE_INFO_PREFIX",
     "MASTER_KEY_ENV",
@@ -61,8 +59,6 @@ AUDIT_KEY_INFO = b"renkei/v1/audit-key"
 """HKDF ``info`` of the HMAC key that turns an ID code into an audit key."""
 ID_CODE_INFO = b"renkei/v1/id-code"
 """HKDF ``info`` of the HMAC key that turns a registration event id into an ID code."""
-HUB_REQUEST_TOKEN_INFO = b"renkei/v1/hub-request-token"
-"""HKDF ``info`` of the HMAC key for hub request tokens."""
 
 MASTER_KEY_ENV = "RENKEI_MASTER_KEY"
 """Environment variable holding the base64 master secret."""
@@ -324,11 +320,6 @@ class KeyRing:
     def id_code_key(self) -> bytes:
         """HMAC-SHA256 key that turns a registration event id into an ID code."""
         return self._derive(ID_CODE_INFO, _HMAC_KEY_LENGTH)
-
-    @cached_property
-    def hub_request_token_key(self) -> bytes:
-        """HMAC-SHA256 key for the tokens the hub puts in forwarded requests."""
-        return self._derive(HUB_REQUEST_TOKEN_INFO, _HMAC_KEY_LENGTH)
 
     # -- versions -----------------------------------------------------------------------
 

@@ -183,14 +183,12 @@ def test_link_code_key_uses_the_documented_label(ring: KeyRing) -> None:
 def test_hmac_keys_use_the_documented_labels(ring: KeyRing) -> None:
     assert ring.audit_hmac_key == hkdf(b"renkei/v1/audit-key", 32)
     assert ring.id_code_key == hkdf(b"renkei/v1/id-code", 32)
-    assert ring.hub_request_token_key == hkdf(b"renkei/v1/hub-request-token", 32)
 
 
 def test_every_key_is_distinct(ring: KeyRing) -> None:
     keys = [
         ring.audit_hmac_key,
         ring.id_code_key,
-        ring.hub_request_token_key,
         *(ring.link_code_key(a, v) for a in ("nta", "mhlw", "city-1") for v in (1, 2, 3)),
     ]
     assert len(set(keys)) == len(keys)
@@ -423,7 +421,6 @@ def test_no_object_prints_its_key_bytes(tmp_path: Path, ring: KeyRing) -> None:
         ring.link_code_key("nta", 1),
         ring.audit_hmac_key,
         ring.id_code_key,
-        ring.hub_request_token_key,
         keys.signing.to_bytes(),
         keys.sealing.private_bytes(),
         keys.sealing.private_bytes()[:32],  # the ML-KEM seed alone
@@ -442,7 +439,6 @@ def test_public_surface() -> None:
             "ATTRIBUTES_INFO",
             "AUDIT_KEY_INFO",
             "DEFAULT_SUITE",
-            "HUB_REQUEST_TOKEN_INFO",
             "ID_CODE_INFO",
             "ID_CODE_LENGTH",
             "LINK_CODE_INFO_PREFIX",
