@@ -47,7 +47,7 @@ def build(mode: str, count: int) -> tuple[Hub, list[Record]]:
     topics = Topics("p.")
     master = MasterSecret.from_file(keys / "master.key")
     settings = HubSettings(signatures=mode)  # type: ignore[arg-type]
-    hub = Hub(topics, KeyRing(master), keystore.create_hub_signing_key(keys), settings)
+    hub = Hub(topics, KeyRing(master), keystore.load_hub_signing_key(keys), settings)
     file = load_directory_file()
     ids = [a.agency_id for a in file.agencies] + [s[0] for s in SENDERS]
     public = {i: keystore.load(keys, i).public() for i in ids}

@@ -1,4 +1,9 @@
-"""``renkei keys init|rotate`` and ``renkei directory publish``: keys and the directory."""
+"""``renkei keys ...`` and ``renkei directory ...``: keys, onboarding and the directory.
+
+Onboarding an agency takes its public keys only (``docs/operations.md``, "Onboarding an
+agency"): the agency runs ``keys agency-init``, the hub's host ``keys hub-init``; both send
+their public bundles to the operators, who run ``directory publish --public-keys``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,16 @@ from typing import Annotated
 
 import typer
 
+from renkei.crypto import DEFAULT_SUITE, SUITES, SuiteName
+from renkei.crypto._files import write_public_file
+from renkei.crypto.bundles import HUB_ID, bundle_path, read_bundle, write_bundle
+from renkei.errors import ConfigurationError
 from renkei.operator.commands import rotate
+from renkei.operator.hub_key import hub_key_from_directory
+from renkei.operator.onboarding import agency_init, export_public, hub_init, master_from_environment
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
+from renkei.topics import Topics
 
 from ._common import console, friendly_errors
 
@@ -24,26 +36,125 @@ KeyDir = Annotated[Path, typer.Option(help="Where key files live.", envvar="RENK
 DirectoryPath = Annotated[
     Path | None, typer.Option("--file", help="Directory file; the packaged sample by default.")
 ]
+Prefix = Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")]
 
 
 @keys_app.command("init")
 @friendly_errors
 def init(key_dir: KeyDir = Path(".renkei/keys"), file: DirectoryPath = None) -> None:
-    """Create the master secret and keys for every agency of the directory (local use)."""
+    """Local demo: master secret, hub key and every party's keys and bundles in one folder."""
     created = init_keys(key_dir, file)
     console.print(f"created keys for: {', '.join(created)}" if created else "all keys exist")
+
+
+@keys_app.command("agency-init")
+@friendly_errors
+def agency_init_command(
+    agency: Annotated[str, typer.Option("--agency", help="Your agency id.")],
+    out: Annotated[Path, typer.Option("--out", help="Your key folder (created 0700).")],
+    suite: Annotated[
+        str, typer.Option(help="Sealing suite: X25519 or MLKEM768_X25519 (hybrid).")
+    ] = DEFAULT_SUITE,
+    csr: Annotated[
+        bool, typer.Option(help="Also make a TLS client key and certificate request.")
+    ] = True,
+) -> None:
+    """An agency makes its own keys; prints what to send the operators (public only)."""
+    files = agency_init(out, agency, _suite(suite), csr=csr)
+    console.print(f"private keys (keep here, never send): {files.private_key}")
+    if files.tls_key is not None:
+        console.print(f"TLS client key (keep here, never send): {files.tls_key}")
+    console.print(f"send the operators: {files.bundle}")
+    if files.csr is not None:
+        console.print(f"send the operators' CA: {files.csr}")
+    console.print(f"fingerprint (read it to the operators): {files.public.fingerprint()}")
+
+
+@keys_app.command("hub-init")
+@friendly_errors
+def hub_init_command(key_dir: KeyDir = Path(".renkei/keys")) -> None:
+    """On the hub's host: master secret (unless RENKEI_MASTER_KEY is set), signing key, bundle."""
+    created = hub_init(key_dir, master=not master_from_environment())
+    console.print(f"created: {', '.join(created)}" if created else "all keys exist")
+    path = bundle_path(key_dir, HUB_ID)
+    console.print(f"send the operators: {path}")
+    console.print(f"fingerprint: {read_bundle(path).fingerprint()}")
+
+
+@keys_app.command("export-public")
+@friendly_errors
+def export_public_command(
+    agency: Annotated[str, typer.Option("--agency", help="The key file's agency, or 'hub'.")],
+    key_dir: KeyDir = Path(".renkei/keys"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File or folder; the key folder by default.")
+    ] = None,
+) -> None:
+    """Write the public bundle of a key file: public keys only, safe to send."""
+    path, public = export_public(key_dir, agency, out)
+    console.print(f"wrote {path}")
+    console.print(f"fingerprint: {public.fingerprint()}")
+
+
+@keys_app.command("fingerprint")
+@friendly_errors
+def fingerprint_command(
+    bundles: Annotated[list[Path], typer.Argument(help="Public bundles to check and show.")],
+) -> None:
+    """Check public bundles and print their fingerprints, to compare with their senders."""
+    for path in bundles:
+        public = read_bundle(path)
+        console.print(f"{public.agency_id}: {public.fingerprint()}  ({path})")
 
 
 @directory_app.command("publish")
 @friendly_errors
 def publish_command(
     key_dir: KeyDir = Path(".renkei/keys"),
+    public_keys: Annotated[
+        Path | None,
+        typer.Option(help="Folder of public bundles (*.public.json); the key folder by default."),
+    ] = None,
     file: DirectoryPath = None,
-    prefix: Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")] = "",
+    prefix: Prefix = "",
 ) -> None:
-    """Create the agencies' topics and publish the directory to hub.directory."""
-    count = asyncio.run(publish(KafkaSettings(), prefix, key_dir, file))
+    """Create the agencies' topics and publish the directory to hub.directory.
+
+    Keys come from public bundles only; the one private key read is the operators' own
+    (agency-operator.json in --key-dir), to sign the entries.
+    """
+    count = asyncio.run(publish(KafkaSettings(), prefix, key_dir, file, public_keys))
     console.print(f"published {count} directory entries")
+
+
+@directory_app.command("hub-key")
+@friendly_errors
+def hub_key_command(
+    operator_bundle: Annotated[
+        Path, typer.Option(help="The operators' public bundle, pinned out of band.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="File or folder for hub.public.json.")],
+    prefix: Prefix = "",
+) -> None:
+    """Fetch the hub's verification key from hub.directory, checked against the operators'."""
+    operator = read_bundle(operator_bundle)
+    public = asyncio.run(
+        hub_key_from_directory(
+            KafkaSettings().kafka_kwargs(), Topics(prefix), operator.signing_public_key
+        )
+    )
+    if out.is_dir():
+        out = write_bundle(out, public)
+    else:
+        write_public_file(out, public.to_bundle())
+    console.print(f"wrote {out}")
+    console.print(f"fingerprint: {public.fingerprint()}")
+
+
+def _suite(name: str) -> SuiteName:
+    if name not in SUITES:
+        raise ConfigurationError(f"unknown sealing suite {name!r}; choose from {', '.join(SUITES)}")
+    return name
 
 
 @keys_app.command("rotate")
@@ -57,7 +168,7 @@ def rotate_command(
         float, typer.Option("--wait-s", help="Wait this long for the hub to apply it; 0: don't.")
     ] = 60,
     key_dir: KeyDir = Path(".renkei/keys"),
-    prefix: Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")] = "",
+    prefix: Prefix = "",
 ) -> None:
     """Rotate an agency's link-code key: new codes for everyone it holds, old ones expire."""
     state = asyncio.run(rotate(KafkaSettings(), prefix, key_dir, agency, grace_s, wait_s))

@@ -1,9 +1,13 @@
-"""Key files for the demo and the tests: one JSON file per agency, plus the hub's own.
+"""Private key files: one JSON file per agency (or registry, operators), plus the hub's own.
 
-Layout of a key directory (mode 0700; every file mode 0600, never overwritten)::
+Each party keeps its own folder; ``renkei keys init`` puts them all in one for the demo
+and the tests. Layout (the folder mode 0700; private files mode 0600, never overwritten;
+public bundles, :mod:`renkei.crypto.bundles`, mode 0644 beside them)::
 
-    <dir>/agency-<agency id>.json   an agency's signing key and sealing key pair
-    <dir>/hub.json                  the hub's signing key
+    <dir>/agency-<agency id>.json          an agency's signing key and sealing key pair
+    <dir>/agency-<agency id>.public.json   its public bundle: what it hands the operators
+    <dir>/hub.json                         the hub's signing key
+    <dir>/hub.public.json                  the hub's public bundle
 
 An agency file::
 
@@ -13,30 +17,23 @@ An agency file::
      "sealing_public_key": <base64>}
 
 The public keys are stored too, so an operator can read them off without code; loading
-checks that they match the private keys. In production the private keys live in the
-agency's own systems (or an HSM) and only :class:`AgencyPublicKeys` reaches the hub.
+checks that they match the private keys. Private files are read only by their owner's
+own processes; the operators and the hub get :class:`AgencyPublicKeys` from bundles.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from renkei.crypto._files import read_secret_file, write_secret_file
+from renkei.crypto._files import InsecurePermissionsWarning, read_secret_file, write_secret_file
+from renkei.crypto.bundles import HUB_ID, AgencyPublicKeys
+from renkei.crypto.bundles import Base64Key as _Base64Key
 from renkei.crypto.keyring import check_agency_id
 from renkei.crypto.sealing import DEFAULT_SUITE, SealingKeyPair, SuiteName
 from renkei.crypto.signing import SigningKey
@@ -45,10 +42,12 @@ from renkei.errors import ConfigurationError, CryptoError
 __all__ = [
     "AgencyKeys",
     "AgencyPublicKeys",
+    "InsecurePermissionsWarning",
     "agency_key_path",
     "create",
     "create_hub_signing_key",
     "hub_key_path",
+    "hub_public_keys",
     "load",
     "load_hub_signing_key",
 ]
@@ -59,42 +58,6 @@ _HUB_FORMAT = "renkei-hub-key/1"
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
-
-
-def _from_b64(value: Any) -> Any:
-    # Strict, unlike pydantic's Base64Bytes, which reads "!!!" as b"".
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ValueError("not standard base64") from exc
-    return value
-
-
-_Base64Key = Annotated[
-    bytes, BeforeValidator(_from_b64), PlainSerializer(_b64, return_type=str, when_used="json")
-]
-"""Key bytes: raw bytes in Python, standard base64 in JSON."""
-
-
-class AgencyPublicKeys(BaseModel):
-    """The public half of an agency's keys: what the directory publishes."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    agency_id: str
-    """The agency."""
-    signing_public_key: _Base64Key
-    """Ed25519 key that verifies the agency's messages (base64 in JSON)."""
-    sealing_suite: SuiteName
-    """HPKE suite of ``sealing_public_key``."""
-    sealing_public_key: _Base64Key
-    """HPKE key providers seal attribute values to (base64 in JSON)."""
-
-    @field_validator("agency_id")
-    @classmethod
-    def _valid_id(cls, agency_id: str) -> str:
-        return check_agency_id(agency_id)
 
 
 class AgencyKeys:
@@ -160,8 +123,11 @@ def create(
 ) -> AgencyKeys:
     """Generate keys for ``agency_id`` and save them under ``directory``.
 
-    :raises ConfigurationError: the agency already has a key file (it is never replaced).
+    :raises ConfigurationError: the agency already has a key file (it is never replaced),
+        or ``agency_id`` is ``hub`` (the hub's key is :func:`create_hub_signing_key`'s).
     """
+    if agency_id == HUB_ID:
+        raise ConfigurationError(f"{HUB_ID!r} is the hub's own id, not an agency's")
     keys = AgencyKeys(agency_id, SigningKey.generate(), SealingKeyPair.generate(suite))
     document = {
         "format": _AGENCY_FORMAT,
@@ -200,6 +166,11 @@ def load(directory: str | os.PathLike[str], agency_id: str) -> AgencyKeys:
     ):
         raise ConfigurationError(f"{path}: public keys do not match the private keys")
     return keys
+
+
+def hub_public_keys(key: SigningKey) -> AgencyPublicKeys:
+    """The hub's public keys, for its bundle and its directory entry: no sealing key."""
+    return AgencyPublicKeys(agency_id=HUB_ID, signing_public_key=key.public_bytes)
 
 
 def create_hub_signing_key(directory: str | os.PathLike[str]) -> SigningKey:

@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import stat
+import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from renkei.crypto import (
     SigningKey,
     keystore,
 )
+from renkei.crypto.keystore import InsecurePermissionsWarning
 from renkei.errors import ConfigurationError
 
 MASTER_BYTES = bytes(range(32))
@@ -109,6 +111,7 @@ def test_from_file_reads_base64_with_trailing_newline(tmp_path: Path) -> None:
 def test_from_file_rejects_short_or_missing(tmp_path: Path) -> None:
     short = tmp_path / "short.key"
     short.write_bytes(b"x" * 20)
+    short.chmod(0o600)
     with pytest.raises(ConfigurationError, match=r"short\.key"):
         MasterSecret.from_file(short)
     # 32 characters of base64 are 24 bytes: too short, not 32 raw bytes of text.
@@ -119,16 +122,34 @@ def test_from_file_rejects_short_or_missing(tmp_path: Path) -> None:
         MasterSecret.from_file(tmp_path / "absent.key")
 
 
-def test_from_file_warns_when_others_may_read(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("mode", [0o644, 0o604, 0o620, 0o602])
+def test_from_file_refuses_a_file_others_may_read_or_anyone_may_write(
+    tmp_path: Path, mode: int
 ) -> None:
     path = tmp_path / "master.key"
     path.write_bytes(MASTER_BYTES)
-    path.chmod(0o644)
-    with caplog.at_level(logging.WARNING):
+    path.chmod(mode)
+    with pytest.raises(ConfigurationError, match=f"mode {mode:o}.*chmod 600") as info:
         MasterSecret.from_file(path)
-    assert "accessible to group or others" in caplog.text
-    assert_hidden(MASTER_BYTES, caplog.text)
+    assert_hidden(MASTER_BYTES, str(info.value))
+
+
+def test_from_file_warns_typed_when_the_group_may_read(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    path.write_bytes(MASTER_BYTES)
+    path.chmod(0o640)
+    with pytest.warns(InsecurePermissionsWarning, match="readable by its group") as caught:
+        assert MasterSecret.from_file(path).get_secret_value() == MASTER_BYTES
+    assert_hidden(MASTER_BYTES, *(str(w.message) for w in caught))
+
+
+def test_from_file_is_silent_for_an_owner_only_file(tmp_path: Path) -> None:
+    path = tmp_path / "master.key"
+    path.write_bytes(MASTER_BYTES)
+    path.chmod(0o400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MasterSecret.from_file(path)
 
 
 def test_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,104 @@
+"""The hub's verification key, as the operators published it in ``hub.directory``.
+
+An agency checks that what arrives on its inbox was signed by the hub
+(``AgencyClient(hub_public_key=...)``). It learns that key from the directory entry
+``agency/hub``, and trusts it because the operators signed that entry with their key,
+which the agency pins out of band (the operators' public bundle, compared by
+fingerprint). Reading the directory needs Read on ``hub.directory``; without it, the
+operators can hand the agency ``hub.public.json`` instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from hub_stream.directory import entry_key
+from renkei.crypto import AgencyPublicKeys
+from renkei.crypto.bundles import HUB_ID
+from renkei.envelope import verify_message
+from renkei.errors import ConfigurationError, RequestTimeoutError, SignatureError
+from renkei.readers import committed_reader, topic_partitions
+from renkei.topics import Topics
+from schemas.codec import Codec, default_codec
+from schemas.models import AgencyEntry
+
+__all__ = ["hub_key_from_directory", "latest_directory_value"]
+
+_HUB_KEY = f"agency/{HUB_ID}".encode()
+
+
+async def latest_directory_value(
+    kafka: dict[str, Any], topics: Topics, key: bytes, timeout_s: float = 30
+) -> bytes | None:
+    """The newest value under ``key`` in ``hub.directory`` (``None``: absent or deleted).
+
+    Reads the topic from the beginning to its end as of the call; compaction keeps the
+    newest entry per key, and records written after the call are not waited for.
+
+    :raises RequestTimeoutError: the topic could not be read to its end within ``timeout_s``.
+    """
+    consumer = committed_reader(kafka, group_id=None)
+    await consumer.start()
+    latest: bytes | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            partitions = await topic_partitions(consumer, topics.directory)
+            tps = [TopicPartition(topics.directory, p) for p in partitions]
+            if not tps:
+                return None
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            remaining = {tp for tp in tps if end[tp] > 0}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        if record.key == key:
+                            latest = record.value
+                for tp in list(remaining):
+                    # Transaction markers occupy offsets too: compare positions, not counts.
+                    if await consumer.position(tp) >= end[tp]:
+                        remaining.discard(tp)
+    except TimeoutError:
+        raise RequestTimeoutError(
+            f"could not read {topics.directory} within {timeout_s:g} s"
+        ) from None
+    finally:
+        await consumer.stop()
+    return latest
+
+
+async def hub_key_from_directory(
+    kafka: dict[str, Any],
+    topics: Topics,
+    operator_key: bytes,
+    codec: Codec | None = None,
+    timeout_s: float = 30,
+) -> AgencyPublicKeys:
+    """The hub's public key from its directory entry, checked against the operators' key.
+
+    :param operator_key: the operators' Ed25519 public key, pinned by the caller.
+    :raises ConfigurationError: the directory has no active entry for the hub.
+    :raises SignatureError: the entry is not signed by ``operator_key``.
+    :raises DecodeError: the entry is not a contract message.
+    """
+    codec = codec or default_codec()
+    value = await latest_directory_value(kafka, topics, _HUB_KEY, timeout_s)
+    if value is None:
+        raise ConfigurationError(
+            f"{topics.directory} has no entry for the hub: the operators publish it "
+            "with `renkei directory publish`"
+        )
+    entry = codec.decode(value)
+    if not isinstance(entry, AgencyEntry) or entry_key(entry) != _HUB_KEY:
+        raise ConfigurationError(f"the record under {_HUB_KEY.decode()} is not the hub's entry")
+    if entry.header.sender != "operator":
+        raise SignatureError(f"the hub's entry was sent by {entry.header.sender!r}, not operator")
+    verify_message(entry, operator_key, codec)
+    if not entry.active:
+        raise ConfigurationError("the hub's directory entry is retired (active = false)")
+    return AgencyPublicKeys(agency_id=HUB_ID, signing_public_key=entry.signing_public_key)
