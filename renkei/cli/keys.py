@@ -44,7 +44,7 @@ Prefix = Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")]
 def init(key_dir: KeyDir = Path(".renkei/keys"), file: DirectoryPath = None) -> None:
     """Local demo: master secret, hub key and every party's keys and bundles in one folder."""
     created = init_keys(key_dir, file)
-    console.print(f"created keys for: {', '.join(created)}" if created else "all keys exist")
+    _say(f"created keys for: {', '.join(created)}" if created else "all keys exist")
 
 
 @keys_app.command("agency-init")
@@ -61,13 +61,13 @@ def agency_init_command(
 ) -> None:
     """An agency makes its own keys; prints what to send the operators (public only)."""
     files = agency_init(out, agency, _suite(suite), csr=csr)
-    console.print(f"private keys (keep here, never send): {files.private_key}")
+    _say(f"private keys (keep here, never send): {files.private_key}")
     if files.tls_key is not None:
-        console.print(f"TLS client key (keep here, never send): {files.tls_key}")
-    console.print(f"send the operators: {files.bundle}")
+        _say(f"TLS client key (keep here, never send): {files.tls_key}")
+    _say(f"send the operators: {files.bundle}")
     if files.csr is not None:
-        console.print(f"send the operators' CA: {files.csr}")
-    console.print(f"fingerprint (read it to the operators): {files.public.fingerprint()}")
+        _say(f"send the operators' CA: {files.csr}")
+    _say(f"fingerprint (read it to the operators): {files.public.fingerprint()}")
 
 
 @keys_app.command("hub-init")
@@ -75,10 +75,10 @@ def agency_init_command(
 def hub_init_command(key_dir: KeyDir = Path(".renkei/keys")) -> None:
     """On the hub's host: master secret (unless RENKEI_MASTER_KEY is set), signing key, bundle."""
     created = hub_init(key_dir, master=not master_from_environment())
-    console.print(f"created: {', '.join(created)}" if created else "all keys exist")
+    _say(f"created: {', '.join(created)}" if created else "all keys exist")
     path = bundle_path(key_dir, HUB_ID)
-    console.print(f"send the operators: {path}")
-    console.print(f"fingerprint: {read_bundle(path).fingerprint()}")
+    _say(f"send the operators: {path}")
+    _say(f"fingerprint: {read_bundle(path).fingerprint()}")
 
 
 @keys_app.command("export-public")
@@ -92,8 +92,8 @@ def export_public_command(
 ) -> None:
     """Write the public bundle of a key file: public keys only, safe to send."""
     path, public = export_public(key_dir, agency, out)
-    console.print(f"wrote {path}")
-    console.print(f"fingerprint: {public.fingerprint()}")
+    _say(f"wrote {path}")
+    _say(f"fingerprint: {public.fingerprint()}")
 
 
 @keys_app.command("fingerprint")
@@ -104,7 +104,7 @@ def fingerprint_command(
     """Check public bundles and print their fingerprints, to compare with their senders."""
     for path in bundles:
         public = read_bundle(path)
-        console.print(f"{public.agency_id}: {public.fingerprint()}  ({path})")
+        _say(f"{public.agency_id}: {public.fingerprint()}  ({path})")
 
 
 @directory_app.command("publish")
@@ -124,7 +124,7 @@ def publish_command(
     (agency-operator.json in --key-dir), to sign the entries.
     """
     count = asyncio.run(publish(KafkaSettings(), prefix, key_dir, file, public_keys))
-    console.print(f"published {count} directory entries")
+    _say(f"published {count} directory entries")
 
 
 @directory_app.command("hub-key")
@@ -147,8 +147,13 @@ def hub_key_command(
         out = write_bundle(out, public)
     else:
         write_public_file(out, public.to_bundle())
-    console.print(f"wrote {out}")
-    console.print(f"fingerprint: {public.fingerprint()}")
+    _say(f"wrote {out}")
+    _say(f"fingerprint: {public.fingerprint()}")
+
+
+def _say(text: str) -> None:
+    # Unwrapped: paths and fingerprints are copied from the terminal whole.
+    console.print(text, soft_wrap=True)
 
 
 def _suite(name: str) -> SuiteName:
@@ -173,7 +178,7 @@ def rotate_command(
     """Rotate an agency's link-code key: new codes for everyone it holds, old ones expire."""
     state = asyncio.run(rotate(KafkaSettings(), prefix, key_dir, agency, grace_s, wait_s))
     if state is None:
-        console.print(f"rotation of {agency} requested; the hub sends the remaps when it runs")
+        _say(f"rotation of {agency} requested; the hub sends the remaps when it runs")
         return
     s = state.state
     console.print(

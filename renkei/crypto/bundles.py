@@ -134,7 +134,11 @@ class AgencyPublicKeys(BaseModel):
         return self
 
     def fingerprint(self) -> str:
-        """SHA-256 of the id and keys, as 16 groups of 4 hex digits, to compare by voice."""
+        """128 bits of SHA-256 over the id and keys, 8 groups of 4 hex digits, to read aloud.
+
+        Someone who wants a bundle of theirs to pass for this one must find a second
+        preimage of these 128 bits: out of reach, and still short enough to compare.
+        """
         digest = hashlib.sha256()
         for part in (
             BUNDLE_FORMAT.encode(),
@@ -144,7 +148,7 @@ class AgencyPublicKeys(BaseModel):
             self.sealing_public_key,
         ):
             digest.update(len(part).to_bytes(4, "big") + part)
-        text = digest.hexdigest()[:64]
+        text = digest.hexdigest()[:32]
         return " ".join(text[i : i + 4] for i in range(0, len(text), 4))
 
     def to_bundle(self) -> bytes:
