@@ -28,6 +28,7 @@ may succeed (a broker that is still starting) or never will (a forged link code)
         └── PublishError            a message could not be written to Kafka
     AuditError                      the audit trail could not be read, replayed or shown
     └── AuthenticationError         a citizen's signed challenge was not accepted
+        └── ThrottledError          too many login attempts: try again later
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ __all__ = [
     "SealingError",
     "SignatureError",
     "StartTimeoutError",
+    "ThrottledError",
     "ToolMissingError",
     "TruncatedError",
     "UnknownSchemaError",
@@ -192,3 +194,9 @@ class AuditError(RenkeiError):
 class AuthenticationError(AuditError):
     """A citizen's signed challenge was not accepted by the portal (the reason stays
     server-side: a caller learns only that it failed)."""
+
+
+class ThrottledError(AuthenticationError):
+    """Too many login attempts from one address or for one resident code (HTTP 429)."""
+
+    retriable = True

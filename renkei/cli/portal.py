@@ -1,4 +1,4 @@
-"""``renkei portal serve | register-citizen | citizen-key | sign``: the citizen portal.
+"""``renkei portal serve | pin-operator | register-citizen | citizen-key | sign``: the portal.
 
 ``citizen-key`` and ``sign`` stand in for the My Number card and its reader app: the
 first makes a citizen's key pair, the second signs the portal's login challenge.
@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 
 from ._common import console, friendly_errors
+
+if TYPE_CHECKING:
+    from limits.storage import Storage
 
 __all__ = ["portal_app"]
 
@@ -42,26 +45,92 @@ def serve(
     prefix: Prefix = "",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    portal_id: Annotated[str, typer.Option(help="Names this portal in signatures.")] = (
-        "renkei-portal"
-    ),
-    secure_cookies: Annotated[bool, typer.Option(help="Behind HTTPS: Secure cookies.")] = False,
+    audit_trust: Annotated[
+        Path | None,
+        typer.Option(help="Pinned audit signing keys (a copy of the hub's audit-trust.json)."),
+    ] = None,
+    operator_key: Annotated[
+        Path | None,
+        typer.Option(help="Pinned operators' public key (`renkei portal pin-operator`)."),
+    ] = None,
+    secret_file: Annotated[
+        Path | None, typer.Option(help="The portal secret (made, mode 0600, if missing).")
+    ] = None,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="Proxies whose X-Forwarded-For names the client address.")
+    ] = "127.0.0.1",
 ) -> None:
-    """Serve the portal; it follows hub.audit and answers from memory."""
+    """Serve the portal; it follows hub.audit, believes what verifies, answers from memory.
+
+    Every other setting is a RENKEI_PORTAL_* variable (docs/audit.md).
+    """
     import uvicorn
 
-    from renkei.portal import Authenticator, CitizenRegistry, PortalIndex, create_app
+    from renkei.portal import (
+        Authenticator,
+        CitizenRegistry,
+        LoginLimits,
+        PortalIndex,
+        PortalSettings,
+        PortalTrust,
+        TrailVerifier,
+        create_app,
+    )
+    from renkei.portal.settings import load_or_create_secret
     from schemas.codec import default_codec
 
+    given: dict[str, Any] = {
+        "citizens": citizens, "audit_trust": audit_trust, "operator_key": operator_key,
+        "secret_file": secret_file,
+    }  # fmt: skip
+    settings = PortalSettings(**{k: v for k, v in given.items() if v is not None})
+    trust = PortalTrust.load(settings)
+    codec = default_codec()
+    auth = Authenticator(
+        CitizenRegistry(settings.citizens), settings.portal_id,
+        secret=load_or_create_secret(settings), challenge_ttl_s=settings.challenge_ttl_s,
+        session_ttl_s=settings.session_ttl_s, resident_limit=settings.login_limit_resident,
+        store=_storage(settings.limits_storage),
+    )  # fmt: skip
     app = create_app(
-        PortalIndex(),
-        Authenticator(CitizenRegistry(citizens), portal_id),
-        kafka=KafkaSettings().kafka_kwargs(),
-        topics=Topics(prefix),
-        codec=default_codec(),
-        secure_cookies=secure_cookies,
-    )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+        PortalIndex(TrailVerifier(trust.audit_keys, codec)), auth,
+        kafka=KafkaSettings().kafka_kwargs(), topics=Topics(prefix), codec=codec, trust=trust,
+        limits=LoginLimits(settings.login_limit_ip, settings.limits_storage), tls=settings.tls,
+        stale_after_s=settings.stale_after_s,
+    )  # fmt: skip
+    uvicorn.run(
+        app, host=host, port=port, log_level="warning",
+        proxy_headers=True, forwarded_allow_ips=forwarded_allow_ips,
+    )  # fmt: skip
+
+
+def _storage(uri: str) -> Storage:
+    from limits.storage import Storage, storage_from_string
+
+    try:
+        storage = storage_from_string(uri)
+    except Exception as exc:  # limits raises ConfigurationError, ImportError, ValueError
+        raise ConfigurationError(f"RENKEI_PORTAL_LIMITS_STORAGE {uri!r}: {exc}") from exc
+    if not isinstance(storage, Storage):
+        raise ConfigurationError(f"RENKEI_PORTAL_LIMITS_STORAGE {uri!r} is an async storage")
+    return storage
+
+
+@portal_app.command("pin-operator")
+@friendly_errors
+def pin_operator(
+    out: Annotated[Path, typer.Option(help="Where to write the operators' public key.")] = Path(
+        ".renkei/keys/operator-public.json"
+    ),
+    key_dir: KeyDir = Path(".renkei/keys"),
+) -> None:
+    """Export the operators' public key for a portal to pin (run where the operators' key
+    lives; hand the file to the portal out of band)."""
+    from renkei.crypto import keystore
+    from renkei.portal.settings import write_operator_key
+
+    write_operator_key(out, keystore.load(key_dir, "operator").signing.public_bytes)
+    console.print(f"wrote {out}")
 
 
 @portal_app.command("register-citizen")

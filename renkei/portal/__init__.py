@@ -1,23 +1,34 @@
 """The citizen portal (マイ・ポータル): who asked what about me, when, under which law.
 
-:mod:`.index` holds every person's records in memory from a replay of ``hub.audit``;
-:mod:`.auth` authenticates citizens by a signed challenge; :mod:`.app` serves the API and
-the page. ``docs/audit.md`` describes the registration and the login.
+:mod:`.trail` believes only records a checkpoint signed with a pinned key vouches for;
+:mod:`.follow` feeds it from Kafka into :mod:`.index`, which holds every person's records
+in memory; :mod:`.auth` authenticates citizens by a signed challenge and signed sessions;
+:mod:`.guard` adds security headers and bounds request bodies; :mod:`.app` serves the API
+and the pages (:mod:`.pages`, Jinja2 templates). :mod:`.settings` is where the pinned keys
+and the secret come from. ``docs/audit.md`` describes what is verified and how login works.
 """
 
 from __future__ import annotations
 
-from .app import COOKIE, create_app
+from .app import COOKIE, LoginLimits, LoginRequest, create_app
 from .auth import Authenticator, CitizenRegistry, Session, login_message, register_citizen
 from .index import PortalIndex, Row
+from .settings import PortalSettings, PortalTrust
+from .trail import TrailStats, TrailVerifier
 
 __all__ = [
     "COOKIE",
     "Authenticator",
     "CitizenRegistry",
+    "LoginLimits",
+    "LoginRequest",
     "PortalIndex",
+    "PortalSettings",
+    "PortalTrust",
     "Row",
     "Session",
+    "TrailStats",
+    "TrailVerifier",
     "create_app",
     "login_message",
     "register_citizen",

@@ -1,54 +1,92 @@
 """マイ・ポータル: the citizen's view of the audit trail (FastAPI; an API and a plain page).
 
 =========================  =============================================================
-``GET  /api/challenge``    a single-use challenge to sign
-``POST /api/login``        ``{resident_code, challenge, signature}`` → ``{token}`` (+ cookie)
+``GET  /api/challenge``    a signed, short-lived challenge to sign
+``POST /api/login``        JSON ``{resident_code, challenge, signature}`` → ``{token}`` (+ cookie)
 ``GET  /api/history``      the session's own records (``Authorization: Bearer`` or cookie)
 ``POST /api/logout``       ends the session
 ``GET  /``                 the login page (server-rendered HTML, no script)
 ``POST /login``            the login form → ``/history``
 ``GET  /history``          the history page, in Japanese and English
 ``POST /logout``           ends the session → ``/``
-``GET  /healthz``          records indexed, persons, caught up with the trail
+``GET  /healthz``          what is indexed, what waits or was rejected; 503 unless caught up
 =========================  =============================================================
 
 Every answer about a person comes from the session's audit key: there is no parameter
-naming a person, so a citizen cannot ask for anyone else's records.
+naming a person, so a citizen cannot ask for anyone else's records. Bodies are pydantic
+models; anything malformed is a 4xx with a short reason that never echoes the input.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import html
-import json
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.util import get_remote_address
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from renkei.errors import AuthenticationError
+from renkei.errors import AuthenticationError, ConfigurationError, ThrottledError
 from renkei.topics import Topics
 from schemas.codec import Codec
 
-from .auth import Authenticator, Session, login_message
-from .index import PortalIndex, Row
-from .labels import ITEMS, STEP_TITLES, describe, jst
+from .auth import Authenticator, Session
+from .guard import Guard
+from .index import PortalIndex
+from .pages import history_page, login_page, record_json
+from .settings import PortalTrust
 
-__all__ = ["COOKIE", "create_app"]
+__all__ = ["COOKIE", "LoginLimits", "LoginRequest", "create_app"]
 
 COOKIE = "renkei_session"
-_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+_FAILED = "認証に失敗しました。 / Login failed."
+_THROTTLED = (
+    "試行回数が多すぎます。しばらくしてからお試しください。 / Too many attempts; try later."
+)
+_INVALID = "入力が正しくありません。 / The form was not filled in correctly."
+
+
+class LoginRequest(BaseModel):
+    """A signed challenge, as ``POST /api/login`` and the login form carry it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    resident_code: str = Field(pattern=r"^[0-9]{11}$", description="住民票コード, 11 digits.")
+    challenge: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.\-]+$")
+    signature: str = Field(min_length=1, max_length=256, description="Ed25519, base64.")
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    """Rate limits on logging in (``limits`` notation), counted in ``storage_uri``.
+
+    :param per_ip: attempts per client address, failed or not.
+    :param storage_uri: a ``limits`` storage; ``memory://`` counts per process.
+    """
+
+    per_ip: str = "60/minute"
+    storage_uri: str = "memory://"
+
+
+def _content_type(*accepted: str) -> Callable[[Request], Awaitable[None]]:
+    async def check(request: Request) -> None:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in accepted:
+            raise HTTPException(415, f"send {' or '.join(accepted)}")
+
+    return check
+
+
+_JSON = Depends(_content_type("application/json"))
+_FORM = Depends(_content_type("application/x-www-form-urlencoded"))
 
 
 def create_app(
@@ -58,19 +96,32 @@ def create_app(
     kafka: dict[str, Any] | None = None,
     topics: Topics | None = None,
     codec: Codec | None = None,
-    secure_cookies: bool = False,
+    trust: PortalTrust | None = None,
+    limits: LoginLimits | None = None,
+    tls: bool = False,
+    stale_after_s: float = 300,
 ) -> FastAPI:
-    """The portal app. With ``kafka``, ``topics`` and ``codec`` it follows the trail itself;
-    without, ``index`` is filled by the caller (tests, the benchmark).
+    """The portal app. With ``kafka``, ``topics``, ``codec`` and ``trust`` it follows the
+    trail itself, believing only what verifies against ``trust``; without, ``index`` is
+    filled by the caller (tests, the benchmark).
 
-    :param secure_cookies: mark the session cookie ``Secure`` (behind HTTPS).
+    :param limits: login rate limits (default :class:`LoginLimits`).
+    :param tls: served over HTTPS: ``Secure`` cookies and HSTS.
+    :param stale_after_s: ``/healthz`` says "stuck" once a record waited this long.
+    :raises ConfigurationError: Kafka without pinned trust, or a trail without verifier.
     """
+    following = kafka is not None and topics is not None and codec is not None
+    if following and (trust is None or index.trail is None):
+        raise ConfigurationError("the portal follows Kafka only with pinned keys and a verifier")
+    limits = limits or LoginLimits()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from .follow import follow
+
         task = None
-        if kafka is not None and topics is not None and codec is not None:
-            task = asyncio.create_task(index.follow(kafka, topics, codec))
+        if kafka is not None and topics is not None and codec is not None and trust is not None:
+            task = asyncio.create_task(follow(index, kafka, topics, codec, trust))
         try:
             yield
         finally:
@@ -79,7 +130,17 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="Renkei portal", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Renkei portal", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    limiter = Limiter(
+        key_func=get_remote_address, strategy="moving-window",
+        storage_uri=limits.storage_uri, key_prefix="renkei-portal",
+    )  # fmt: skip
+    app.state.limiter = limiter
+    app.add_middleware(Guard, tls=tls)
+    _add_error_pages(app, auth)
+    per_ip = limiter.shared_limit(limits.per_ip, scope="login")
 
     def token_of(request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -93,74 +154,60 @@ def create_app(
     def with_cookie(response: Response, token: str) -> Response:
         response.set_cookie(
             COOKIE, token, max_age=int(auth.session_ttl_s), httponly=True,
-            samesite="strict", secure=secure_cookies, path="/",
+            samesite="strict", secure=tls, path="/",
         )  # fmt: skip
         return response
 
-    def login(resident_code: str, challenge: str, signature: str) -> tuple[str, Session]:
-        try:
-            raw = base64.b64decode(signature.strip(), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise AuthenticationError("authentication failed") from exc
-        return auth.login(resident_code.strip(), challenge.strip(), raw)
+    def complete() -> bool:
+        return bool(index.health(stale_after_s)["caught_up"])
 
     # -- API -------------------------------------------------------------------------
 
     @app.get("/api/challenge")
     async def api_challenge() -> Response:
-        challenge = auth.challenge()
         return JSONResponse(
             {
-                "challenge": challenge,
+                "challenge": auth.challenge(),
                 "expires_in_s": int(auth.challenge_ttl_s),
                 "portal_id": auth.portal_id,
                 "sign": "Ed25519 over UTF-8 'renkei-portal-login/v1\\n<portal_id>\\n"
                 "<challenge>\\n<resident_code>'",
-            },
-            headers=_HEADERS,
+            }
         )
 
-    @app.post("/api/login")
-    async def api_login(request: Request) -> Response:
+    @app.post("/api/login", dependencies=[_JSON])
+    @per_ip
+    async def api_login(request: Request, body: LoginRequest) -> Response:
         try:
-            body = json.loads(await request.body())
-            token, _ = login(
-                str(body["resident_code"]), str(body["challenge"]), str(body["signature"])
-            )
-        except (AuthenticationError, ValueError, KeyError, TypeError):
-            return JSONResponse({"error": "authentication failed"}, 401, headers=_HEADERS)
-        response = JSONResponse(
-            {"token": token, "expires_in_s": int(auth.session_ttl_s)}, headers=_HEADERS
-        )
+            token, _ = auth.login(body.resident_code, body.challenge, body.signature)
+        except ThrottledError:
+            return _too_many()
+        except AuthenticationError:
+            return JSONResponse({"error": "authentication failed"}, 401)
+        response = JSONResponse({"token": token, "expires_in_s": int(auth.session_ttl_s)})
         return with_cookie(response, token)
 
     @app.get("/api/history")
     async def api_history(request: Request) -> Response:
         session = session_of(request)
         if session is None:
-            return JSONResponse({"error": "not logged in"}, 401, headers=_HEADERS)
+            return JSONResponse({"error": "not logged in"}, 401)
         rows = index.history(session.audit_key)
         return JSONResponse(
-            {"records": [_as_json(index, r) for r in rows], "complete": index.caught_up.is_set()},
-            headers=_HEADERS,
+            {"records": [record_json(index, r) for r in rows], "complete": complete()}
         )
 
     @app.post("/api/logout")
     async def api_logout(request: Request) -> Response:
         auth.logout(token_of(request))
-        response = JSONResponse({"ok": True}, headers=_HEADERS)
+        response = JSONResponse({"ok": True})
         response.delete_cookie(COOKIE, path="/")
         return response
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        return JSONResponse(
-            {
-                "records": index.records,
-                "persons": index.persons,
-                "caught_up": index.caught_up.is_set(),
-            }
-        )
+        health = index.health(stale_after_s)
+        return JSONResponse(health, 200 if health["caught_up"] else 503)
 
     # -- pages -----------------------------------------------------------------------
 
@@ -168,20 +215,17 @@ def create_app(
     async def page_login(request: Request) -> Response:
         if session_of(request) is not None:
             return RedirectResponse("/history", 303)
-        return _page(_login_body(auth.challenge(), auth.portal_id, None))
+        return login_page(auth.challenge(), auth.portal_id, None, 200)
 
-    @app.post("/login")
-    async def page_login_post(request: Request) -> Response:
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
+    @app.post("/login", dependencies=[_FORM])
+    @per_ip
+    async def page_login_post(request: Request, form: Annotated[LoginRequest, Form()]) -> Response:
         try:
-            token, _ = login(
-                form.get("resident_code", ""), form.get("challenge", ""), form.get("signature", "")
-            )
+            token, _ = auth.login(form.resident_code, form.challenge, form.signature)
+        except ThrottledError:
+            return login_page(auth.challenge(), auth.portal_id, _THROTTLED, 429)
         except AuthenticationError:
-            body = _login_body(
-                auth.challenge(), auth.portal_id, "認証に失敗しました。 / Login failed."
-            )
-            return _page(body, 401)
+            return login_page(auth.challenge(), auth.portal_id, _FAILED, 401)
         return with_cookie(RedirectResponse("/history", 303), token)
 
     @app.get("/history")
@@ -189,7 +233,7 @@ def create_app(
         session = session_of(request)
         if session is None:
             return RedirectResponse("/", 303)
-        return _page(_history_body(index, index.history(session.audit_key)))
+        return history_page(index, index.history(session.audit_key), complete())
 
     @app.post("/logout")
     async def page_logout(request: Request) -> Response:
@@ -201,119 +245,35 @@ def create_app(
     return app
 
 
-def _as_json(index: PortalIndex, row: Row) -> dict[str, Any]:
-    names = index.names
-    ja, en = describe(
-        row.step, row.actor, row.requester, row.provider, row.scenario_id, row.items,
-        row.error_code, names,
-    )  # fmt: skip
-    requester = row.requester or row.actor
-    return {
-        "occurred_at_ms": row.occurred_ms,
-        "occurred_at_jst": jst(row.occurred_ms),
-        "step": row.step,
-        "requester": {"id": requester, "name_ja": names.agency(requester)[0],
-                      "name_en": names.agency(requester)[1]},
-        "provider": None if row.provider is None else {
-            "id": row.provider, "name_ja": names.agency(row.provider)[0],
-            "name_en": names.agency(row.provider)[1],
-        },
-        "scenario_id": row.scenario_id,
-        "legal_basis": row.legal_basis,
-        "items": [{"code": i, "ja": ITEMS.get(i, (i, i))[0], "en": ITEMS.get(i, (i, i))[1]}
-                  for i in row.items],
-        "outcome": row.error_code,
-        "text_ja": ja,
-        "text_en": en,
-    }  # fmt: skip
+def _too_many() -> Response:
+    return JSONResponse({"error": "too many attempts"}, 429, headers={"Retry-After": "60"})
 
 
-# -- HTML ------------------------------------------------------------------------------
+def _add_error_pages(app: FastAPI, auth: Authenticator) -> None:
+    """4xx answers in the API's JSON, or the login page again for the form; never the
+    input echoed back (FastAPI's default 422 quotes it)."""
 
-_STYLE = """
-body{font-family:"Noto Sans CJK JP","Hiragino Sans",sans-serif;margin:2rem auto;max-width:60rem;
-color:#1a1a1a;line-height:1.6;padding:0 1rem}
-h1{font-size:1.4rem;border-bottom:3px solid #0050a0;padding-bottom:.3rem}
-.en{color:#555;font-size:.9em}table{border-collapse:collapse;width:100%}
-th,td{border:1px solid #ccc;padding:.4rem .6rem;vertical-align:top;text-align:left}
-th{background:#eef3fa}.error{color:#a00000;font-weight:bold}
-textarea,input[type=text]{width:100%;font-family:monospace}code{word-break:break-all}
-button{padding:.4rem 1.2rem}
-"""
+    def is_page(request: Request) -> bool:
+        return not request.url.path.startswith("/api/")
 
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        if is_page(request):
+            return login_page(auth.challenge(), auth.portal_id, _INVALID, 422)
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()})
+        return JSONResponse({"error": "invalid request", "fields": fields}, 422)
 
-def _page(body: str, status: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html lang="ja"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>マイ・ポータル / My Portal</title><style>{_STYLE}</style></head>"
-        f"<body>{body}</body></html>"
-    )
-    return HTMLResponse(document, status, headers=_HEADERS)
+    async def throttled(request: Request, exc: Exception) -> Response:
+        if is_page(request):
+            return login_page(auth.challenge(), auth.portal_id, _THROTTLED, 429)
+        return _too_many()
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if is_page(request) and request.method == "POST" and request.url.path == "/login":
+            return login_page(auth.challenge(), auth.portal_id, _INVALID, exc.status_code)
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
-def _login_body(challenge: str, portal_id: str, error: str | None) -> str:
-    e = html.escape
-    message = login_message(portal_id, challenge, "<住民票コード>").decode()
-    problem = f'<p class="error" id="error">{e(error)}</p>' if error else ""
-    return f"""
-<h1>マイ・ポータル <span class="en">My Portal</span></h1>
-<p>あなたの情報が、いつ、どの機関からどの機関へ、どの法令に基づいて照会・提供されたかを確認できます。
-<br><span class="en">See when which agency asked which agency about you, for what,
-under which law.</span></p>
-{problem}
-<form method="post" action="/login" id="login">
-<p><label>住民票コード <span class="en">Resident code</span><br>
-<input type="text" name="resident_code" id="resident_code" inputmode="numeric"
- autocomplete="off" required></label></p>
-<p>チャレンジ <span class="en">Challenge</span>: <code id="challenge">{e(challenge)}</code></p>
-<input type="hidden" name="challenge" value="{e(challenge)}">
-<p class="en">Sign <code>{e(message)}</code> (lines separated by a newline) with your key —
-<code>renkei portal sign --key &lt;your key file&gt; --resident-code &lt;code&gt;
---challenge {e(challenge)}</code>, standing in for the My Number card.</p>
-<p><label>署名 <span class="en">Signature (base64)</span><br>
-<textarea name="signature" id="signature" rows="3" required></textarea></label></p>
-<p><button type="submit" id="submit">ログイン / Log in</button></p>
-</form>"""
-
-
-def _history_body(index: PortalIndex, rows: list[Row]) -> str:
-    e = html.escape
-    names = index.names
-    lines = []
-    for row in rows:
-        ja, en = describe(
-            row.step, row.actor, row.requester, row.provider, row.scenario_id, row.items,
-            row.error_code, names,
-        )  # fmt: skip
-        title_ja, title_en = STEP_TITLES.get(row.step, (row.step, row.step))
-        items = "<br>".join(
-            f"{e(ITEMS.get(i, (i, i))[0])} <span class='en'>{e(ITEMS.get(i, (i, i))[1])}</span>"
-            for i in row.items
-        )
-        lines.append(
-            f'<tr class="record" data-step="{e(row.step)}"><td>{e(jst(row.occurred_ms))}</td>'
-            f"<td>{e(title_ja)}<br><span class='en'>{e(title_en)}</span></td>"
-            f"<td>{e(ja)}<br><span class='en'>{e(en)}</span></td>"
-            f"<td>{e(row.legal_basis or '')}</td><td>{items}</td></tr>"
-        )
-    if not lines:
-        table = "<p id='empty'>記録はありません。 <span class='en'>No records.</span></p>"
-    else:
-        table = (
-            "<table id='history'><thead><tr><th>日時 <span class='en'>When (JST)</span></th>"
-            "<th>種別 <span class='en'>Kind</span></th>"
-            "<th>内容 <span class='en'>What happened</span></th>"
-            "<th>根拠法令 <span class='en'>Legal basis</span></th>"
-            "<th>項目 <span class='en'>Items</span></th></tr></thead><tbody>"
-            + "".join(lines)
-            + "</tbody></table>"
-        )
-    return f"""
-<h1>あなたの情報の提供等記録 <span class="en">Your data exchange history</span></h1>
-<p>照会・提供された情報の内容(値)は、この記録にも連携基盤にも保存されていません。
-<br><span class="en">The values exchanged are never stored in this record,
-nor by the hub.</span></p>
-{table}
-<form method="post" action="/logout"><p>
-<button type="submit" id="logout">ログアウト / Log out</button></p></form>"""
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(RateLimitExceeded, throttled)
+    app.add_exception_handler(StarletteHTTPException, http_error)

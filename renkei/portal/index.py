@@ -1,31 +1,29 @@
-"""The portal's memory: every person's audit records, indexed by audit key, from a replay.
+"""The portal's memory: every person's verified audit records, indexed by audit key.
 
-The index follows ``hub.audit`` (read_committed, from the beginning, then tailing), the
-operators' releases on ``hub.disclosure`` and the directory's names. Requests are served
-from memory only, so a load peak never reaches Kafka. Strings that repeat across millions
-of records (agency ids, scenarios, legal bases, item lists) are stored once.
+:mod:`.follow` fills it from ``hub.audit`` through a :class:`~.trail.TrailVerifier` (only
+records a signed checkpoint covers get here), from the operators' releases and from the
+directory's names. Requests are served from memory only, so a load peak never reaches
+Kafka. Strings that repeat across millions of records (agency ids, scenarios, legal
+bases, item lists) are stored once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
 from typing import Any, NamedTuple
 
-from hub_stream.directory import Directory
-from renkei.audit.disclosure import Release, disclosure_topic
-from renkei.audit.reader import read_directory, read_topic
-from renkei.audit.replay import entries, ms
-from renkei.errors import AuditError, SignatureError
-from renkei.topics import Topics
-from schemas.codec import Codec
+from renkei.audit.disclosure import Release
+from renkei.audit.replay import ms
 from schemas.models import AuditRecord
 
 from .labels import Names
+from .trail import TrailStats, TrailVerifier
 
 __all__ = ["PortalIndex", "Row"]
 
-log = logging.getLogger(__name__)
+_CONTACT_TIMEOUT_S = 30
+"""Kafka silent this long (the follower asks every few seconds): say so."""
 
 
 class Row(NamedTuple):
@@ -45,23 +43,33 @@ class Row(NamedTuple):
 
 
 class PortalIndex:
-    """audit key → rows, plus the releases and the directory's names."""
+    """audit key → rows, plus the releases, the directory's names and how following goes.
 
-    def __init__(self) -> None:
+    :param trail: the verifier :mod:`.follow` feeds; ``None`` when the caller fills the
+        index itself (tests, the benchmark) and vouches for what it adds.
+    """
+
+    def __init__(self, trail: TrailVerifier | None = None) -> None:
         self._rows: dict[str, list[Row]] = {}
         self._strings: dict[Any, Any] = {}
         self._released_exchanges: set[str] = set()
         self._released_scenarios: list[Release] = []
         self.names = Names({}, {})
-        self._directory = Directory()
         self.records = 0
+        self.trail = trail
         self.caught_up = asyncio.Event()
+        """Set once the replay reached the end of the trail seen when it started."""
+        self.lag: int | None = None  # offsets of hub.audit not read yet
+        self.last_contact: float | None = None  # time.time() Kafka last answered
+        self.problem: str | None = None  # why following is not going well, if it is not
+        self.releases_rejected = 0
+        self.directory_rejected = 0
 
     def _intern(self, value: Any) -> Any:
         return self._strings.setdefault(value, value)
 
     def add(self, record: AuditRecord) -> None:
-        """Index one record (records about no person are not shown to anyone)."""
+        """Index one verified record (records about no person are not shown to anyone)."""
         if record.audit_key is None:
             return
         s = self._intern
@@ -76,6 +84,7 @@ class PortalIndex:
         )  # fmt: skip
 
     def add_row(self, audit_key: str, row: Row) -> None:
+        """Index one row the caller vouches for."""
         rows = self._rows.get(audit_key)
         if rows is None:
             self._rows[audit_key] = [row]
@@ -110,66 +119,44 @@ class PortalIndex:
         rows = self._rows.get(audit_key, ())
         return [r for r in reversed(rows) if self._shown(r)]
 
-    # -- following Kafka ---------------------------------------------------------------
+    # -- health ------------------------------------------------------------------------
 
-    async def follow(self, kafka: dict[str, Any], topics: Topics, codec: Codec) -> None:
-        """Load the directory, then tail the trail and the releases until cancelled."""
-        await self.refresh_names(kafka, topics, codec)
-        tasks = [
-            asyncio.create_task(self._follow_trail(kafka, topics, codec)),
-            asyncio.create_task(self._follow_releases(kafka, topics, codec)),
-            asyncio.create_task(self._refresh_names_forever(kafka, topics, codec)),
-        ]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def refresh_names(self, kafka: dict[str, Any], topics: Topics, codec: Codec) -> None:
-        directory = await read_directory(kafka, topics.directory, codec)
-        self._directory = directory
-        self.names = Names(
-            {a.agency_id: (a.name_ja, a.name) for a in directory.agencies.values()},
-            {s.scenario_id: (s.duty_ja, s.duty) for s in directory.scenarios.values()},
-        )
-
-    async def _refresh_names_forever(
-        self, kafka: dict[str, Any], topics: Topics, codec: Codec
-    ) -> None:
-        while True:
-            await asyncio.sleep(60)
-            try:
-                await self.refresh_names(kafka, topics, codec)
-            except Exception:  # a directory hiccup must not stop the portal
-                log.exception("could not refresh the directory")
-
-    async def _follow_trail(self, kafka: dict[str, Any], topics: Topics, codec: Codec) -> None:
-        async for entry in entries(
-            kafka, topics.audit, codec, follow=True, on_caught_up=self.caught_up.set
-        ):
-            self.add(entry.record)
-
-    async def _follow_releases(self, kafka: dict[str, Any], topics: Topics, codec: Codec) -> None:
-        topic = disclosure_topic(topics)
-        while True:
-            try:
-                async for batch in read_topic(kafka, topic, follow=True):
-                    for raw in batch:
-                        if raw.value is not None:
-                            self._apply_release(raw.value)
-            except AuditError:
-                await asyncio.sleep(5)  # no release was ever made: the topic does not exist
-
-    def _apply_release(self, value: bytes) -> None:
-        try:
-            release = Release.parse(value)
-            operator = self._directory.agency(release.operator)
-            if operator is None:
-                raise SignatureError(f"{release.operator} is not in the directory")
-            release.check(operator.signing_public_key)
-        except (AuditError, SignatureError, ValueError) as exc:
-            log.warning("ignoring a release that does not verify: %s", exc)
-            return
-        self.release(release)
+    def health(self, stale_after_s: float = 300, now: float | None = None) -> dict[str, Any]:
+        """What ``/healthz`` says. ``caught_up`` only when the replay is done, nothing is
+        left to read, and no record has waited longer than ``stale_after_s`` for a
+        checkpoint (the hub signs every minute: a longer wait means a stuck or broken
+        trail); ``status`` names the first thing wrong."""
+        now = time.time() if now is None else now
+        stats = self.trail.stats if self.trail is not None else TrailStats()
+        oldest = self.trail.oldest_waiting_ms() if self.trail is not None else None
+        waited_s = None if oldest is None else max(0.0, now - oldest / 1000)
+        status = "ok"
+        if self.problem is not None:
+            status = "trouble"
+        elif self.last_contact is not None and now - self.last_contact > _CONTACT_TIMEOUT_S:
+            status = "unreachable"
+        elif not self.caught_up.is_set():
+            status = "replaying"
+        elif waited_s is not None and waited_s > stale_after_s:
+            status = "stuck"
+        elif self.lag:
+            status = "behind"
+        return {
+            "status": status,
+            "caught_up": status == "ok",
+            "problem": self.problem,
+            "records": self.records,
+            "persons": self.persons,
+            "lag": self.lag,
+            "unverified": self.trail.waiting if self.trail is not None else 0,
+            "oldest_unverified_s": None if waited_s is None else round(waited_s, 1),
+            "rejected": stats.rejected,
+            "undecodable": stats.undecodable,
+            "bad_checkpoints": stats.bad_checkpoints,
+            "gaps": stats.gaps,
+            "releases_rejected": self.releases_rejected,
+            "directory_rejected": self.directory_rejected,
+            "last_contact_s": None
+            if self.last_contact is None
+            else round(max(0.0, now - self.last_contact), 1),
+        }
