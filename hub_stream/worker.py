@@ -15,9 +15,10 @@ import mode
 from aiokafka.admin import AIOKafkaAdminClient
 
 from renkei.crypto import KeyRing, MasterSecret, SigningKey, keystore
+from renkei.envelope import sign_message
 from renkei.errors import ConfigurationError
 from renkei.topics import Topics, ensure_topics
-from schemas.models import AgencyEntry, ScenarioEntry
+from schemas.models import AgencyEntry, Message, ScenarioEntry
 
 from .control import control_spec, control_topic
 from .hub import Hub
@@ -25,6 +26,7 @@ from .pipeline import TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import Table, restore_tables
+from .unwritable import StandIns
 
 __all__ = ["HubService", "load_hub_keys"]
 
@@ -65,6 +67,7 @@ class HubService(mode.Service):
         self.topics = Topics(settings.topic_prefix, settings.partitions)
         keyring, hub_key = load_hub_keys(settings)
         self.hub = Hub(self.topics, keyring, hub_key, settings)
+        self._hub_key = hub_key
         self.loop_runner: TransactionalLoop | None = None
 
     async def on_start(self) -> None:
@@ -92,10 +95,16 @@ class HubService(mode.Service):
             transactional_id=f"{self.settings.group_id}-{self.settings.worker_id}",
             pattern=self._input_pattern(),
             handler=self.hub,
+            replace=StandIns(self.topics, self.hub.codec, self._sign),
             max_batch=self.settings.max_batch,
             poll_ms=self.settings.poll_ms,
         )
         await self.loop_runner.start()
+
+    def _sign(self, message: Message) -> Message:
+        if self.settings.signatures == "strict":
+            return sign_message(message, self._hub_key, self.hub.codec)
+        return message
 
     def apply_directory(self, value: bytes | None) -> None:
         """Apply one ``hub.directory`` record (from the restore, then from the faust agent)."""

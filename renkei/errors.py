@@ -5,6 +5,7 @@ may succeed (a broker that is still starting) or never will (a forged link code)
 
     RenkeiError
     ├── ConfigurationError          settings missing or inconsistent
+    │   └── AiokafkaInternalsError  the installed aiokafka lacks an internal Renkei patches
     ├── KafkaLaunchError            `renkei kafka up` could not bring a broker up
     │   ├── ToolMissingError        java or mvn is not installed
     │   ├── PortInUseError          a port the broker needs is taken
@@ -21,6 +22,9 @@ may succeed (a broker that is still starting) or never will (a forged link code)
     │   ├── ExpiredLinkCodeError    a link code of a retired key version
     │   ├── SignatureError          a message signature does not verify
     │   └── SealingError            a sealed payload could not be sealed or opened
+    ├── HubHaltedError              the hub stopped itself rather than risk data
+    │   ├── ClusterChangedError     the broker answering is another cluster than at start
+    │   └── UnwritableOutputError   Kafka refuses even the stand-in for a refused record
     └── ExchangeError               an agency's call through the hub got no usable answer
         ├── HubRefusedError         the hub answered with a typed HubError (``code``)
         ├── ProviderDeclinedError   the provider answered NO_DATA or REFUSED (``status``)
@@ -37,8 +41,10 @@ from enum import StrEnum
 
 __all__ = [
     "AuditError",
+    "AiokafkaInternalsError",
     "AuthenticationError",
     "BadMagicError",
+    "ClusterChangedError",
     "ConfigurationError",
     "ContractError",
     "CryptoError",
@@ -46,6 +52,7 @@ __all__ = [
     "EncodeError",
     "ExchangeError",
     "ExpiredLinkCodeError",
+    "HubHaltedError",
     "HubRefusedError",
     "InvalidLinkCodeError",
     "InvalidMyNumberError",
@@ -62,6 +69,7 @@ __all__ = [
     "ToolMissingError",
     "TruncatedError",
     "UnknownSchemaError",
+    "UnwritableOutputError",
 ]
 
 
@@ -73,6 +81,10 @@ class RenkeiError(Exception):
 
 class ConfigurationError(RenkeiError):
     """Settings are missing or inconsistent."""
+
+
+class AiokafkaInternalsError(ConfigurationError):
+    """The installed aiokafka moved or renamed an internal Renkei relies on."""
 
 
 class KafkaLaunchError(RenkeiError):
@@ -139,6 +151,18 @@ class SignatureError(CryptoError):
 
 class SealingError(CryptoError):
     """A sealed payload could not be sealed or opened."""
+
+
+class HubHaltedError(RenkeiError):
+    """The hub stopped itself: going on could lose or mix up data."""
+
+
+class ClusterChangedError(HubHaltedError):
+    """The brokers now answer with another cluster id than when the hub started."""
+
+
+class UnwritableOutputError(HubHaltedError):
+    """Kafka refuses a record and even the small stand-in that would replace it."""
 
 
 class ExchangeError(RenkeiError):

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
+from renkei.aiokafka_internals import force_metadata_update
 from renkei.settings import FETCH_MAX_WAIT_MS
 
 __all__ = ["committed_reader", "topic_partitions"]
@@ -55,5 +56,5 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float
             return sorted(found)
         if asyncio.get_running_loop().time() > deadline:
             return []
-        await consumer._client.force_metadata_update()
+        await force_metadata_update(consumer)
         await asyncio.sleep(0.1)

@@ -1,0 +1,142 @@
+"""Every private part of aiokafka Renkei touches, in one place.
+
+aiokafka's public API has no knob for these, and each use is measured or needed for
+correctness (the reasons are beside each function). An aiokafka upgrade may move or
+rename any of them: :func:`check` (run by a unit test and when the hub starts) then fails
+with :class:`~renkei.errors.AiokafkaInternalsError` naming what moved, instead of the hub
+silently losing its latency fix or mis-sizing record batches.
+
+Nothing outside this module may reach into aiokafka's underscored attributes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from renkei.errors import AiokafkaInternalsError
+
+__all__ = [
+    "RECORD_BATCH_OVERHEAD",
+    "can_abort",
+    "check",
+    "force_metadata_update",
+    "record_size",
+    "set_transaction_retry_backoff",
+]
+
+RECORD_BATCH_OVERHEAD = 61
+"""Bytes of a v2 record batch's header (Kafka's ``DefaultRecordBatch.RECORD_BATCH_OVERHEAD``)."""
+_EMPTY_RECORD_BOUND = 24
+
+
+def _missing(what: str, exc: BaseException | None = None) -> AiokafkaInternalsError:
+    import aiokafka
+
+    error = AiokafkaInternalsError(
+        f"aiokafka {aiokafka.__version__} has no {what}, which Renkei relies on "
+        "(renkei/aiokafka_internals.py says why): pin the aiokafka version pyproject.toml "
+        "names, or port that module to this version"
+    )
+    if exc is not None:
+        error.__cause__ = exc
+    return error
+
+
+def set_transaction_retry_backoff(seconds: float) -> None:
+    """Set how long aiokafka waits before asking again after CONCURRENT_TRANSACTIONS.
+
+    Right after a commit Kafka answers the next transaction's AddPartitionsToTxn with
+    CONCURRENT_TRANSACTIONS until the markers are written (≈ 1 ms here); aiokafka waits a
+    fixed ``sender.BACKOFF_OVERRIDE`` (20 ms, KAFKA-5477's value) before it asks again,
+    which put a 20 ms floor under every hub batch (docs/benchmarks.md, latency).
+    """
+    from aiokafka.producer import sender
+
+    if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), int | float):
+        raise _missing("aiokafka.producer.sender.BACKOFF_OVERRIDE")
+    sender.BACKOFF_OVERRIDE = seconds
+
+
+def can_abort(producer: Any) -> bool:
+    """Whether ``producer`` (transactional) has a transaction that ``abort_transaction`` accepts.
+
+    aiokafka asserts on an abort outside a transaction (say, after ``begin_transaction``
+    itself failed); the public API does not say which state the producer is in.
+    """
+    from aiokafka.producer.transaction_manager import TransactionState
+
+    try:
+        state = producer._txn_manager.state
+    except AttributeError as exc:
+        raise _missing("AIOKafkaProducer._txn_manager.state", exc) from exc
+    return state in (TransactionState.IN_TRANSACTION, TransactionState.ABORTABLE_ERROR)
+
+
+def force_metadata_update(consumer: Any) -> Awaitable[Any]:
+    """Ask ``consumer``'s client to refresh its metadata now (a topic created moments ago).
+
+    The public consumer only refreshes every ``metadata_max_age_ms``.
+    """
+    try:
+        client = consumer._client
+    except AttributeError as exc:
+        raise _missing("AIOKafkaConsumer._client", exc) from exc
+    update: Awaitable[Any] = client.force_metadata_update()
+    return update
+
+
+def record_size(key: bytes | None, value: bytes | None) -> int:
+    """Upper bound of the bytes one record adds to a v2 record batch (no headers).
+
+    Kafka limits a *batch* (``max.message.bytes``), so a record fits a topic when
+    ``RECORD_BATCH_OVERHEAD + record_size(...)`` does. aiokafka computes this in its
+    batch builder, whose module is not part of its documented API.
+    """
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    try:
+        whole: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, [])
+    except AttributeError as exc:
+        raise _missing("DefaultRecordBatchBuilder.estimate_size_in_bytes", exc) from exc
+    return whole - RECORD_BATCH_OVERHEAD
+
+
+async def check() -> None:
+    """Fail loudly if any internal above moved (an aiokafka upgrade).
+
+    Builds an unstarted producer and consumer (nothing connects) to look at real objects.
+
+    :raises AiokafkaInternalsError: naming the missing piece.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.producer import sender
+
+    try:
+        from aiokafka.producer.transaction_manager import TransactionState
+        from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    except ImportError as exc:
+        raise _missing(f"module {exc.name}", exc) from exc
+    if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), int | float):
+        raise _missing("aiokafka.producer.sender.BACKOFF_OVERRIDE")
+    for name in ("IN_TRANSACTION", "ABORTABLE_ERROR"):
+        if not hasattr(TransactionState, name):
+            raise _missing(f"TransactionState.{name}")
+    if not callable(getattr(DefaultRecordBatchBuilder, "estimate_size_in_bytes", None)):
+        raise _missing("DefaultRecordBatchBuilder.estimate_size_in_bytes")
+    # An empty record's bound is Kafka's MAX_RECORD_OVERHEAD (21) plus three length bytes;
+    # anything else means the estimate no longer includes the batch header as we assume.
+    if record_size(None, None) != _EMPTY_RECORD_BOUND:
+        raise _missing(
+            f"an estimate_size_in_bytes that counts the {RECORD_BATCH_OVERHEAD}-byte batch header"
+        )
+    nowhere = "127.0.0.1:9"  # never contacted: neither client is started
+    producer = AIOKafkaProducer(bootstrap_servers=nowhere, transactional_id="renkei-check")
+    consumer = AIOKafkaConsumer(bootstrap_servers=nowhere)
+    try:
+        can_abort(producer)
+        if not callable(getattr(getattr(consumer, "_client", None), "force_metadata_update", None)):
+            raise _missing("AIOKafkaConsumer._client.force_metadata_update")
+    finally:
+        await consumer.stop()
+        await producer.stop()

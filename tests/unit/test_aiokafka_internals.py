@@ -1,0 +1,66 @@
+"""The private aiokafka parts Renkei relies on still exist, and their loss is reported clearly."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer import sender
+
+from renkei import aiokafka_internals
+from renkei.errors import AiokafkaInternalsError
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+async def test_the_installed_aiokafka_has_every_internal_we_use() -> None:
+    await aiokafka_internals.check()
+
+
+async def test_a_renamed_internal_fails_with_a_message_that_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(sender, "BACKOFF_OVERRIDE")
+    with pytest.raises(AiokafkaInternalsError, match=r"sender\.BACKOFF_OVERRIDE.*pin the aiokafka"):
+        await aiokafka_internals.check()
+    with pytest.raises(AiokafkaInternalsError, match=r"BACKOFF_OVERRIDE"):
+        aiokafka_internals.set_transaction_retry_backoff(0.002)
+
+
+async def test_a_producer_without_its_transaction_manager_is_reported() -> None:
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9", transactional_id="x")
+    try:
+        assert aiokafka_internals.can_abort(producer) is False  # not in a transaction yet
+        del producer._txn_manager
+        with pytest.raises(AiokafkaInternalsError, match=r"_txn_manager"):
+            aiokafka_internals.can_abort(producer)
+    finally:
+        producer._txn_manager = None
+        await producer.stop()
+
+
+def test_record_size_bounds_what_a_record_adds_to_a_batch() -> None:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    for key, value in [(None, b""), (b"k", b"v" * 10), (b"key" * 30, b"x" * 100_000)]:
+        builder = DefaultRecordBatchBuilder(2, 0, 0, -1, -1, 0, 10_000_000)
+        builder.append(0, 0, key, value, [])
+        exact = len(builder.build())
+        bound = aiokafka_internals.RECORD_BATCH_OVERHEAD + aiokafka_internals.record_size(
+            key, value
+        )
+        assert exact <= bound <= exact + 32
+
+
+def test_no_other_module_reaches_into_aiokafka_privates() -> None:
+    # The attributes this module wraps; any use of them elsewhere bypasses its check.
+    private = re.compile(r"_txn_manager|BACKOFF_OVERRIDE|(consumer|producer)\._client\b|_crecords")
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("renkei", "hub_stream", "producers", "consumers", "infra", "benchmarks")
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "aiokafka_internals.py" and private.search(path.read_text())
+    ]
+    assert offenders == []
