@@ -40,8 +40,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
-    "AuditError",
     "AiokafkaInternalsError",
+    "AuditError",
     "AuthenticationError",
     "BadMagicError",
     "ClusterChangedError",
