@@ -4,24 +4,35 @@
 broker+controller JVMs, waits until a metadata request lists every broker and returns the
 bootstrap address. What it started is written to ``cluster.json`` in its home directory,
 so ``down`` stops exactly those processes and nothing else.
+
+With ``secure=True`` the same cluster has TLS listeners, SASL/SCRAM-SHA-512 logins and
+the KRaft ``StandardAuthorizer`` (nothing is allowed without an ACL); ``secure.py`` holds
+its principals and passwords, ``tls.py`` its certificates.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import secrets
 import signal
-import socket
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
-from renkei.errors import KafkaLaunchError, PortInUseError, StartTimeoutError
+from renkei.errors import KafkaLaunchError, StartTimeoutError
 
+from .private_files import write_private
+from .processes import accepts, alive, is_our_broker, require_free, spawn
 from .runtime import KafkaRuntime, kafka_version
+from .scram import upsert_users
+from .secure import ADMIN, SUPER_USERS, SecureFiles
 
 __all__ = ["ClusterState", "LocalCluster", "NodeSpec"]
 
@@ -58,6 +69,7 @@ class ClusterState:
     kafka_version: str
     nodes: list[NodeSpec]
     pids: dict[int, int]
+    secure: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -67,7 +79,7 @@ class ClusterState:
         raw = json.loads(text)
         nodes = [NodeSpec(**node) for node in raw["nodes"]]
         pids = {int(node): pid for node, pid in raw["pids"].items()}
-        return cls(raw["bootstrap"], raw["kafka_version"], nodes, pids)
+        return cls(raw["bootstrap"], raw["kafka_version"], nodes, pids, raw.get("secure", False))
 
 
 class LocalCluster:
@@ -78,6 +90,9 @@ class LocalCluster:
     :param base_port: first broker port; node *i* listens on ``base_port + 2i`` (broker)
         and ``base_port + 2i + 1`` (controller).
     :param runtime: Java and the jar cache; located on first use when not given.
+    :param secure: TLS, SASL/SCRAM and ACLs instead of plaintext.
+    :param principals: (secure) the users to give a SCRAM credential, besides the
+        ``broker`` and ``admin`` super users; more can be added later.
     """
 
     def __init__(
@@ -86,12 +101,18 @@ class LocalCluster:
         nodes: int = 1,
         base_port: int = 19092,
         runtime: KafkaRuntime | None = None,
+        *,
+        secure: bool = False,
+        principals: Iterable[str] = (),
     ) -> None:
         if nodes not in (1, 3):
             raise KafkaLaunchError(f"a local cluster has 1 or 3 nodes, not {nodes}")
         self.home = home.resolve()
         self.node_count = nodes
         self.base_port = base_port
+        self.secure = secure
+        self.principals = tuple(principals)
+        self.files = SecureFiles(self.home)
         self._runtime = runtime
 
     @property
@@ -118,13 +139,20 @@ class LocalCluster:
         return {
             node.node_id: state.pids[node.node_id]
             for node in state.nodes
-            if _is_our_broker(state.pids.get(node.node_id), node.properties)
+            if is_our_broker(state.pids.get(node.node_id), node.properties)
         }
 
     def up(self, timeout_s: float = 60) -> str:
         """Start the cluster unless it already runs; return its bootstrap address."""
         state = self.state()
+        if state is not None and state.secure != self.secure and self._formatted():
+            raise KafkaLaunchError(
+                f"{self.home} holds a {'secure' if state.secure else 'plaintext'} cluster's "
+                "storage: use the same mode, or another RENKEI_HOME"
+            )
         if state is not None and len(self.running_pids()) == len(state.nodes):
+            if self.secure:
+                self._add_principals(state.bootstrap, self.files.prepare(self.principals))
             return state.bootstrap
         if state is not None and self.running_pids():
             raise KafkaLaunchError(
@@ -135,19 +163,37 @@ class LocalCluster:
         nodes = self._node_specs()
         for node in nodes:
             for port in (node.broker_port, node.controller_port):
-                _require_free(port)
-        cluster_id = self._format(runtime, nodes)
+                require_free(port)
+        passwords = self._passwords()
+        cluster_id = self._format(runtime, nodes, passwords)
         pids = {node.node_id: self._start(runtime, node) for node in nodes}
         bootstrap = ",".join(f"127.0.0.1:{node.broker_port}" for node in nodes)
-        state = ClusterState(bootstrap, kafka_version(), nodes, pids)
+        state = ClusterState(bootstrap, kafka_version(), nodes, pids, self.secure)
         self.state_file.write_text(state.to_json())
         (self.home / "cluster.id").write_text(cluster_id)
+        kafka = self.files.client_kwargs(ADMIN, bootstrap) if self.secure else {}
         try:
-            asyncio.run(_wait_ready(bootstrap, len(nodes), nodes, pids, timeout_s))
+            asyncio.run(_wait_ready(bootstrap, nodes, pids, timeout_s, kafka))
+            if self.secure:
+                self._add_principals(bootstrap, passwords)
         except BaseException:
             self.down()
             raise
         return bootstrap
+
+    def add_principals(self, principals: Iterable[str]) -> dict[str, str]:
+        """(secure, running) Give ``principals`` a password and a SCRAM credential if new.
+
+        :returns: the principals that were new.
+        """
+        state = self.state()
+        if state is None or not state.secure or not self.running_pids():
+            raise KafkaLaunchError(f"no secure cluster is running from {self.home}")
+        known = set(self.files.principals())
+        passwords = self.files.prepare(principals)
+        new = {p: pw for p, pw in passwords.items() if p not in known}
+        self._add_principals(state.bootstrap, new)
+        return new
 
     def down(self, timeout_s: float = 30) -> list[int]:
         """Stop the nodes this home started (SIGTERM, then SIGKILL); return their PIDs."""
@@ -157,9 +203,9 @@ class LocalCluster:
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
         for pid in running.values():
-            while _alive(pid) and time.monotonic() < deadline:
+            while alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         return list(running.values())
@@ -170,7 +216,7 @@ class LocalCluster:
         if pid is None:
             raise KafkaLaunchError(f"node {node_id} is not running")
         os.kill(pid, sig)
-        while _alive(pid):
+        while alive(pid):
             time.sleep(0.05)
 
     def restart_node(self, node_id: int) -> None:
@@ -193,20 +239,39 @@ class LocalCluster:
             for i in range(self.node_count)
         ]
 
-    def _format(self, runtime: KafkaRuntime, nodes: list[NodeSpec]) -> str:
+    def _formatted(self) -> bool:
+        return any(self.home.glob("node-*/data/meta.properties"))
+
+    def _passwords(self) -> dict[str, str]:
+        if not self.secure:
+            return {}
+        if self._formatted() and not all(self.files.password(u) for u in SUPER_USERS):
+            # The storage holds SCRAM credentials whose passwords are gone: new ones
+            # would not match, and the brokers could not even log in to each other.
+            raise KafkaLaunchError(
+                f"{self.files.credentials_dir} lost the broker or admin password of the "
+                f"formatted storage in {self.home}: delete {self.home} to start afresh"
+            )
+        return self.files.prepare(self.principals)
+
+    def _add_principals(self, bootstrap: str, passwords: dict[str, str]) -> None:
+        users = {p: pw for p, pw in passwords.items() if p not in SUPER_USERS}
+        asyncio.run(upsert_users(self.files.client_kwargs(ADMIN, bootstrap), users))
+        self.files.publish(passwords, bootstrap)
+
+    def _format(
+        self, runtime: KafkaRuntime, nodes: list[NodeSpec], passwords: dict[str, str]
+    ) -> str:
         """Write each node's configuration and format its storage once; return the cluster id."""
         self.home.mkdir(parents=True, exist_ok=True)
         id_file = self.home / "cluster.id"
-        if id_file.exists():
-            cluster_id = id_file.read_text().strip()
-        else:
-            cluster_id = runtime.run_tool("kafka.tools.StorageTool", "random-uuid").strip()
+        cluster_id = id_file.read_text().strip() if id_file.exists() else _random_cluster_id()
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
         replication = len(nodes)
         for node in nodes:
             data_dir = Path(node.directory, "data")
             node.log.parent.mkdir(parents=True, exist_ok=True)
-            values = {
+            values: dict[str, Any] = {
                 "node_id": node.node_id,
                 "voters": voters,
                 "broker_port": node.broker_port,
@@ -217,13 +282,23 @@ class LocalCluster:
                 "min_isr": min(2, replication),
                 "log_dir": node.log.parent,
             }
-            for name in ("server.properties", "log4j2.properties"):
-                text = Template((TEMPLATES / f"{name}.tmpl").read_text()).substitute(values)
-                Path(node.directory, name).write_text(text)
+            if self.secure:
+                values.update(self.files.template_values(passwords))
+            mode = "secure" if self.secure else "plaintext"
+            values["listeners"] = _render(f"listeners-{mode}.properties", values).strip()
+            log4j = _render("log4j2.properties", values)
+            Path(node.directory, "log4j2.properties").write_text(log4j)
+            # Secure: the file holds the broker's password, so only its owner may read it.
+            server = _render("server.properties", values).encode()
+            if self.secure:
+                write_private(node.properties, server)
+            else:
+                node.properties.write_bytes(server)
             if not (data_dir / "meta.properties").exists():
                 runtime.run_tool(
                     "kafka.tools.StorageTool", "format", "--ignore-formatted",
                     "-t", cluster_id, "-c", str(node.properties),
+                    secrets=self.files.format_arguments(passwords) if self.secure else (),
                 )  # fmt: skip
         return cluster_id
 
@@ -234,91 +309,58 @@ class LocalCluster:
             f"-Dkafka.logs.dir={node.log.parent}",
             "-cp", runtime.classpath, "kafka.Kafka", str(node.properties),
         ]  # fmt: skip
-        console = Path(node.directory, "logs", "console.log")
-        # posix_spawn in a new session: the broker outlives the `renkei kafka up` that
-        # started it, and no Popen object is left to warn about a child still running.
-        return os.posix_spawn(
-            command[0],
-            command,
-            dict(os.environ),
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (
-                    os.POSIX_SPAWN_OPEN,
-                    1,
-                    str(console),
-                    os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                    0o644,
-                ),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ],
-            setsid=True,
-        )
+        return spawn(command, Path(node.directory, "logs", "console.log"))
 
 
-def _alive(pid: int) -> bool:
-    # Reap it if it is our own child that has exited, so it does not linger as a zombie.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child (reaped later) counts as gone.
-    with contextlib.suppress(OSError):
-        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
-            return False
-    return True
+def _render(name: str, values: dict[str, Any]) -> str:
+    return Template((TEMPLATES / f"{name}.tmpl").read_text()).substitute(values)
 
 
-def _is_our_broker(pid: int | None, properties: Path) -> bool:
-    """True if ``pid`` is alive and is the broker started with ``properties`` (not a reused PID)."""
-    if pid is None or not _alive(pid):
-        return False
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return str(properties).encode() in cmdline
+def _random_cluster_id() -> str:
+    """A cluster id as ``kafka-storage random-uuid`` makes one, without starting a JVM.
 
-
-def _require_free(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        # As Kafka itself does: connections of a stopped broker lingering in TIME_WAIT
-        # must not count as "in use"; a live listener still does.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise PortInUseError(
-                f"port {port} on 127.0.0.1 is already in use: stop what holds it, "
-                f"or choose other ports with `renkei kafka up --port N`"
-            ) from exc
+    Kafka's ``Uuid.randomUuid()``: 16 random bytes in URL-safe base64 without padding,
+    never one that starts with "-" (it would read as an option) and never the reserved
+    all-zero id or the metadata topic's id (…0001).
+    """
+    while True:
+        raw = secrets.token_bytes(16)
+        if int.from_bytes(raw) in (0, 1):
+            continue
+        text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 async def _wait_ready(
-    bootstrap: str, brokers: int, nodes: list[NodeSpec], pids: dict[int, int], timeout_s: float
+    bootstrap: str,
+    nodes: list[NodeSpec],
+    pids: dict[int, int],
+    timeout_s: float,
+    kafka: dict[str, Any],
 ) -> None:
-    """Wait until a metadata request lists every broker; fail early if a JVM dies."""
+    """Wait until a metadata request lists every broker; fail early if a JVM dies.
+
+    :param kafka: client keyword arguments besides the bootstrap (secure: the admin's).
+    """
     from aiokafka.admin import AIOKafkaAdminClient
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for node in nodes:
-            if not _alive(pids[node.node_id]):
+            if not alive(pids[node.node_id]):
                 raise KafkaLaunchError(
                     f"Kafka node {node.node_id} exited during start-up:\n{_tail(node)}"
                 )
-        if not _accepts(nodes[0].broker_port):
+        if not accepts(nodes[0].broker_port):
             await asyncio.sleep(0.2)
             continue
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        options = {**kafka, "bootstrap_servers": bootstrap, "request_timeout_ms": 2000}
+        admin = AIOKafkaAdminClient(**options)
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
-            if len(cluster["brokers"]) >= brokers:
+            if len(cluster["brokers"]) >= len(nodes):
                 return
         except Exception:  # noqa: S110 - not answering yet is the normal case while it starts
             pass
@@ -328,15 +370,6 @@ async def _wait_ready(
     raise StartTimeoutError(
         f"Kafka did not answer on {bootstrap} within {timeout_s:.0f} s:\n{_tail(nodes[0])}"
     )
-
-
-def _accepts(port: int) -> bool:
-    """Whether the port takes TCP connections yet (a cheap probe before a Kafka client)."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def _tail(node: NodeSpec, lines: int = 20) -> str:

@@ -11,6 +11,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,12 +101,39 @@ class KafkaRuntime:
         marker.touch()
         return self.jar_dir
 
-    def run_tool(self, main_class: str, *args: str, timeout_s: float = 60) -> str:
-        """Run a Kafka command-line tool from the cached jars and return its output."""
-        command = [self.java, "-cp", self.classpath, main_class, *args]
-        done = subprocess.run(  # noqa: S603
-            command, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+    def run_tool(
+        self,
+        main_class: str,
+        *args: str,
+        secrets: Sequence[str] = (),
+        timeout_s: float = 60,
+    ) -> str:
+        """Run a Kafka command-line tool from the cached jars and return its output.
+
+        :param secrets: more arguments that hold passwords. Any local user can read a
+            process's command line, so these go to java in a 0600 argument file
+            (``java @file``) instead, and are masked in an error message.
+        """
+        with tempfile.TemporaryDirectory(prefix="renkei-tool-") as scratch:
+            command = [self.java, "-cp", self.classpath, main_class, *args]
+            if secrets:
+                argfile = Path(scratch, "args")  # the folder is 0700, the file 0600
+                fd = os.open(argfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write("\n".join(_quoted(a) for a in [main_class, *args, *secrets]))
+                command = [self.java, "-cp", self.classpath, f"@{argfile}"]
+            done = subprocess.run(  # noqa: S603
+                command, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
         if done.returncode != 0:
-            raise KafkaLaunchError(f"{main_class} failed:\n{done.stderr.strip() or done.stdout}")
+            output = done.stderr.strip() or done.stdout
+            for secret in secrets:
+                output = output.replace(secret, "***")
+            output = re.sub(r"password=[^,\]\s]*", "password=***", output)
+            raise KafkaLaunchError(f"{main_class} failed:\n{output}")
         return done.stdout
+
+
+def _quoted(argument: str) -> str:
+    """One argument of a java @-file: double-quoted, with backslash and quote escaped."""
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
