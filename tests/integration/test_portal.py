@@ -1,5 +1,6 @@
-"""The portal on a live trail: login, isolation, non-disclosure and release, and what a
-citizen sees in a real browser (headless Chromium through chromedriver's WebDriver API)."""
+"""The portal on a live trail: login, isolation, non-disclosure and release, what a
+citizen sees in a real browser (headless Chromium through chromedriver's WebDriver API),
+and forgeries written to the trail and to the releases that the portal never believes."""
 
 from __future__ import annotations
 
@@ -17,21 +18,27 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from aiokafka import AIOKafkaProducer
 
 from hub_stream.worker import load_hub_keys
+from producers.registry_publisher import RegistryPublisher
 from renkei.audit.disclosure import publish_release, sign_release
 from renkei.audit.rebuild import audit_key_of_resident
 from renkei.audit.replay import Filter, entries
+from renkei.auditchain import TRUST_FILE, TrustedKeys, chain_hash
 from renkei.crypto import SigningKey
 from renkei.portal import (
     Authenticator,
     CitizenRegistry,
     PortalIndex,
+    PortalTrust,
+    TrailVerifier,
     create_app,
     login_message,
     register_citizen,
 )
 from renkei.topics import Topics
+from schemas.models import AuditStep, Header
 from tests.integration.hub_env import HubEnv, eventually, hub_env
 from tests.integration.test_audit import CODEC, HUB_SETTINGS, WITHHELD, populate
 
@@ -164,6 +171,31 @@ async def chromium(tmp_path: Path) -> AsyncIterator[Browser]:
         await asyncio.wait_for(process.wait(), 10)
 
 
+def pinned(env: HubEnv) -> PortalTrust:
+    """What the operators hand the portal out of band: the audit keys and their own key."""
+    audit_keys = TrustedKeys.load(env.settings.key_dir / TRUST_FILE)
+    return PortalTrust(audit_keys, env.keys("operator").signing.public_bytes)
+
+
+def portal_of(env: HubEnv, citizens: Path) -> tuple[PortalIndex, Any]:
+    trust = pinned(env)
+    index = PortalIndex(TrailVerifier(trust.audit_keys, CODEC))
+    app = create_app(index, Authenticator(CitizenRegistry(citizens)), kafka=env.kafka,
+                     topics=env.topics, codec=CODEC, trust=trust)  # fmt: skip
+    return index, app
+
+
+async def all_verified(index: PortalIndex) -> None:
+    """Caught up, and every record read is covered by a checkpoint (the hub signs every
+    300 ms here)."""
+
+    async def done() -> bool:
+        health = index.health()
+        return bool(health["caught_up"]) and health["unverified"] == 0 and health["lag"] == 0
+
+    await eventually(done, timeout_s=30)
+
+
 async def api_login(base: str, key: SigningKey, resident_code: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(base_url=base)
     challenge = (await client.get("/api/challenge")).json()["challenge"]
@@ -192,11 +224,9 @@ async def test_portal_shows_each_citizen_their_own_history(env: HubEnv, tmp_path
         audit_keys[p.resident_code] = key
         register_citizen(citizens, p.resident_code, keys[p.resident_code].public_bytes, key)
 
-    index = PortalIndex()
-    app = create_app(index, Authenticator(CitizenRegistry(citizens)),
-                     kafka=env.kafka, topics=env.topics, codec=CODEC)  # fmt: skip
+    index, app = portal_of(env, citizens)
     async with serving(app) as base:
-        await asyncio.wait_for(index.caught_up.wait(), 30)
+        await all_verified(index)
         theirs = [e.record async for e in entries(
             env.kafka, env.topics.audit, CODEC,
             Filter(audit_keys=frozenset({audit_keys[first.resident_code]})),
@@ -250,6 +280,20 @@ async def test_portal_shows_each_citizen_their_own_history(env: HubEnv, tmp_path
                 # The investigation ends: an operator releases the withheld exchange.
                 hub_id = next(r.hub_request_id for r in theirs if r.scenario_id == WITHHELD)
                 assert hub_id
+                # An agency's key is in the directory too, but only the pinned
+                # operators' key releases anything.
+                city = env.keys("city-shinagawa").signing
+                forged = sign_release(city, "not theirs", hub_request_id=hub_id,
+                                      operator="city-shinagawa")  # fmt: skip
+                await publish_release(env.kafka, env.topics, forged)
+
+                async def refused() -> bool:
+                    return index.releases_rejected == 1
+
+                await eventually(refused, timeout_s=30)
+                records = (await alice.get("/api/history")).json()["records"]
+                assert all(r["scenario_id"] != WITHHELD for r in records)
+
                 operator = env.keys("operator").signing
                 await publish_release(
                     env.kafka, env.topics, sign_release(operator, "closed", hub_request_id=hub_id)
@@ -268,3 +312,61 @@ async def test_portal_shows_each_citizen_their_own_history(env: HubEnv, tmp_path
         finally:
             await alice.aclose()
             await bob.aclose()
+
+
+async def test_a_forged_record_on_the_trail_is_not_shown(env: HubEnv, tmp_path: Path) -> None:
+    """Anyone who can write to hub.audit can read a citizen's audit key and the chain head
+    off the trail and append a record that links to it: the portal must not show it."""
+    done = await populate(env)
+    keyring, _ = load_hub_keys(env.settings)
+    first = done.people[0]
+    audit_key = await audit_key_of_resident(env.kafka, env.topics, keyring, first.resident_code)
+    assert audit_key is not None
+    key = SigningKey.generate()
+    citizens = tmp_path / "citizens.json"
+    register_citizen(citizens, first.resident_code, key.public_bytes, audit_key)
+    index, app = portal_of(env, citizens)
+    async with serving(app) as base:
+        await all_verified(index)
+        alice = await api_login(base, key, first.resident_code)
+        try:
+            before = (await alice.get("/api/history")).json()["records"]
+            trail = [e async for e in entries(env.kafka, env.topics.audit, CODEC)]
+            partition = next(e.partition for e in trail if e.record.audit_key == audit_key)
+            last = [e for e in trail if e.partition == partition][-1]  # the chain head
+            forged = last.record.model_copy(update={
+                "header": Header.new("hub"), "step": AuditStep.FORWARDED,
+                "requester": "kyokai-kenpo", "provider": "jps", "actor": "kyokai-kenpo",
+                "scenario_id": "S003", "items": ("pension.annual_amount",),
+                "hub_request_id": "f" * 32, "audit_key": audit_key, "disclosable": True,
+                "prev_hash": chain_hash(last.value),
+            })  # fmt: skip
+            producer = AIOKafkaProducer(**env.kafka)
+            await producer.start()
+            try:
+                await producer.send_and_wait(
+                    env.topics.audit, CODEC.encode(forged), key=audit_key.encode(),
+                    partition=partition,
+                )  # fmt: skip
+            finally:
+                await producer.stop()
+            # The hub goes on writing (a move: registry and notice records for her), and
+            # signs a checkpoint over its own records, not over the forgery.
+            async with RegistryPublisher(env.keys("registry"), env.kafka, env.topics) as reg:
+                await reg.move(first.resident_code, "東京都品川区東五反田二丁目5番2号",
+                               first.birth_date)  # fmt: skip
+
+            async def moved_again() -> bool:
+                records = (await alice.get("/api/history")).json()["records"]
+                return len(records) > len(before) and index.health()["unverified"] == 0
+
+            await eventually(moved_again, timeout_s=30)
+            after = (await alice.get("/api/history")).json()["records"]
+            assert all(r["provider"] is None or r["provider"]["id"] != "jps"
+                       or r["requester"]["id"] != "kyokai-kenpo" for r in after)  # fmt: skip
+            assert "pension.annual_amount" not in {i["code"] for r in after for i in r["items"]}
+            health = (await alice.get("/healthz")).json()
+            assert health["rejected"] == 1
+            assert health["caught_up"] is True
+        finally:
+            await alice.aclose()
