@@ -52,7 +52,7 @@ class AuditTrail:
         self._heads = heads
         self._checkpointer = checkpointer
         self._withheld = frozenset(withheld_scenarios)
-        self._saved: dict[int, ChainHead | None] = {}
+        self._begun = 0
 
     def partition_of(self, audit_key: str | None, actor: str) -> int:
         return zlib.crc32((audit_key or actor).encode()) % self.partitions
@@ -77,8 +77,6 @@ class AuditTrail:
         """One audit record. ``cause`` is the id of the message (or event) that caused it."""
         partition = self.partition_of(audit_key, actor)
         head = self._heads.get(str(partition))
-        if partition not in self._saved:
-            self._saved[partition] = head
         now = now_ms()
         record = AuditRecord(
             header=Header.new(
@@ -113,20 +111,17 @@ class AuditTrail:
 
     def begin(self) -> None:
         """Start one input record's worth of audit records (see :meth:`abort`)."""
-        self._saved.clear()
+        self._begun = self._heads.savepoint()
 
     def abort(self) -> None:
         """Forget the chain moves since :meth:`begin`: their records will not be written.
 
-        The hub drops a failed input's outputs; without this, the head would point at a
-        record that never reaches Kafka and ``verify`` would report a removed record.
+        Whoever drops a failed input's outputs must drop its chain moves too; otherwise the
+        head would point at a record that never reaches Kafka and ``verify`` would report
+        a removed record. (The hub rolls the chain table back to its per-record savepoint
+        with every other table, which does the same.)
         """
-        for partition, head in self._saved.items():
-            if head is None:
-                self._heads.delete(str(partition))
-            else:
-                self._heads.put(str(partition), head)
-        self._saved.clear()
+        self._heads.rollback_to(self._begun)
 
     # -- checkpoints -------------------------------------------------------------------
 

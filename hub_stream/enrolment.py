@@ -3,11 +3,12 @@
 The person is resolved by My Number, else by the normalised basic-4; an ambiguous or
 unmatched record gets a typed answer and is never guessed. A link writes the reference
 directory (the ``holdings`` table): which agency holds whom, since when, as what.
+
+Reads the person index and ``holdings``; stages ``holdings``; emits the result to the
+agency and an audit record.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from renkei.crypto import audit_key
 from renkei.errors import CryptoError, ExpiredLinkCodeError
@@ -21,43 +22,36 @@ from schemas.models import (
     Header,
 )
 
+from .context import FlowContext
 from .ids import derive_id
+from .outputs import Output
 from .records import Holding
 from .refusals import Refusal
-
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .outputs import Output
 
 __all__ = ["deenrol", "enrol"]
 
 
-def enrol(hub: Hub, agency: str, request: EnrolmentRequest) -> list[Output]:
+def enrol(ctx: FlowContext, agency: str, request: EnrolmentRequest) -> list[Output]:
     """Resolve the record to a person; answer with a link code or a typed outcome."""
     cause = request.header.message_id
     if request.my_number is None and request.basic4 is None:
         raise Refusal(ErrorCode.MALFORMED_MESSAGE, "an enrolment needs a My Number or basic-4")
-    match = hub.index.resolve(request.my_number, request.basic4)
+    match = ctx.indexes.resolve(request.my_number, request.basic4)
     link_code: str | None = None
     key: str | None = None
     if match.outcome == "LINKED" and match.person_id is not None:
-        link_code = hub.links.mint(agency, match.person_id)
-        key = audit_key(hub.keyring, match.person_id)
+        link_code = ctx.links.mint(agency, match.person_id)
+        key = audit_key(ctx.keyring, match.person_id)
         holding_key = f"{key}|{agency}"
-        if hub.holdings.get(holding_key) is None:
-            hub.holdings.put(
-                holding_key,
-                Holding(
-                    agency=agency,
-                    record_ref=request.record_ref,
-                    capacity=request.capacity,
-                    since_ms=int(request.header.sent_at.timestamp() * 1000),
-                ),
+        if ctx.holdings.get(holding_key) is None:
+            holding = Holding(
+                agency=agency,
+                record_ref=request.record_ref,
+                capacity=request.capacity,
+                since_ms=int(request.header.sent_at.timestamp() * 1000),
             )
-            # Fan-out looks holders up here; an event later in this same batch must see
-            # the holding (the table, not this index, decides whether it exists).
-            hub.holders.setdefault(key, set()).add(agency)
-    hub.metrics[f"enrolment.{match.outcome}"] += 1
+            ctx.holdings.put(holding_key, holding)  # fan-out sees it for the rest of the batch
+    ctx.metrics[f"enrolment.{match.outcome}"] += 1
     result = EnrolmentResult(
         header=Header.new("hub", cause, message_id=derive_id("enrol", cause)),
         record_ref=request.record_ref,
@@ -67,27 +61,27 @@ def enrol(hub: Hub, agency: str, request: EnrolmentRequest) -> list[Output]:
     )
     step = AuditStep.ENROLLED if link_code else AuditStep.NOT_ENROLLED
     return [
-        hub.send(hub.topics.agency_in(agency), link_code or request.record_ref, result),
-        hub.audit.record(
+        ctx.send(ctx.topics.agency_in(agency), link_code or request.record_ref, result),
+        ctx.audit.record(
             step, cause=cause, actor=agency, audit_key=key, requester=agency,
             error_code=None if link_code else match.outcome,
         ),
     ]  # fmt: skip
 
 
-def deenrol(hub: Hub, agency: str, request: DeenrolmentRequest) -> list[Output]:
+def deenrol(ctx: FlowContext, agency: str, request: DeenrolmentRequest) -> list[Output]:
     """The agency stops holding the person: no more notices about them."""
     cause = request.header.message_id
     try:
-        id_code = hub.links.open(agency, request.link_code, hub.now())
+        id_code = ctx.links.open(agency, request.link_code, ctx.now())
     except ExpiredLinkCodeError as exc:
         raise Refusal(ErrorCode.EXPIRED_LINK_CODE, str(exc)) from exc
     except CryptoError as exc:
         raise Refusal(ErrorCode.INVALID_LINK_CODE, str(exc)) from exc
-    key = audit_key(hub.keyring, id_code)
-    if hub.holdings.get(f"{key}|{agency}") is None:
+    key = audit_key(ctx.keyring, id_code)
+    if ctx.holdings.get(f"{key}|{agency}") is None:
         raise Refusal(ErrorCode.NOT_ENROLLED, "the agency does not hold this person")
-    hub.holdings.delete(f"{key}|{agency}")
+    ctx.holdings.delete(f"{key}|{agency}")
     result = EnrolmentResult(
         header=Header.new("hub", cause, message_id=derive_id("deenrol", cause)),
         record_ref=request.record_ref,
@@ -96,6 +90,6 @@ def deenrol(hub: Hub, agency: str, request: DeenrolmentRequest) -> list[Output]:
         detail="holding ended: no further notices for this person",
     )
     return [
-        hub.send(hub.topics.agency_in(agency), request.link_code, result),
-        hub.audit.record(AuditStep.DEENROLLED, cause=cause, actor=agency, audit_key=key),
+        ctx.send(ctx.topics.agency_in(agency), request.link_code, result),
+        ctx.audit.record(AuditStep.DEENROLLED, cause=cause, actor=agency, audit_key=key),
     ]

@@ -4,11 +4,13 @@
 under B's code with a hub request id, and remember who waits until when. ``respond``: B's
 sealed answer goes back to A under A's own request id. ``time_out``: a deadline that
 passes ends as a typed TIMEOUT to A. The hub never opens the sealed payload.
+
+Reads the scenario table, ``holdings`` and ``pending``; stages ``pending`` (the hub's
+deadlines follow it); emits the forwarded request, the answer or the timeout, and an
+audit record for each.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from renkei.crypto import audit_key
 from renkei.errors import ExpiredLinkCodeError, InvalidLinkCodeError
@@ -23,20 +25,18 @@ from schemas.models import (
     ProviderResponse,
 )
 
+from .context import FlowContext
 from .ids import derive_id
+from .outputs import Output
 from .records import Pending
 from .refusals import Refusal
-
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .outputs import Output
 
 __all__ = ["request", "respond", "time_out"]
 
 
-def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
+def request(ctx: FlowContext, requester: str, req: AttributeRequest) -> list[Output]:
     """Check, translate and forward one attribute request."""
-    scenario = hub.directory.scenario(req.scenario_id)
+    scenario = ctx.directory.scenario(req.scenario_id)
     if scenario is None:
         raise Refusal(ErrorCode.UNKNOWN_SCENARIO, f"no active scenario {req.scenario_id}")
     if scenario.requester != requester or scenario.provider != req.provider:
@@ -51,26 +51,26 @@ def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
             ErrorCode.ITEM_NOT_PERMITTED,
             f"scenario {scenario.scenario_id} does not permit {not_permitted or 'no items'}",
         )
-    now = hub.now()
+    now = ctx.now()
     now_ms = int(now.timestamp() * 1000)
     deadline_ms = int(req.deadline.timestamp() * 1000)
-    if not now_ms < deadline_ms <= now_ms + hub.settings.max_deadline_ms:
+    if not now_ms < deadline_ms <= now_ms + ctx.max_deadline_ms:
         raise Refusal(ErrorCode.DEADLINE_INVALID, "the deadline must lie ahead, within 24 hours")
-    if hub.directory.agency(req.provider) is None:
+    if ctx.directory.agency(req.provider) is None:
         raise Refusal(ErrorCode.UNKNOWN_AGENCY, f"provider {req.provider} is not in the directory")
     try:
-        id_code = hub.links.open(requester, req.requester_link_code, now)
+        id_code = ctx.links.open(requester, req.requester_link_code, now)
     except ExpiredLinkCodeError as exc:
         raise Refusal(ErrorCode.EXPIRED_LINK_CODE, str(exc)) from exc
     except InvalidLinkCodeError as exc:
         raise Refusal(ErrorCode.INVALID_LINK_CODE, str(exc)) from exc
-    key = audit_key(hub.keyring, id_code)
-    if hub.holdings.get(f"{key}|{requester}") is None:
+    key = audit_key(ctx.keyring, id_code)
+    if ctx.holdings.get(f"{key}|{requester}") is None:
         # A genuine code of an agency that has since de-enrolled the person.
         raise Refusal(
             ErrorCode.NOT_ENROLLED, f"{requester} no longer holds this person", audit_key=key
         )
-    if hub.holdings.get(f"{key}|{req.provider}") is None:
+    if ctx.holdings.get(f"{key}|{req.provider}") is None:
         raise Refusal(
             ErrorCode.PROVIDER_DOES_NOT_HOLD,
             f"{req.provider} holds no record of this person",
@@ -78,8 +78,20 @@ def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
         )
     cause = req.header.message_id
     hub_request_id = derive_id("hub-request", requester, cause)
-    provider_code = hub.links.mint(req.provider, id_code)
-    hub.pending.put(
+    provider_code = ctx.links.mint(req.provider, id_code)
+    forwarded = ForwardedRequest(
+        header=Header.new("hub", cause, message_id=derive_id("forward", hub_request_id)),
+        hub_request_id=hub_request_id,
+        provider_link_code=provider_code,
+        requester=requester,
+        scenario_id=scenario.scenario_id,
+        legal_basis=scenario.legal_basis,
+        items=req.items,
+        reply_public_key=req.reply_public_key,
+        hpke_suite=req.hpke_suite,
+        deadline=req.deadline,
+    )
+    ctx.pending.put(
         hub_request_id,
         Pending(
             requester=requester,
@@ -94,22 +106,10 @@ def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
             deadline_ms=deadline_ms,
         ),
     )
-    forwarded = ForwardedRequest(
-        header=Header.new("hub", cause, message_id=derive_id("forward", hub_request_id)),
-        hub_request_id=hub_request_id,
-        provider_link_code=provider_code,
-        requester=requester,
-        scenario_id=scenario.scenario_id,
-        legal_basis=scenario.legal_basis,
-        items=req.items,
-        reply_public_key=req.reply_public_key,
-        hpke_suite=req.hpke_suite,
-        deadline=req.deadline,
-    )
-    hub.metrics["forwarded"] += 1
+    ctx.metrics["forwarded"] += 1
     return [
-        hub.send(hub.topics.agency_in(req.provider), provider_code, forwarded),
-        hub.audit.record(
+        ctx.send(ctx.topics.agency_in(req.provider), provider_code, forwarded),
+        ctx.audit.record(
             AuditStep.FORWARDED, cause=cause, actor=requester, audit_key=key,
             requester=requester, provider=req.provider, scenario_id=scenario.scenario_id,
             legal_basis=scenario.legal_basis, items=req.items, request_id=req.request_id,
@@ -118,13 +118,13 @@ def request(hub: Hub, requester: str, req: AttributeRequest) -> list[Output]:
     ]  # fmt: skip
 
 
-def respond(hub: Hub, provider: str, resp: ProviderResponse) -> list[Output]:
+def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Output]:
     """Route B's sealed answer back to A under A's request id."""
     cause = resp.header.message_id
-    pending = hub.pending.get(resp.hub_request_id)
+    pending = ctx.pending.get(resp.hub_request_id)
     if pending is None:
         # Answered already, timed out, or never asked: A has had its one answer.
-        hub.metrics["late_answers"] += 1
+        ctx.metrics["late_answers"] += 1
         late = HubError(
             header=Header.new("hub", cause, message_id=derive_id("late", cause)),
             code=ErrorCode.TIMEOUT,
@@ -133,8 +133,8 @@ def respond(hub: Hub, provider: str, resp: ProviderResponse) -> list[Output]:
             retriable=False,
         )
         return [
-            hub.send(hub.topics.agency_in(provider), resp.provider_link_code, late),
-            hub.audit.record(
+            ctx.send(ctx.topics.agency_in(provider), resp.provider_link_code, late),
+            ctx.audit.record(
                 AuditStep.LATE_ANSWER, cause=cause, actor=provider, provider=provider,
                 hub_request_id=resp.hub_request_id,
             ),
@@ -153,11 +153,11 @@ def respond(hub: Hub, provider: str, resp: ProviderResponse) -> list[Output]:
         sealed=resp.sealed,
         detail=resp.detail,
     )
-    hub.pending.delete(resp.hub_request_id)
-    hub.metrics["answered"] += 1
+    ctx.pending.delete(resp.hub_request_id)
+    ctx.metrics["answered"] += 1
     return [
-        hub.send(hub.topics.agency_in(pending.requester), pending.requester_link_code, response),
-        hub.audit.record(
+        ctx.send(ctx.topics.agency_in(pending.requester), pending.requester_link_code, response),
+        ctx.audit.record(
             AuditStep.ANSWERED, cause=cause, actor=provider, audit_key=pending.audit_key,
             requester=pending.requester, provider=provider, scenario_id=pending.scenario_id,
             legal_basis=pending.legal_basis, items=pending.items, request_id=pending.request_id,
@@ -166,7 +166,7 @@ def respond(hub: Hub, provider: str, resp: ProviderResponse) -> list[Output]:
     ]  # fmt: skip
 
 
-def time_out(hub: Hub, hub_request_id: str, pending: Pending) -> list[Output]:
+def time_out(ctx: FlowContext, hub_request_id: str, pending: Pending) -> list[Output]:
     """The deadline passed with no answer: a typed TIMEOUT to the requester."""
     error = HubError(
         header=Header.new(
@@ -177,11 +177,11 @@ def time_out(hub: Hub, hub_request_id: str, pending: Pending) -> list[Output]:
         request_id=pending.request_id,
         retriable=True,
     )
-    hub.pending.delete(hub_request_id)
-    hub.metrics["timed_out"] += 1
+    ctx.pending.delete(hub_request_id)
+    ctx.metrics["timed_out"] += 1
     return [
-        hub.send(hub.topics.agency_in(pending.requester), pending.requester_link_code, error),
-        hub.audit.record(
+        ctx.send(ctx.topics.agency_in(pending.requester), pending.requester_link_code, error),
+        ctx.audit.record(
             AuditStep.TIMED_OUT, cause=derive_id("timed-out", hub_request_id), actor="hub",
             audit_key=pending.audit_key, requester=pending.requester, provider=pending.provider,
             scenario_id=pending.scenario_id, legal_basis=pending.legal_basis,

@@ -14,58 +14,55 @@ they were told. An agency that has de-enrolled hears nothing more about the pers
 
 Each notice carries the receiving agency's own link code and is keyed by it, so one
 person's notices stay in order in one partition of the agency's ``.in`` topic.
+
+Reads ``holdings``, who holds whom and the directory's entitlements; stages nothing;
+emits the notices and a NOTIFIED audit record for each.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from renkei.crypto import LINK_CODE_LENGTH
 from schemas.models import AuditStep, EventAction, Header, LifeEventNotice, RegistryEvent
 
+from .context import FlowContext
 from .ids import derive_id
 from .outputs import Output
+from .records import AppliedEvent
 from .splice import Template
-
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .records import AppliedEvent
 
 __all__ = ["notify", "recipients", "told_of"]
 
 _CODE_SLOT = "z" * LINK_CODE_LENGTH  # where each agency's code goes (found once, or no template)
 
 
-def recipients(hub: Hub, event: RegistryEvent, audit_key: str) -> tuple[str, ...]:
+def recipients(ctx: FlowContext, event: RegistryEvent, audit_key: str) -> tuple[str, ...]:
     """The agencies an original event goes to, in a fixed (sorted) order."""
-    holders = hub.holders.get(audit_key)
+    holders = ctx.indexes.holders(audit_key)
     if not holders:
         return ()
     sent_ms = int(event.header.sent_at.timestamp() * 1000)
     chosen = []
     for agency in sorted(holders):
-        # ``holders`` may run ahead of the table (it learns of holdings as they are
-        # staged); the table says whether the holding exists in this batch.
-        holding = hub.holdings.get(f"{audit_key}|{agency}")
+        holding = ctx.holdings.get(f"{audit_key}|{agency}")
         if holding is None or holding.since_ms > sent_ms:
             continue
-        if hub.directory.entitled(agency, event.kind):
+        if ctx.directory.entitled(agency, event.kind):
             chosen.append(agency)
     return tuple(chosen)
 
 
-def told_of(hub: Hub, original: AppliedEvent, audit_key: str) -> tuple[str, ...]:
+def told_of(ctx: FlowContext, original: AppliedEvent, audit_key: str) -> tuple[str, ...]:
     """The agencies a correction or annulment of ``original`` goes to."""
     return tuple(
         agency
         for agency in original.notified
-        if hub.holdings.get(f"{audit_key}|{agency}") is not None
-        and hub.directory.agency(agency) is not None
+        if ctx.holdings.get(f"{audit_key}|{agency}") is not None
+        and ctx.directory.agency(agency) is not None
     )
 
 
 def notify(
-    hub: Hub, event: RegistryEvent, id_code: str, audit_key: str, agencies: tuple[str, ...]
+    ctx: FlowContext, event: RegistryEvent, id_code: str, audit_key: str, agencies: tuple[str, ...]
 ) -> list[Output]:
     """One notice per agency under its own link code, each with a NOTIFIED audit record."""
     if not agencies:
@@ -85,28 +82,27 @@ def notify(
         effective_date=event.effective_date,
         body=event.body,
     )
-    template = Template.build(hub.codec, notice, (id_slot, code_slot))
-    strict = hub.settings.signatures == "strict"
+    template = Template.build(ctx.codec, notice, (id_slot, code_slot))
     told = (event.kind,) if event.action is EventAction.ORIGINAL else (event.kind, event.action)
     outputs: list[Output] = []
     for agency in agencies:
-        link_code = hub.links.mint(agency, person)
+        link_code = ctx.links.mint(agency, person)
         message_id = derive_id("notice", cause, agency)
-        topic = hub.topics.agency_in(agency)
+        topic = ctx.topics.agency_in(agency)
         data = template.fill((message_id, link_code)) if template is not None else None
         if data is None or template is None:  # the ordinary way: same bytes, slower
             header = notice.header.model_copy(update={"message_id": message_id})
             copy = notice.model_copy(update={"header": header, "link_code": link_code})
-            outputs.append(hub.send(topic, link_code, copy))
+            outputs.append(ctx.send(topic, link_code, copy))
         else:
-            if strict:
-                data = template.sign(data, hub.hub_key.sign(data))
+            if ctx.strict:
+                data = template.sign(data, ctx.sign(data))
             outputs.append(Output(topic, link_code.encode(), data))
         outputs.append(
-            hub.audit.record(
+            ctx.audit.record(
                 AuditStep.NOTIFIED, cause=derive_id("notified", cause, agency), actor="hub",
                 audit_key=audit_key, provider="registry", requester=agency, items=told,
             )
         )  # fmt: skip
-    hub.metrics["notices"] += len(agencies)
+    ctx.metrics["notices"] += len(agencies)
     return outputs

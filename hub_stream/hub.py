@@ -1,61 +1,78 @@
 """The hub: decodes each input record, runs its flow, and collects what it must write.
 
-Reading top to bottom: :meth:`Hub.handle` takes a batch; :meth:`Hub._one` decides what a
-record is (registry event, operator command, a message from an agency);
-the flows in :mod:`.registry_sync`, :mod:`.enrolment`, :mod:`.exchange` and
-:mod:`.rotation` do the work; a
+Reading top to bottom: :meth:`Hub.handle` takes a batch in the order its records were
+produced; :meth:`Hub._one` decides what a record is (registry event, operator command, a
+message from an agency); the flows in :mod:`.registry_sync`, :mod:`.enrolment`,
+:mod:`.exchange` and :mod:`.rotation` do the work, each a function of the
+:class:`~.context.FlowContext` and its input that returns what to write; a
 :class:`.Refusal` becomes a typed error to the sender; bytes that are not a message go to
-the dead-letter topic. Nothing a sender does can stop the batch.
+the dead-letter topic. Nothing a sender does can stop the batch, and a record that fails
+half-way takes everything it staged with it (a savepoint per record on every table).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord
 
 from renkei.auditchain import AuditSigner, load_or_create_signer
 from renkei.crypto import KeyRing, LinkCodes, SigningKey
-from renkei.envelope import sign_message, verify_message
+from renkei.envelope import verify_message
 from renkei.errors import DecodeError, SignatureError
 from renkei.topics import Topics
 from schemas.codec import Codec
 from schemas.models import (
     AttributeRequest,
-    AuditStep,
-    DeadLetter,
     DeenrolmentRequest,
     EnrolmentRequest,
     ErrorCode,
-    Header,
-    HubError,
     Message,
     ProviderResponse,
     RegistryEvent,
 )
 
-from . import enrolment, exchange, registry_sync, rotation
+from . import enrolment, exchange, refusals, registry_sync, rotation
 from .audit import AuditTrail
 from .checkpoints import ChainHead, Checkpointer
-from .control import control_topic
+from .context import FlowContext
+from .deadlines import Deadlines
 from .directory import Directory
-from .ids import derive_id
-from .matching import PersonIndex
+from .indexes import DerivedIndexes
 from .outputs import Output
 from .records import Holding, KeyStateRecord, Pending, PersonState
 from .refusals import Refusal
 from .settings import HubSettings
 from .state import Table
 
-__all__ = ["Hub"]
+__all__ = ["Hub", "in_time_order"]
 
 log = logging.getLogger(__name__)
+
+
+def in_time_order(
+    records: Sequence[ConsumerRecord[bytes, bytes]], first_on_tie: str
+) -> Sequence[ConsumerRecord[bytes, bytes]]:
+    """The batch merged by timestamp, each partition's records in their own order.
+
+    Kafka orders records within a partition only, and a poll lists partitions in no
+    particular order: a registration written before an enrolment, on another topic, may
+    be listed after it. Merging by the producers' timestamps (``first_on_tie``'s records
+    first on a tie) handles them as they were produced, the way a Kafka Streams task
+    picks the partition with the oldest head.
+    """
+    runs: dict[tuple[str, int], list[ConsumerRecord[bytes, bytes]]] = {}
+    for record in records:
+        runs.setdefault((record.topic, record.partition), []).append(record)
+    if len(runs) < 2:
+        return records
+    return list(heapq.merge(*runs.values(), key=lambda r: (r.timestamp, r.topic != first_on_tie)))
 
 
 class Hub:
@@ -80,21 +97,22 @@ class Hub:
         self.topics = topics
         self.keyring = keyring
         self.links = LinkCodes(keyring)
-        self.hub_key = hub_key
         self.settings = settings
         self.codec = Codec()
-        self.directory = Directory()
-        self.index = PersonIndex()
         self.metrics: Counter[str] = Counter()
+        # Derived indexes follow the tables' staged changes (and their undoing).
+        self.indexes = DerivedIndexes()
+        self.deadlines = Deadlines()
         self.persons: Table[PersonState] = Table(
             topics.state("persons"), PersonState.to_bytes, PersonState.from_bytes,
-            self._person_changed,
+            self.indexes.person_changed,
         )  # fmt: skip
         self.holdings: Table[Holding] = Table(
-            topics.state("holdings"), Holding.to_bytes, Holding.from_bytes, self._holding_changed
-        )
+            topics.state("holdings"), Holding.to_bytes, Holding.from_bytes,
+            self.indexes.holding_changed,
+        )  # fmt: skip
         self.pending: Table[Pending] = Table(
-            topics.state("pending"), Pending.to_bytes, Pending.from_bytes, self._pending_changed
+            topics.state("pending"), Pending.to_bytes, Pending.from_bytes, self.deadlines.changed
         )
         self.chain: Table[ChainHead] = Table(
             topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes
@@ -108,16 +126,29 @@ class Hub:
         self.audit = AuditTrail(
             topics.audit, topics.partitions, self.codec, self.chain, checkpointer, withheld
         )
+        staged_keys = isinstance(keyring, rotation.StagedKeyRing)
         self.keys: Table[KeyStateRecord] = Table(
             topics.state("keys"), KeyStateRecord.to_bytes, KeyStateRecord.from_bytes,
-            self._keys_changed,
+            None if staged_keys else self._key_state_restored,
         )  # fmt: skip
         if isinstance(keyring, rotation.StagedKeyRing):
             keyring.follow(self.keys)  # a rotation staged in a batch applies to its rest
-        self.control_topic = control_topic(topics)
-        self.holders: dict[str, set[str]] = {}  # audit key → agencies holding the person
-        self.by_id_code: dict[str, str] = {}  # id code hex → resident code
-        self._deadlines: list[tuple[int, str]] = []
+        self.flow = FlowContext(
+            topics=topics, directory=Directory(), codec=self.codec, links=self.links,
+            keyring=keyring, strict=settings.signatures == "strict",
+            max_deadline_ms=settings.max_deadline_ms, persons=self.persons,
+            holdings=self.holdings, pending=self.pending, keys=self.keys, indexes=self.indexes,
+            audit=self.audit, metrics=self.metrics, hub_key=hub_key,
+        )  # fmt: skip
+
+    @property
+    def directory(self) -> Directory:
+        """Agencies and scenarios, as the control plane applied them."""
+        return self.flow.directory
+
+    @directory.setter
+    def directory(self, directory: Directory) -> None:
+        self.flow = dataclasses.replace(self.flow, directory=directory)
 
     # -- the pipeline's interface ------------------------------------------------------
 
@@ -127,15 +158,8 @@ class Hub:
 
     def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Output]:
         outputs: list[Output] = []
-        for record in records:
-            self.audit.begin()
-            try:
-                outputs += self._one(record)
-            except Exception as exc:
-                # A defect of ours must not stop everyone else's traffic: park the input.
-                log.exception("unexpected error on %s/%s", record.topic, record.offset)
-                self.audit.abort()  # its audit records are dropped with its outputs
-                outputs += self._dead_letter(record, ErrorCode.INTERNAL, repr(exc))
+        for record in in_time_order(records, first_on_tie=self.topics.registry_events):
+            outputs += self._guarded(record)
         outputs += self.audit.checkpoints(int(time.time() * 1000))
         for table in self.tables:
             outputs += table.changes()
@@ -144,11 +168,17 @@ class Hub:
     def tick(self, now_ms: int) -> list[Output]:
         """Time out forwarded requests whose deadline has passed."""
         outputs: list[Output] = []
-        while self._deadlines and self._deadlines[0][0] <= now_ms:
-            _, hub_request_id = heapq.heappop(self._deadlines)
+        for hub_request_id in self.deadlines.due(now_ms):
             pending = self.pending.get(hub_request_id)
-            if pending is not None and pending.deadline_ms <= now_ms:
-                outputs += exchange.time_out(self, hub_request_id, pending)
+            if pending is None:
+                continue
+            marks = self._savepoint()
+            try:
+                outputs += exchange.time_out(self.flow, hub_request_id, pending)
+            except Exception:
+                log.exception("unexpected error timing out %s; retrying later", hub_request_id)
+                self._rollback_to(marks)
+                self.deadlines.arm(hub_request_id, pending.deadline_ms)
         outputs += self.audit.checkpoints(now_ms)
         if outputs:
             for table in self.tables:
@@ -160,44 +190,55 @@ class Hub:
             table.commit()
 
     def rollback(self) -> None:
+        # The derived indexes and the deadlines follow the undoing, change by change.
         for table in self.tables:
             table.rollback()
-        # A rolled-back pending put may have pushed a deadline; the heap tolerates that:
-        # tick() checks the table before acting.
 
     # -- one record --------------------------------------------------------------------
 
+    def _guarded(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        marks = self._savepoint()
+        try:
+            return self._one(record)
+        except Exception as exc:
+            # A defect of ours must not stop everyone else's traffic: undo what the record
+            # staged (its audit chain moves included) and park it.
+            log.exception("unexpected error on %s/%s", record.topic, record.offset)
+            self._rollback_to(marks)
+            return refusals.dead_letter(self.flow, record, ErrorCode.INTERNAL, repr(exc))
+
     def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         topic = record.topic
-        if topic == self.control_topic:
-            return rotation.handle_command(self, record)
+        if topic == self.topics.control:
+            return rotation.handle_command(self.flow, record)
         if record.value is None:
             return []
         try:
             message = self.codec.decode(record.value)
         except DecodeError as exc:
             self.metrics["dead_lettered"] += 1
-            return self._dead_letter(record, ErrorCode.MALFORMED_MESSAGE, str(exc))
+            return refusals.dead_letter(self.flow, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
         if topic == self.topics.registry_events:
             if not isinstance(message, RegistryEvent):
-                return self._dead_letter(record, ErrorCode.MALFORMED_MESSAGE, "not a RegistryEvent")
-            return registry_sync.apply(self, message)
+                detail = "not a RegistryEvent"
+                return refusals.dead_letter(self.flow, record, ErrorCode.MALFORMED_MESSAGE, detail)
+            return registry_sync.apply(self.flow, message)
         agency = self.topics.agency_of(topic)
         try:
             self._authenticate(agency, message)
             return self._dispatch(agency, message)
         except Refusal as refusal:
-            return self.refuse(agency, message, refusal)
+            return refusals.refuse(self.flow, agency, message, refusal)
 
     def _dispatch(self, agency: str, message: Message) -> list[Output]:
         if isinstance(message, AttributeRequest):
-            return exchange.request(self, agency, message)
+            return exchange.request(self.flow, agency, message)
         if isinstance(message, ProviderResponse):
-            return exchange.respond(self, agency, message)
+            return exchange.respond(self.flow, agency, message)
         if isinstance(message, EnrolmentRequest):
-            return enrolment.enrol(self, agency, message)
+            return enrolment.enrol(self.flow, agency, message)
         if isinstance(message, DeenrolmentRequest):
-            return enrolment.deenrol(self, agency, message)
+            return enrolment.deenrol(self.flow, agency, message)
         raise Refusal(
             ErrorCode.MALFORMED_MESSAGE,
             f"{type(message).__name__} is not accepted on an agency's .out topic",
@@ -212,115 +253,24 @@ class Hub:
                 ErrorCode.BAD_SIGNATURE,
                 f"sender {message.header.sender!r} wrote to agency {agency}'s topic",
             )
-        if self.settings.signatures == "strict":
+        if self.flow.strict:
             try:
                 verify_message(message, entry.signing_public_key, self.codec)
             except SignatureError as exc:
                 raise Refusal(ErrorCode.BAD_SIGNATURE, str(exc)) from exc
 
-    # -- answers -----------------------------------------------------------------------
+    # -- savepoints --------------------------------------------------------------------
 
-    def send(self, topic: str, key: str | None, message: Message) -> Output:
-        """Encode (and in strict mode sign) one outbound message."""
-        if self.settings.signatures == "strict":
-            message = sign_message(message, self.hub_key, self.codec)
-        return Output(topic, key.encode() if key is not None else None, self.codec.encode(message))
+    def _savepoint(self) -> list[int]:
+        return [table.savepoint() for table in self.tables]
 
-    def refuse(self, agency: str, message: Message, refusal: Refusal) -> list[Output]:
-        """A typed error to the sender, and an audit record with the same code."""
-        self.metrics[f"refused.{refusal.code}"] += 1
-        request_id = getattr(message, "request_id", None)
-        key = getattr(message, "requester_link_code", None) or getattr(message, "link_code", None)
-        cause = message.header.message_id
-        error = HubError(
-            header=Header.new("hub", cause, message_id=derive_id("refusal", cause)),
-            code=refusal.code,
-            detail=refusal.detail,
-            request_id=request_id,
-            retriable=refusal.retriable,
-        )
-        audit = self.audit.record(
-            AuditStep.REFUSED,
-            cause=cause,
-            actor=agency,
-            audit_key=refusal.audit_key,
-            requester=agency,
-            provider=getattr(message, "provider", None),
-            scenario_id=getattr(message, "scenario_id", None),
-            items=getattr(message, "items", ()),
-            request_id=request_id,
-            error_code=refusal.code,
-        )
-        if self.directory.agency(agency) is None:
-            return [audit]  # no such agency: there is no topic of theirs to answer on
-        return [self.send(self.topics.agency_in(agency), key, error), audit]
+    def _rollback_to(self, marks: list[int]) -> None:
+        for table, mark in zip(self.tables, marks, strict=True):
+            table.rollback_to(mark)
 
-    def _dead_letter(
-        self, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str
-    ) -> list[Output]:
-        """Park bytes we cannot handle, tell the sending agency, and audit it."""
-        cause = derive_id("dlq", record.topic, str(record.partition), str(record.offset))
-        letter = DeadLetter(
-            header=Header.new("hub", message_id=cause),
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            reason=code,
-            detail=detail[:1000],
-            key=record.key,
-            value=record.value or b"",
-        )
-        outputs = [Output(self.topics.deadletter, record.key, self.codec.encode(letter))]
-        actor = "registry"
-        if record.topic != self.topics.registry_events:
-            actor = self.topics.agency_of(record.topic)
-            if self.directory.agency(actor) is not None:
-                error = HubError(
-                    header=Header.new("hub", message_id=derive_id("dlq-error", cause)),
-                    code=code,
-                    detail=f"{record.topic}@{record.partition}:{record.offset}: {detail[:500]}",
-                    request_id=None,
-                    retriable=False,
-                )
-                outputs.append(self.send(self.topics.agency_in(actor), None, error))
-        outputs.append(
-            self.audit.record(AuditStep.DEAD_LETTERED, cause=cause, actor=actor, error_code=code)
-        )
-        return outputs
-
-    # -- derived indexes follow the committed tables -----------------------------------
-
-    def _person_changed(
-        self, resident_code: str, old: PersonState | None, new: PersonState | None
-    ) -> None:
-        if new is None:
-            if old is not None:
-                self.index.remove(bytes.fromhex(old.id_code))
-                self.by_id_code.pop(old.id_code, None)
-            return
-        self.by_id_code[new.id_code] = resident_code
-        person_id = bytes.fromhex(new.id_code)
-        if person_id in self.index:
-            self.index.update(person_id, new.basic4, new.my_number)
-        else:
-            self.index.add(person_id, new.basic4, new.my_number)
-
-    def _holding_changed(self, key: str, old: Holding | None, new: Holding | None) -> None:
-        audit_key, agency = key.split("|", 1)
-        if new is None:
-            self.holders.get(audit_key, set()).discard(agency)
-        else:
-            self.holders.setdefault(audit_key, set()).add(agency)
-
-    def _keys_changed(
+    def _key_state_restored(
         self, agency: str, old: KeyStateRecord | None, new: KeyStateRecord | None
     ) -> None:
+        # Only a StagedKeyRing rotates; a plain key ring just adopts restored states.
         if new is not None:
             self.keyring.set_state(agency, new.state)
-
-    def _pending_changed(self, key: str, old: Pending | None, new: Pending | None) -> None:
-        if new is not None:
-            heapq.heappush(self._deadlines, (new.deadline_ms, key))
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)

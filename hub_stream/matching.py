@@ -31,6 +31,7 @@ digest of the normalised key and the number as an ``int``, about 300 bytes per p
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -88,7 +89,7 @@ class PersonIndex:
         index cannot be searched with guessed names and birth dates without the key.
     """
 
-    __slots__ = ("_by_key", "_by_number", "_digest_key", "_entries", "_revoked")
+    __slots__ = ("_by_key", "_by_number", "_digest_key", "_entries", "_former", "_revoked")
 
     def __init__(self, *, digest_key: bytes = b"") -> None:
         self._digest_key = digest_key
@@ -98,7 +99,9 @@ class PersonIndex:
         # person id → digest ‖ number (5 bytes, absent when the person has none), so that
         # remove/update find the old keys without storing the basic-4.
         self._entries: dict[bytes, bytes] = {}
-        self._revoked: set[int] = set()
+        # Revoked numbers, each with the person it was revoked from (few persons have any).
+        self._revoked: dict[int, bytes] = {}
+        self._former: dict[bytes, tuple[int, ...]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -114,37 +117,58 @@ class PersonIndex:
         key = normalise_basic4(basic4).canonical()
         return hashlib.blake2b(key, digest_size=DIGEST_SIZE, key=self._digest_key).digest()
 
-    def add(self, person_id: bytes, basic4: Basic4Like, my_number: str | None) -> None:
+    def add(
+        self,
+        person_id: bytes,
+        basic4: Basic4Like,
+        my_number: str | None,
+        *,
+        revoked: Iterable[str] = (),
+    ) -> None:
         """Index a new person.
 
+        :param revoked: the person's former (revoked) numbers, so that resolving one
+            explains itself instead of looking like a typo.
         :raises ValueError: ``person_id`` is already indexed, or another person holds
             ``my_number`` (the registry never issues one number twice).
-        :raises InvalidMyNumberError: ``my_number`` is malformed.
+        :raises InvalidMyNumberError: ``my_number`` or a revoked number is malformed.
         """
         if person_id in self._entries:
             raise ValueError("person is already indexed; use update()")
         digest, number = self._prepare(person_id, basic4, my_number)
+        former = _numbers(revoked, number)
         self._link(person_id, digest, number)
+        self._set_former(person_id, former)
 
-    def update(self, person_id: bytes, basic4: Basic4Like, my_number: str | None) -> None:
+    def update(
+        self,
+        person_id: bytes,
+        basic4: Basic4Like,
+        my_number: str | None,
+        *,
+        revoked: Iterable[str] | None = None,
+    ) -> None:
         """Replace a person's basic-4 and number (move, name change, number reissue).
 
-        A number that changes is remembered as revoked, so that resolving it explains
-        itself instead of looking like a typo.
-
+        :param revoked: the person's former numbers, replacing those the index knew; by
+            default a number that changes is added to them.
         :raises KeyError: ``person_id`` is not indexed.
         :raises ValueError: another person holds ``my_number``.
-        :raises InvalidMyNumberError: ``my_number`` is malformed.
+        :raises InvalidMyNumberError: ``my_number`` or a revoked number is malformed.
         """
         old = self._entries.get(person_id)
         if old is None:
             raise KeyError("person is not indexed; use add()")
-        old_number = self._number_of(old)
         digest, number = self._prepare(person_id, basic4, my_number)
+        if revoked is None:
+            old_number = self._number_of(old)
+            kept = self._former.get(person_id, ())
+            former = _numbers((), number, (*kept, *(() if old_number is None else (old_number,))))
+        else:
+            former = _numbers(revoked, number)
         self._unlink(person_id, old)
         self._link(person_id, digest, number)
-        if old_number is not None and old_number != number:
-            self._revoked.add(old_number)
+        self._set_former(person_id, former)
 
     def remove(self, person_id: bytes) -> bool:
         """Forget a person (an annulled registration); return whether it was indexed."""
@@ -152,6 +176,7 @@ class PersonIndex:
         if entry is None:
             return False
         self._unlink(person_id, entry)
+        self._set_former(person_id, ())
         return True
 
     def resolve(self, my_number: str | None, basic4: Basic4Like | None) -> MatchResult:
@@ -238,13 +263,21 @@ class PersonIndex:
                 raise ValueError("another person already holds this My Number")
         return self.digest(basic4), number
 
+    def _set_former(self, person_id: bytes, numbers: tuple[int, ...]) -> None:
+        for number in self._former.pop(person_id, ()):
+            if self._revoked.get(number) == person_id:
+                del self._revoked[number]
+        if numbers:
+            self._former[person_id] = numbers
+            for number in numbers:
+                self._revoked[number] = person_id
+
     def _link(self, person_id: bytes, digest: bytes, number: int | None) -> None:
         if number is None:
             self._entries[person_id] = digest
         else:
             self._entries[person_id] = digest + number.to_bytes(_NUMBER_BYTES, "big")
             self._by_number[number] = person_id
-            self._revoked.discard(number)
         found = self._by_key.get(digest)
         if found is None:
             self._by_key[digest] = person_id
@@ -270,3 +303,11 @@ class PersonIndex:
         if len(entry) == DIGEST_SIZE:
             return None
         return int.from_bytes(entry[DIGEST_SIZE:], "big")
+
+
+def _numbers(
+    texts: Iterable[str], current: int | None, known: Iterable[int] = ()
+) -> tuple[int, ...]:
+    """Former numbers, validated, without the current one and without repeats."""
+    numbers = [*known, *(int(mynumber.validate(t)) for t in texts)]
+    return tuple(dict.fromkeys(n for n in numbers if n != current))

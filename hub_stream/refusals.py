@@ -1,14 +1,30 @@
 """Refusals: every "no" the hub says is a typed :class:`Refusal` with an error code.
 
 A flow raises :class:`Refusal`; the hub turns it into a ``HubError`` to the sender (same
-code), an audit record (same code) and a counter (same code). Never silence.
+code), an audit record (same code) and a counter (same code) with :func:`refuse`. Never
+silence. Bytes that are no message at all, and records a defect of ours could not
+handle, are parked in ``hub.deadletter`` (:func:`dead_letter`, :func:`parked`).
 """
 
 from __future__ import annotations
 
-from schemas.models import RETRIABLE_CODES, ErrorCode
+from aiokafka import ConsumerRecord
 
-__all__ = ["Refusal"]
+from schemas.models import (
+    RETRIABLE_CODES,
+    AuditStep,
+    DeadLetter,
+    ErrorCode,
+    Header,
+    HubError,
+    Message,
+)
+
+from .context import FlowContext
+from .ids import derive_id
+from .outputs import Output
+
+__all__ = ["Refusal", "dead_letter", "parked", "refuse"]
 
 
 class Refusal(Exception):
@@ -29,3 +45,76 @@ class Refusal(Exception):
     @property
     def retriable(self) -> bool:
         return self.code in RETRIABLE_CODES
+
+
+def refuse(ctx: FlowContext, agency: str, message: Message, refusal: Refusal) -> list[Output]:
+    """A typed error to the sender, and an audit record with the same code."""
+    ctx.metrics[f"refused.{refusal.code}"] += 1
+    request_id = getattr(message, "request_id", None)
+    key = getattr(message, "requester_link_code", None) or getattr(message, "link_code", None)
+    cause = message.header.message_id
+    error = HubError(
+        header=Header.new("hub", cause, message_id=derive_id("refusal", cause)),
+        code=refusal.code,
+        detail=refusal.detail,
+        request_id=request_id,
+        retriable=refusal.retriable,
+    )
+    audit = ctx.audit.record(
+        AuditStep.REFUSED,
+        cause=cause,
+        actor=agency,
+        audit_key=refusal.audit_key,
+        requester=agency,
+        provider=getattr(message, "provider", None),
+        scenario_id=getattr(message, "scenario_id", None),
+        items=getattr(message, "items", ()),
+        request_id=request_id,
+        error_code=refusal.code,
+    )
+    if ctx.directory.agency(agency) is None:
+        return [audit]  # no such agency: there is no topic of theirs to answer on
+    return [ctx.send(ctx.topics.agency_in(agency), key, error), audit]
+
+
+def parked(
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str, cause: str
+) -> Output:
+    """The record as it came, with the reason, for ``hub.deadletter``."""
+    letter = DeadLetter(
+        header=Header.new("hub", message_id=cause),
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        reason=code,
+        detail=detail[:1000],
+        key=record.key,
+        value=record.value or b"",
+    )
+    return Output(ctx.topics.deadletter, record.key, ctx.codec.encode(letter))
+
+
+def dead_letter(
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str
+) -> list[Output]:
+    """Park bytes we cannot handle, tell the sending agency, and audit it."""
+    cause = derive_id("dlq", record.topic, str(record.partition), str(record.offset))
+    outputs = [parked(ctx, record, code, detail, cause)]
+    actor = "registry"
+    if record.topic == ctx.topics.control:
+        actor = "operator"
+    elif record.topic != ctx.topics.registry_events:
+        actor = ctx.topics.agency_of(record.topic)
+        if ctx.directory.agency(actor) is not None:
+            error = HubError(
+                header=Header.new("hub", message_id=derive_id("dlq-error", cause)),
+                code=code,
+                detail=f"{record.topic}@{record.partition}:{record.offset}: {detail[:500]}",
+                request_id=None,
+                retriable=False,
+            )
+            outputs.append(ctx.send(ctx.topics.agency_in(actor), None, error))
+    outputs.append(
+        ctx.audit.record(AuditStep.DEAD_LETTERED, cause=cause, actor=actor, error_code=code)
+    )
+    return outputs

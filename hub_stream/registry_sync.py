@@ -8,11 +8,12 @@ needs). Each applied event is then fanned out (:mod:`.fanout`): an original to t
 holders entitled to it, a correction or annulment to exactly the agencies that were told
 of the event it names. A registration reaches nobody: no agency can hold a person before
 the registry has registered them.
+
+Reads ``persons`` (and, through :mod:`.fanout`, who holds whom); stages ``persons`` (the
+person index follows it); emits a REGISTRY_APPLIED audit record and the notices.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from renkei.crypto import audit_key, new_id_code
 from renkei.envelope import verify_message
@@ -20,67 +21,65 @@ from renkei.errors import SignatureError
 from schemas.models import AuditStep, EventAction, EventKind, RegistryEvent
 
 from . import fanout, history
-
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .outputs import Output
+from .context import FlowContext
+from .outputs import Output
 
 __all__ = ["apply"]
 
 
-def apply(hub: Hub, event: RegistryEvent) -> list[Output]:
+def apply(ctx: FlowContext, event: RegistryEvent) -> list[Output]:
     """Apply one registry event to the person table and fan it out."""
-    if hub.settings.signatures == "strict":
-        registry = hub.directory.agency("registry")
+    if ctx.strict:
+        registry = ctx.directory.agency("registry")
         try:
             if registry is None:
                 raise SignatureError("the registry's key is not in the directory")
-            verify_message(event, registry.signing_public_key, hub.codec)
+            verify_message(event, registry.signing_public_key, ctx.codec)
         except SignatureError as exc:
-            return [_refused(hub, event, f"BAD_SIGNATURE: {exc}")]
-    person = hub.persons.get(event.resident_code)
+            return [_refused(ctx, event, f"BAD_SIGNATURE: {exc}")]
+    person = ctx.persons.get(event.resident_code)
     recipients: tuple[str, ...] = ()
     try:
         if event.kind is EventKind.REGISTERED and event.action is EventAction.ORIGINAL:
             if person is not None:
                 if history.find(person, event.event_id) is not None:
-                    hub.metrics["registry.duplicate"] += 1  # the registry sent it again
+                    ctx.metrics["registry.duplicate"] += 1  # the registry sent it again
                     return []
                 raise history.HistoryError("already registered: send a CORRECTION instead")
-            person = history.register(new_id_code(hub.keyring, event.event_id).hex(), event)
-            key = audit_key(hub.keyring, bytes.fromhex(person.id_code))
+            person = history.register(new_id_code(ctx.keyring, event.event_id).hex(), event)
+            key = audit_key(ctx.keyring, bytes.fromhex(person.id_code))
         elif person is None:
-            return [_refused(hub, event, "NOT_ENROLLED: no person with this resident code")]
+            return [_refused(ctx, event, "NOT_ENROLLED: no person with this resident code")]
         else:
-            key = audit_key(hub.keyring, bytes.fromhex(person.id_code))
+            key = audit_key(ctx.keyring, bytes.fromhex(person.id_code))
             if event.action is EventAction.ORIGINAL:
                 if history.find(person, event.event_id) is not None:
-                    hub.metrics["registry.duplicate"] += 1
+                    ctx.metrics["registry.duplicate"] += 1
                     return []
-                recipients = fanout.recipients(hub, event, key)
+                recipients = fanout.recipients(ctx, event, key)
                 person = history.apply_original(person, event, recipients)
             else:
                 if event.action is EventAction.CORRECTION:
                     person, original = history.correct(person, event)
                 else:
                     person, original = history.annul(person, event)
-                recipients = fanout.told_of(hub, original, key)
+                recipients = fanout.told_of(ctx, original, key)
     except history.HistoryError as exc:
-        return [_refused(hub, event, f"MALFORMED_MESSAGE: {exc}")]
-    hub.persons.put(event.resident_code, person)
-    hub.metrics[f"registry.{event.kind}.{event.action}"] += 1
+        return [_refused(ctx, event, f"MALFORMED_MESSAGE: {exc}")]
+    ctx.persons.put(event.resident_code, person)
+    ctx.metrics[f"registry.{event.kind}.{event.action}"] += 1
     outputs = [
-        hub.audit.record(
+        ctx.audit.record(
             AuditStep.REGISTRY_APPLIED, cause=event.header.message_id, actor="registry",
             audit_key=key,
         )
     ]  # fmt: skip
-    return outputs + fanout.notify(hub, event, person.id_code, key, recipients)
+    return outputs + fanout.notify(ctx, event, person.id_code, key, recipients)
 
 
-def _refused(hub: Hub, event: RegistryEvent, reason: str) -> Output:
+def _refused(ctx: FlowContext, event: RegistryEvent, reason: str) -> Output:
     code, _, _detail = reason.partition(":")
-    hub.metrics[f"registry_refused.{code}"] += 1
-    return hub.audit.record(
+    ctx.metrics[f"registry_refused.{code}"] += 1
+    return ctx.audit.record(
         AuditStep.REFUSED, cause=event.header.message_id, actor="registry", error_code=code
     )

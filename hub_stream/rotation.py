@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from aiokafka import ConsumerRecord
 
@@ -41,17 +40,16 @@ from renkei.crypto import (
     audit_key,
 )
 from renkei.errors import SignatureError
-from schemas.models import AuditStep, DeadLetter, ErrorCode, Header, LinkCodeRemap
+from schemas.models import AuditStep, ErrorCode, Header, LinkCodeRemap
 
+from .context import FlowContext
 from .control import CommandError, RotateKey, parse_command
 from .ids import derive_id
 from .outputs import Output
 from .records import KeyStateRecord
+from .refusals import parked
 from .splice import Template
-
-if TYPE_CHECKING:
-    from .hub import Hub
-    from .state import Table
+from .state import Table
 
 __all__ = ["StagedKeyRing", "handle_command", "rotate"]
 
@@ -90,40 +88,42 @@ class StagedKeyRing(KeyRing):
         return self.state_of(agency_id).current_version
 
 
-def handle_command(hub: Hub, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
     """One ``hub.control`` record: check who sent it, then apply it."""
     try:
         command = parse_command(record.value)
     except CommandError as exc:
-        return _refuse(hub, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
-    if hub.settings.signatures == "strict":
-        operator = hub.directory.agency("operator")
+        return _refuse(ctx, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
+    if ctx.strict:
+        operator = ctx.directory.agency("operator")
         try:
             if operator is None:
                 raise SignatureError("the operators' key is not in the directory")
             command.verify(operator.signing_public_key)
         except SignatureError as exc:
-            return _refuse(hub, record, ErrorCode.BAD_SIGNATURE, str(exc))
-    if hub.directory.agency(command.agency_id) is None:
+            return _refuse(ctx, record, ErrorCode.BAD_SIGNATURE, str(exc))
+    if ctx.directory.agency(command.agency_id) is None:
         return _refuse(
-            hub, record, ErrorCode.UNKNOWN_AGENCY, f"{command.agency_id} is not an active agency"
+            ctx, record, ErrorCode.UNKNOWN_AGENCY, f"{command.agency_id} is not an active agency"
         )
-    return rotate(hub, command, record)
+    return rotate(ctx, command, record)
 
 
-def rotate(hub: Hub, command: RotateKey, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+def rotate(
+    ctx: FlowContext, command: RotateKey, record: ConsumerRecord[bytes, bytes]
+) -> list[Output]:
     """Move the agency to a new key version and send it the remap of every code it holds."""
     agency = command.agency_id
-    applied = hub.keys.get(agency)
+    applied = ctx.keys.get(agency)
     if applied is not None and applied.command_id == command.command_id:
-        hub.metrics["control.duplicate"] += 1  # the same command sent twice
+        ctx.metrics["control.duplicate"] += 1  # the same command sent twice
         return []
-    if not isinstance(hub.keyring, StagedKeyRing):
-        return _refuse(hub, record, ErrorCode.INTERNAL, "this hub's key ring cannot rotate")
-    old = hub.keyring.state_of(agency)
+    if not isinstance(ctx.keyring, StagedKeyRing):
+        return _refuse(ctx, record, ErrorCode.INTERNAL, "this hub's key ring cannot rotate")
+    old = ctx.keyring.state_of(agency)
     if old.current_version >= MAX_KEY_VERSION:
-        return _refuse(hub, record, ErrorCode.INTERNAL, f"{agency} has used every key version")
-    now = hub.now()
+        return _refuse(ctx, record, ErrorCode.INTERNAL, f"{agency} has used every key version")
+    now = ctx.now()
     if old.previous_valid_until is not None and now < old.previous_valid_until:
         log.warning(
             "agency %s: rotating again ends the grace period of version %s early",
@@ -136,9 +136,9 @@ def rotate(hub: Hub, command: RotateKey, record: ConsumerRecord[bytes, bytes]) -
         previous_valid_until=now + timedelta(milliseconds=command.grace_ms),
         rotated_at=now,
     )
-    held = _held(hub, agency)
-    old_codes = [hub.links.mint(agency, id_code) for _, id_code in held]
-    hub.keys.put(
+    held = _held(ctx, agency)
+    old_codes = [ctx.links.mint(agency, id_code) for _, id_code in held]
+    ctx.keys.put(
         agency,
         KeyStateRecord(
             agency_id=agency, state=new, command_id=command.command_id,
@@ -146,8 +146,8 @@ def rotate(hub: Hub, command: RotateKey, record: ConsumerRecord[bytes, bytes]) -
         ),
     )  # fmt: skip
     assert new.previous_valid_until is not None
-    topic = hub.topics.agency_in(agency)
-    strict = hub.settings.signatures == "strict"
+    topic = ctx.topics.agency_in(agency)
+    strict = ctx.strict
     # Every remap differs only in its id and two codes: encode once, splice (.splice).
     id_slot = derive_id("remap-template", command.command_id)
     old_slot, new_slot = "y" * LINK_CODE_LENGTH, "z" * LINK_CODE_LENGTH
@@ -158,27 +158,27 @@ def rotate(hub: Hub, command: RotateKey, record: ConsumerRecord[bytes, bytes]) -
         key_version=new.current_version,
         old_codes_valid_until=new.previous_valid_until,
     )
-    template = Template.build(hub.codec, remap, (id_slot, old_slot, new_slot))
+    template = Template.build(ctx.codec, remap, (id_slot, old_slot, new_slot))
     outputs: list[Output] = []
     for (key, id_code), old_code in zip(held, old_codes, strict=True):
-        new_code = hub.links.mint(agency, id_code)  # of the new version: staged above
+        new_code = ctx.links.mint(agency, id_code)  # of the new version: staged above
         message_id = derive_id("remap", command.command_id, key)
         data = template.fill((message_id, old_code, new_code)) if template is not None else None
         if data is None or template is None:  # the ordinary way: same bytes, slower
             header = remap.header.model_copy(update={"message_id": message_id})
             update = {"header": header, "old_link_code": old_code, "new_link_code": new_code}
-            outputs.append(hub.send(topic, new_code, remap.model_copy(update=update)))
+            outputs.append(ctx.send(topic, new_code, remap.model_copy(update=update)))
             continue
         if strict:
-            data = template.sign(data, hub.hub_key.sign(data))
+            data = template.sign(data, ctx.sign(data))
         outputs.append(Output(topic, new_code.encode(), data))
     outputs.append(
-        hub.audit.record(
+        ctx.audit.record(
             AuditStep.KEY_ROTATED, cause=command.command_id, actor=command.requested_by,
             provider=agency,
         )
     )  # fmt: skip
-    hub.metrics["remaps"] += len(held)
+    ctx.metrics["remaps"] += len(held)
     log.info(
         "agency %s: key version %d, version %d accepted until %s; %d codes remapped",
         agency, new.current_version, old.current_version, new.previous_valid_until, len(held),
@@ -186,43 +186,29 @@ def rotate(hub: Hub, command: RotateKey, record: ConsumerRecord[bytes, bytes]) -
     return outputs
 
 
-def _held(hub: Hub, agency: str) -> list[tuple[str, bytes]]:
+def _held(ctx: FlowContext, agency: str) -> list[tuple[str, bytes]]:
     """(audit key, ID code) of every person ``agency`` holds, staged holdings included."""
-    keys = {
-        key
-        for key, agencies in hub.holders.items()
-        if agency in agencies and hub.holdings.get(f"{key}|{agency}") is not None
-    }
+    keys = ctx.indexes.held_by(agency)
     if not keys:
         return []
     # Holdings know the audit key only. Inverting it takes one HMAC per person in the
     # table (~2 µs each): seconds for millions, once per rotation.
     id_codes: dict[str, bytes] = {}
-    for id_hex in hub.by_id_code:
+    for id_hex in ctx.indexes.id_codes():
         id_code = bytes.fromhex(id_hex)
-        key = audit_key(hub.keyring, id_code)
+        key = audit_key(ctx.keyring, id_code)
         if key in keys:
             id_codes[key] = id_code
     return sorted(id_codes.items())
 
 
 def _refuse(
-    hub: Hub, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str
 ) -> list[Output]:
     """A command the hub will not apply: parked in the dead letters, and audited."""
     cause = derive_id("control", record.topic, str(record.partition), str(record.offset))
-    hub.metrics[f"control_refused.{code}"] += 1
-    letter = DeadLetter(
-        header=Header.new("hub", message_id=cause),
-        source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        reason=code,
-        detail=detail[:1000],
-        key=record.key,
-        value=record.value or b"",
-    )
+    ctx.metrics[f"control_refused.{code}"] += 1
     return [
-        Output(hub.topics.deadletter, record.key, hub.codec.encode(letter)),
-        hub.audit.record(AuditStep.REFUSED, cause=cause, actor="operator", error_code=code),
+        parked(ctx, record, code, detail, cause),
+        ctx.audit.record(AuditStep.REFUSED, cause=cause, actor="operator", error_code=code),
     ]

@@ -1,8 +1,17 @@
 """The hub's state: in-memory tables backed by compacted Kafka topics.
 
 A table's changes are staged during a batch and written to its ``hub.state.<name>``
-topic inside the batch's transaction (:mod:`hub_stream.pipeline`); they become visible
-to later batches only when that transaction commits, and are forgotten when it aborts.
+topic inside the batch's transaction (:mod:`hub_stream.pipeline`); they survive a crash
+only when that transaction commits, and are forgotten when it aborts. Within the batch
+they are visible at once: a record reads what the records before it staged.
+
+Every staged change is logged, so the batch can also go back to a **savepoint**: the hub
+takes one before each input record and returns to it when that record fails half-way
+(:meth:`Table.savepoint`, :meth:`Table.rollback_to`). Derived indexes (the person index,
+who holds whom, the deadlines) follow the table through ``on_change``, which sees every
+change of what :meth:`Table.get` returns: a staged change, its undoing, and a record read
+while restoring. Committing changes nothing that ``get`` returns, so it calls nobody.
+
 A worker that starts reads each topic to its end (``read_committed``) before it
 processes anything, so its state always matches the offsets it resumes from.
 """
@@ -21,7 +30,8 @@ from .outputs import Output
 __all__ = ["Table", "restore_tables"]
 
 V = TypeVar("V")
-_DELETED: Any = object()
+_DELETED: Any = object()  # a staged delete
+_UNSTAGED: Any = object()  # in the undo log: the key had no staged change
 
 
 class Table(Generic[V]):
@@ -30,8 +40,10 @@ class Table(Generic[V]):
     :param topic: the compacted topic that holds it.
     :param encode: value → bytes for the topic.
     :param decode: bytes → value when restoring.
-    :param on_change: called with (key, old, new) for every committed change, so derived
-        indexes (e.g. the person index) follow the table.
+    :param on_change: called with (key, old, new) whenever what :meth:`get` returns for
+        a key changes — staged, undone or restored — so that derived indexes follow the
+        table. It must either apply the change completely or raise and change nothing:
+        a raise refuses the change (the table stays as it was).
     """
 
     def __init__(
@@ -47,6 +59,8 @@ class Table(Generic[V]):
         self._on_change = on_change
         self._data: dict[str, V] = {}
         self._staged: dict[str, V] = {}
+        # (key, what _staged held for it before) per staged change, oldest first.
+        self._undo: list[tuple[str, V]] = []
 
     def get(self, key: str) -> V | None:
         staged = self._staged.get(key)
@@ -58,13 +72,14 @@ class Table(Generic[V]):
         return self.get(key) is not None
 
     def __len__(self) -> int:
+        """Committed rows (what survives a crash)."""
         return len(self._data)
 
     def put(self, key: str, value: V) -> None:
-        self._staged[key] = value
+        self._stage(key, value)
 
     def delete(self, key: str) -> None:
-        self._staged[key] = _DELETED
+        self._stage(key, None)
 
     def items(self) -> Iterator[tuple[str, V]]:
         """Committed items (what survives a crash)."""
@@ -77,26 +92,56 @@ class Table(Generic[V]):
             for key, v in self._staged.items()
         ]
 
+    # -- savepoints --------------------------------------------------------------------
+
+    def savepoint(self) -> int:
+        """A mark to come back to with :meth:`rollback_to`."""
+        return len(self._undo)
+
+    def rollback_to(self, mark: int) -> None:
+        """Undo every change staged since ``mark``, newest first."""
+        while len(self._undo) > mark:
+            key, before = self._undo.pop()
+            current = self.get(key)
+            if before is _UNSTAGED:
+                del self._staged[key]
+            else:
+                self._staged[key] = before
+            self._notify(key, current, self.get(key))
+
     def commit(self) -> None:
+        """The batch's transaction committed: its staged changes are the table now."""
         for key, value in self._staged.items():
-            self._apply(key, None if value is _DELETED else value)
+            if value is _DELETED:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = value
         self._staged.clear()
+        self._undo.clear()
 
     def rollback(self) -> None:
-        self._staged.clear()
+        """The batch's transaction aborted: forget everything it staged."""
+        self.rollback_to(0)
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one record read from the topic while restoring."""
-        self._apply(key.decode(), None if value is None else self._decode(value))
-
-    def _apply(self, key: str, value: V | None) -> None:
-        old = self._data.get(key)
-        if value is None:
-            self._data.pop(key, None)
+        name = key.decode()
+        old = self._data.get(name)
+        new = None if value is None else self._decode(value)
+        self._notify(name, old, new)
+        if new is None:
+            self._data.pop(name, None)
         else:
-            self._data[key] = value
-        if self._on_change is not None:
-            self._on_change(key, old, value)
+            self._data[name] = new
+
+    def _stage(self, key: str, value: V | None) -> None:
+        self._notify(key, self.get(key), value)  # first: a refused change stages nothing
+        self._undo.append((key, self._staged.get(key, _UNSTAGED)))
+        self._staged[key] = _DELETED if value is None else value
+
+    def _notify(self, key: str, old: V | None, new: V | None) -> None:
+        if self._on_change is not None and (old is not None or new is not None):
+            self._on_change(key, old, new)
 
 
 async def restore_tables(kafka: dict[str, Any], tables: list[Table[Any]]) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,25 +11,18 @@ import pytest
 from consumers.lifecycle import LifecycleSubscriber
 from hub_stream import history
 from hub_stream.control import CommandError, RotateKey, control_topic, parse_command
-from hub_stream.hub import Hub
 from hub_stream.ids import derive_id
-from hub_stream.outputs import Output
 from hub_stream.records import KeyStateRecord, PersonState
 from hub_stream.rotation import StagedKeyRing
-from hub_stream.settings import HubSettings
 from hub_stream.splice import Template
-from producers.registry_publisher import event_message_id
-from renkei.crypto import AgencyKeys, LinkCodes, MasterSecret, SigningKey, keystore
+from renkei.crypto import LinkCodes, MasterSecret, SigningKey, keystore
 from renkei.envelope import sign_message
 from renkei.errors import SignatureError
-from renkei.operator.directory_file import load_directory_file
-from renkei.operator.publish import SENDERS, directory_entries, init_keys
+from renkei.operator.publish import init_keys
 from renkei.topics import Topics
 from schemas.codec import default_codec
 from schemas.models import (
-    Basic4,
     EnrolmentOutcome,
-    EnrolmentRequest,
     EnrolmentResult,
     EventAction,
     EventBody,
@@ -39,7 +30,6 @@ from schemas.models import (
     Header,
     LifeEventNotice,
     LinkCodeRemap,
-    Message,
     NumberReissued,
     PersonDied,
     PersonMoved,
@@ -47,25 +37,7 @@ from schemas.models import (
     PersonRenamed,
     RegistryEvent,
 )
-
-B4 = Basic4(name="山田太郎", name_kana="ヤマダタロウ", birth_date=date(1980, 1, 2), address="住所0")
-NUMBER = "123456789018"
-DAY = date(2026, 4, 1)
-
-
-def event(
-    event_id: str,
-    kind: EventKind,
-    body: EventBody | None,
-    action: EventAction = EventAction.ORIGINAL,
-    corrects: str | None = None,
-    resident_code: str = "12345678901",
-) -> RegistryEvent:
-    return RegistryEvent(
-        header=Header.new("registry", message_id=event_message_id(event_id)),
-        event_id=event_id, resident_code=resident_code, kind=kind, action=action,
-        corrects_event_id=corrects, effective_date=DAY, body=body,
-    )  # fmt: skip
+from tests.unit.hub_world import B4, DAY, NUMBER, NUMBERS, World, codes_of, event
 
 
 def moved(event_id: str, address: str) -> RegistryEvent:
@@ -194,94 +166,11 @@ def test_rotate_command_is_signed_and_checked() -> None:
 # -- the hub, fed records by hand ----------------------------------------------------------
 
 
-@dataclass
-class Record:
-    """The fields of an aiokafka ConsumerRecord the hub reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-class World:
-    """A hub with the sample directory, in memory, and helpers to feed it."""
-
-    def __init__(self, key_dir: Path) -> None:
-        init_keys(key_dir)
-        self.key_dir = key_dir
-        self.topics = Topics("u.")
-        self.codec = default_codec()
-        master = MasterSecret.from_file(key_dir / "master.key")
-        settings = HubSettings(signatures="strict", key_dir=key_dir)
-        self.hub = Hub(
-            self.topics, StagedKeyRing(master), keystore.create_hub_signing_key(key_dir),
-            settings,
-        )  # fmt: skip
-        file = load_directory_file()
-        ids = [a.agency_id for a in file.agencies] + [s[0] for s in SENDERS]
-        public = {i: keystore.load(key_dir, i).public() for i in ids}
-        for entry in directory_entries(file, public, SENDERS):
-            self.hub.directory.apply(entry)
-        self.offset = 0
-
-    def keys(self, agency: str) -> AgencyKeys:
-        return keystore.load(self.key_dir, agency)
-
-    def record(self, topic: str, value: bytes) -> Record:
-        self.offset += 1
-        return Record(topic, 0, self.offset, None, value)
-
-    def signed(self, topic: str, message: Message, sender: str) -> Record:
-        return self.record(
-            topic, self.codec.encode(sign_message(message, self.keys(sender).signing, self.codec))
-        )
-
-    def registration(self, resident_code: str, number: str) -> Record:
-        body = PersonRegistered(my_number=number, basic4=B4.model_copy(update={"address": number}))
-        e = event(f"reg-{resident_code}", EventKind.REGISTERED, body, resident_code=resident_code)
-        return self.signed(self.topics.registry_events, e, "registry")
-
-    def enrolment(self, agency: str, number: str) -> Record:
-        request = EnrolmentRequest(
-            header=Header.new(agency), record_ref=f"{agency}-{number}", my_number=number,
-            capacity="",
-        )  # fmt: skip
-        return self.signed(self.topics.agency_out(agency), request, agency)
-
-    def rotation(self, agency: str, grace_ms: int = 60_000) -> Record:
-        command = RotateKey(agency_id=agency, grace_ms=grace_ms).signed(
-            self.keys("operator").signing
-        )
-        return self.record(control_topic(self.topics), command.to_bytes())
-
-    def run(self, *records: Record, commit: bool = True) -> list[Message]:
-        outputs = self.hub.handle(records)
-        if commit:
-            self.hub.commit()
-        else:
-            self.hub.rollback()
-        return list(self.decoded(outputs))
-
-    def decoded(self, outputs: list[Output]) -> Iterator[Message]:
-        for out in outputs:
-            if out.value is not None and out.topic.startswith(self.topics.prefix + "agency."):
-                yield self.codec.decode(out.value)
-
-
-NUMBERS = ["123456789018", "000000000019", "111111111118"]
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> World:
     w = World(tmp_path / "keys")
     w.run(*(w.registration(f"1000000000{i}", n) for i, n in enumerate(NUMBERS)))
     return w
-
-
-def codes_of(messages: list[Message]) -> list[str]:
-    return [m.link_code for m in messages if isinstance(m, EnrolmentResult) and m.link_code]
 
 
 def test_rotation_remaps_every_holding_including_one_staged_in_the_same_batch(

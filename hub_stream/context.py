@@ -1,0 +1,91 @@
+"""What a flow sees: :class:`FlowContext`, everything it may read and how it emits.
+
+The flows (:mod:`.registry_sync`, :mod:`.fanout`, :mod:`.enrolment`, :mod:`.exchange`,
+:mod:`.rotation`) are functions ``flow(ctx, …inputs) -> list[Output]``. They read the
+directory, the tables and the derived indexes; they stage state changes in the tables;
+they return what must be written — messages built with :meth:`FlowContext.send` and
+audit records from :attr:`FlowContext.audit`. The :class:`~.hub.Hub` builds the context
+once and owns the batch around it (savepoints, commit, rollback); no flow imports the
+hub, the loop or the worker (an import-linter contract in ``pyproject.toml``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from renkei.crypto import KeyRing, LinkCodes, SigningKey
+from renkei.envelope import sign_message
+from renkei.topics import Topics
+from schemas.codec import Codec
+from schemas.models import Message
+
+from .audit import AuditTrail
+from .directory import Directory
+from .indexes import DerivedIndexes
+from .outputs import Output
+from .records import Holding, KeyStateRecord, Pending, PersonState
+from .state import Table
+
+__all__ = ["FlowContext"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlowContext:
+    """Everything a flow reads, and the helpers through which it emits.
+
+    :param topics: topic names, for the agencies' ``.in`` topics and the dead letters.
+    :param directory: agencies, their keys and entitlements, and the scenario table.
+    :param codec: encodes messages (and verifies the registry's and operators' bytes).
+    :param links: mints and opens link codes.
+    :param keyring: the key ring behind ``links`` (audit keys, ID codes, key states).
+    :param strict: sign every outbound message (``RENKEI_HUB_SIGNATURES=strict``) and
+        verify the registry's and operators' signatures.
+    :param max_deadline_ms: the furthest deadline a request may set.
+    :param persons: resident code → :class:`.PersonState` (staged).
+    :param holdings: ``<audit key>|<agency>`` → :class:`.Holding` (staged).
+    :param pending: hub request id → :class:`.Pending` (staged).
+    :param keys: agency id → :class:`.KeyStateRecord` (staged).
+    :param indexes: derived from ``persons`` and ``holdings``, staged changes included.
+    :param audit: builds the audit records a flow returns.
+    :param metrics: counters a flow increments.
+    :param hub_key: the hub's signing key (strict mode).
+    :param clock: the current time (UTC).
+    """
+
+    topics: Topics
+    directory: Directory
+    codec: Codec
+    links: LinkCodes
+    keyring: KeyRing
+    strict: bool
+    max_deadline_ms: int
+    persons: Table[PersonState]
+    holdings: Table[Holding]
+    pending: Table[Pending]
+    keys: Table[KeyStateRecord]
+    indexes: DerivedIndexes
+    audit: AuditTrail
+    metrics: Counter[str]
+    hub_key: SigningKey
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+    def now(self) -> datetime:
+        """The current time, as the flows see it."""
+        return self.clock()
+
+    def send(self, topic: str, key: str | None, message: Message) -> Output:
+        """Encode (and in strict mode sign) one outbound message."""
+        if self.strict:
+            message = sign_message(message, self.hub_key, self.codec)
+        return Output(topic, key.encode() if key is not None else None, self.codec.encode(message))
+
+    def sign(self, payload: bytes) -> bytes:
+        """The hub's signature over spliced bytes (:mod:`.splice`)."""
+        return self.hub_key.sign(payload)
