@@ -196,6 +196,8 @@ async def _names_once(
         await refresh_names(index, kafka, topic, codec, trust)
     except asyncio.CancelledError:
         raise
+    except AuditError as exc:  # no directory yet: names show as agency ids until there is
+        log.warning("portal: no directory names: %s", exc)
     except Exception:  # a directory hiccup must not stop the portal
         log.exception("portal: could not read the directory")
 
