@@ -13,9 +13,10 @@ JSON because it is an operator-to-portal message outside the agencies' contract:
 It releases every record of one exchange (``hub_request_id``), or every record under a
 scenario that occurred before ``until_ms`` (all of them when null). The signature is over
 the canonical JSON (sorted keys, no spaces, UTF-8) of every field but ``signature``, by
-the operator's key; the portal checks it against the operator's key in ``hub.directory``
-and ignores a release that does not verify. Releasing never edits the trail: the chain
-stays as written, and the release itself is kept beside it for as long.
+the operator's key; the portal checks it against the operators' public key pinned in its
+own configuration (never one read from Kafka) and ignores a release that does not verify.
+Releasing never edits the trail: the chain stays as written, and the release itself is
+kept beside it for as long.
 """
 
 from __future__ import annotations
