@@ -8,7 +8,9 @@ reach the hub's throughput target and its exactly-once path has open defects
 (``docs/architecture.md`` explains both).
 
 Each worker's faust app id includes its worker id, so every worker reads the whole
-directory rather than sharing its one partition with the others.
+directory rather than sharing its one partition with the others. faust's data folder
+(``<app id>-data``, which faust would otherwise create in the current directory) lives
+under ``$RENKEI_HOME/hub/``.
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ def create_app(
     kafka = kafka or KafkaSettings()
     settings = settings or HubSettings()
     bootstrap = kafka.resolved_bootstrap()
+    app_id = f"renkei-hub-control-{settings.topic_prefix}{settings.worker_id}"
+    data_home = kafka.home.absolute() / "hub"
+    data_home.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
-        f"renkei-hub-control-{settings.topic_prefix}{settings.worker_id}",
+        app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
         store="memory://",
+        # faust formats the path with its config: a brace in RENKEI_HOME must stay one.
+        datadir=str(data_home / f"{app_id}-data").replace("{", "{{").replace("}", "}}"),
         web_enabled=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

@@ -120,6 +120,10 @@ class TransactionalLoop:
         await self._consumer.stop()
         await self.writer.stop()
 
+    def halt(self) -> None:
+        """Process no further batch (the one under way finishes or aborts)."""
+        self._running = False
+
     def assignment(self) -> set[TopicPartition]:
         """The input partitions this worker holds now."""
         return set(self._consumer.assignment())

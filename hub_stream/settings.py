@@ -60,6 +60,26 @@ class HubSettings(BaseSettings):
         description="RENKEI_HUB_AUDIT_CHECKPOINT_MS: sign at least this often while a "
         "partition has unsigned records.",
     )
+    ready_file: Path | None = Field(
+        default=None,
+        description="RENKEI_HUB_READY_FILE: written (atomically, JSON) once the hub is ready "
+        "— state restored, loop consuming — and removed when it stops.",
+    )
+    health_port: int | None = Field(
+        default=None,
+        description="RENKEI_HUB_HEALTH_PORT: serve GET /healthz on this port (200 ready, "
+        "503 not); unset: no endpoint.",
+    )
+    health_host: str = Field(
+        default="127.0.0.1",
+        description="RENKEI_HUB_HEALTH_HOST: the address the health endpoint listens on.",
+    )
+    cluster_check_ms: int = Field(
+        default=5_000,
+        gt=0,
+        description="RENKEI_HUB_CLUSTER_CHECK_MS: how often the hub checks that the brokers "
+        "still belong to the cluster it started on (it halts if not).",
+    )
     audit_withheld_scenarios: str = Field(
         default="",
         description="RENKEI_HUB_AUDIT_WITHHELD_SCENARIOS: comma-separated scenario ids whose "

@@ -2,7 +2,9 @@
 
 :class:`HubService` is a ``mode.Service`` (faust's service framework) that the faust app
 starts and stops; it restores the state tables and the directory before it reads a
-single request, so every answer is given with complete state.
+single request, so every answer is given with complete state. It says when it is ready
+(:mod:`.health`) and halts if the brokers turn out to be another cluster
+(:mod:`.cluster`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ from typing import Any
 import mode
 from aiokafka.admin import AIOKafkaAdminClient
 
+from renkei import aiokafka_internals
 from renkei.crypto import KeyRing, MasterSecret, SigningKey, keystore
 from renkei.envelope import sign_message
-from renkei.errors import ConfigurationError
+from renkei.errors import ClusterChangedError, ConfigurationError
 from renkei.topics import Topics, ensure_topics
 from schemas.models import AgencyEntry, Message, ScenarioEntry
 
+from .cluster import ClusterWatch
 from .control import control_spec, control_topic
+from .health import HealthServer, Readiness
 from .hub import Hub
 from .pipeline import TransactionalLoop
 from .rotation import StagedKeyRing
@@ -69,8 +74,20 @@ class HubService(mode.Service):
         self.hub = Hub(self.topics, keyring, hub_key, settings)
         self._hub_key = hub_key
         self.loop_runner: TransactionalLoop | None = None
+        self.cluster = ClusterWatch(kafka)
+        self.readiness = Readiness(settings.ready_file, self._report)
+        self.health: HealthServer | None = None
+        if settings.health_port is not None:
+            self.health = HealthServer(self.readiness, settings.health_port, settings.health_host)
+        self.failure: BaseException | None = None
+        """Why the hub halted itself (another cluster, a fenced producer), if it did."""
 
     async def on_start(self) -> None:
+        await aiokafka_internals.check()  # an aiokafka upgrade fails here, not mid-batch
+        self.readiness.enter("starting")  # a killed predecessor's ready file goes
+        if self.health is not None:
+            await self.health.start()
+        await self.cluster.start()
         admin = AIOKafkaAdminClient(**self.kafka)
         await admin.start()
         try:
@@ -79,6 +96,7 @@ class HubService(mode.Service):
             )
         finally:
             await admin.close()
+        self.readiness.enter("restoring")
         directory: Table[bytes] = Table(
             self.topics.directory, bytes, bytes, lambda _k, _o, new: self.apply_directory(new)
         )
@@ -89,6 +107,7 @@ class HubService(mode.Service):
             restored, len(self.hub.persons), len(self.hub.holdings), len(self.hub.pending),
             len(self.hub.directory.agencies), len(self.hub.keys),
         )  # fmt: skip
+        self.readiness.enter("joining")
         self.loop_runner = TransactionalLoop(
             kafka=self.kafka,
             group_id=self.settings.group_id,
@@ -98,8 +117,25 @@ class HubService(mode.Service):
             replace=StandIns(self.topics, self.hub.codec, self._sign),
             max_batch=self.settings.max_batch,
             poll_ms=self.settings.poll_ms,
+            on_polled=self._polled,
         )
         await self.loop_runner.start()
+
+    def _polled(self, loop: TransactionalLoop) -> None:
+        # Ready once the group has given us our partitions and we have polled them.
+        if not self.readiness.ready and loop.assignment():
+            self.readiness.set_ready()
+
+    def _report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "worker_id": self.settings.worker_id,
+            "topic_prefix": self.settings.topic_prefix,
+            "cluster_id": self.cluster.cluster_id,
+        }
+        if self.loop_runner is not None:
+            stats = self.loop_runner.stats
+            report.update(batches=stats.batches, aborted=stats.aborted, replaced=stats.replaced)
+        return report
 
     def _sign(self, message: Message) -> Message:
         if self.settings.signatures == "strict":
@@ -124,8 +160,36 @@ class HubService(mode.Service):
     @mode.Service.task
     async def _process(self) -> None:
         assert self.loop_runner is not None
-        await self.loop_runner.run()
+        try:
+            await self.loop_runner.run()
+        except Exception as exc:
+            self._halt(exc)
+            raise  # mode crashes the service, and faust's worker exits non-zero
+
+    @mode.Service.task
+    async def _watch_cluster(self) -> None:
+        while not self.should_stop:
+            await self.sleep(self.settings.cluster_check_ms / 1000)
+            if self.should_stop:
+                return
+            try:
+                await self.cluster.check()
+            except ClusterChangedError as exc:
+                self._halt(exc)
+                raise
+
+    def _halt(self, exc: BaseException) -> None:
+        log.critical("hub halted: %s", exc)
+        self.failure = exc
+        self.readiness.fail(exc)
+        if self.loop_runner is not None:
+            self.loop_runner.halt()
 
     async def on_stop(self) -> None:
+        if self.failure is None:
+            self.readiness.enter("stopping")
         if self.loop_runner is not None:
             await self.loop_runner.stop()
+        await self.cluster.stop()
+        if self.health is not None:
+            await self.health.stop()
