@@ -264,3 +264,13 @@ def test_the_cli_onboards_an_agency(tmp_path: Path) -> None:
                               "--suite", "RSA"])  # fmt: skip
     assert bad.exit_code == 2
     assert "unknown sealing suite" in bad.output
+
+
+def test_public_surface() -> None:
+    from renkei.crypto import _files, bundles, tls
+    from renkei.operator import hub_key, onboarding
+    from renkei.operator import publish as publish_module
+
+    for module in (_files, bundles, tls, keystore, hub_key, onboarding, publish_module):
+        for name in module.__all__:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
