@@ -2,16 +2,19 @@
 
 :mod:`.trail` believes only records a checkpoint signed with a pinned key vouches for;
 :mod:`.follow` feeds it from Kafka into :mod:`.index`, which holds every person's records
-in memory; :mod:`.auth` authenticates citizens by a signed challenge and signed sessions;
-:mod:`.guard` adds security headers and bounds request bodies; :mod:`.app` serves the API
-and the pages (:mod:`.pages`, Jinja2 templates). :mod:`.settings` is where the pinned keys
-and the secret come from. ``docs/audit.md`` describes what is verified and how login works.
+in memory. :mod:`.auth` authenticates citizens by a signed challenge against their keys
+in :mod:`.citizens` and hands out signed sessions. :mod:`.app` serves the API and the
+pages (:mod:`.pages`, Jinja2 templates); :mod:`.refusals` is what it accepts and how it
+refuses the rest; :mod:`.guard` adds security headers and bounds request bodies.
+:mod:`.settings` is where the pinned keys and the secret come from. ``docs/audit.md``
+says what is verified and how login works.
 """
 
 from __future__ import annotations
 
 from .app import COOKIE, LoginLimits, LoginRequest, create_app
-from .auth import Authenticator, CitizenRegistry, Session, login_message, register_citizen
+from .auth import Authenticator, Session, login_message
+from .citizens import CitizenRegistry, register_citizen
 from .index import PortalIndex, Row
 from .settings import PortalSettings, PortalTrust
 from .trail import TrailStats, TrailVerifier

@@ -21,18 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
 from slowapi.util import get_remote_address
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renkei.errors import AuthenticationError, ConfigurationError, ThrottledError
 from renkei.topics import Topics
@@ -42,26 +38,12 @@ from .auth import Authenticator, Session
 from .guard import Guard
 from .index import PortalIndex
 from .pages import history_page, login_page, record_json
+from .refusals import FAILED, FORM, JSON, THROTTLED, LoginRequest, add_refusals, too_many
 from .settings import PortalTrust
 
 __all__ = ["COOKIE", "LoginLimits", "LoginRequest", "create_app"]
 
 COOKIE = "renkei_session"
-_FAILED = "認証に失敗しました。 / Login failed."
-_THROTTLED = (
-    "試行回数が多すぎます。しばらくしてからお試しください。 / Too many attempts; try later."
-)
-_INVALID = "入力が正しくありません。 / The form was not filled in correctly."
-
-
-class LoginRequest(BaseModel):
-    """A signed challenge, as ``POST /api/login`` and the login form carry it."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-    resident_code: str = Field(pattern=r"^[0-9]{11}$", description="住民票コード, 11 digits.")
-    challenge: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_.\-]+$")
-    signature: str = Field(min_length=1, max_length=256, description="Ed25519, base64.")
 
 
 @dataclass(frozen=True)
@@ -74,19 +56,6 @@ class LoginLimits:
 
     per_ip: str = "60/minute"
     storage_uri: str = "memory://"
-
-
-def _content_type(*accepted: str) -> Callable[[Request], Awaitable[None]]:
-    async def check(request: Request) -> None:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in accepted:
-            raise HTTPException(415, f"send {' or '.join(accepted)}")
-
-    return check
-
-
-_JSON = Depends(_content_type("application/json"))
-_FORM = Depends(_content_type("application/x-www-form-urlencoded"))
 
 
 def create_app(
@@ -139,7 +108,7 @@ def create_app(
     )  # fmt: skip
     app.state.limiter = limiter
     app.add_middleware(Guard, tls=tls)
-    _add_error_pages(app, auth)
+    add_refusals(app, auth)
     per_ip = limiter.shared_limit(limits.per_ip, scope="login")
 
     def token_of(request: Request) -> str | None:
@@ -175,13 +144,13 @@ def create_app(
             }
         )
 
-    @app.post("/api/login", dependencies=[_JSON])
+    @app.post("/api/login", dependencies=[JSON])
     @per_ip
     async def api_login(request: Request, body: LoginRequest) -> Response:
         try:
             token, _ = auth.login(body.resident_code, body.challenge, body.signature)
         except ThrottledError:
-            return _too_many()
+            return too_many()
         except AuthenticationError:
             return JSONResponse({"error": "authentication failed"}, 401)
         response = JSONResponse({"token": token, "expires_in_s": int(auth.session_ttl_s)})
@@ -217,15 +186,15 @@ def create_app(
             return RedirectResponse("/history", 303)
         return login_page(auth.challenge(), auth.portal_id, None, 200)
 
-    @app.post("/login", dependencies=[_FORM])
+    @app.post("/login", dependencies=[FORM])
     @per_ip
     async def page_login_post(request: Request, form: Annotated[LoginRequest, Form()]) -> Response:
         try:
             token, _ = auth.login(form.resident_code, form.challenge, form.signature)
         except ThrottledError:
-            return login_page(auth.challenge(), auth.portal_id, _THROTTLED, 429)
+            return login_page(auth.challenge(), auth.portal_id, THROTTLED, 429)
         except AuthenticationError:
-            return login_page(auth.challenge(), auth.portal_id, _FAILED, 401)
+            return login_page(auth.challenge(), auth.portal_id, FAILED, 401)
         return with_cookie(RedirectResponse("/history", 303), token)
 
     @app.get("/history")
@@ -243,37 +212,3 @@ def create_app(
         return response
 
     return app
-
-
-def _too_many() -> Response:
-    return JSONResponse({"error": "too many attempts"}, 429, headers={"Retry-After": "60"})
-
-
-def _add_error_pages(app: FastAPI, auth: Authenticator) -> None:
-    """4xx answers in the API's JSON, or the login page again for the form; never the
-    input echoed back (FastAPI's default 422 quotes it)."""
-
-    def is_page(request: Request) -> bool:
-        return not request.url.path.startswith("/api/")
-
-    async def invalid(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError)
-        if is_page(request):
-            return login_page(auth.challenge(), auth.portal_id, _INVALID, 422)
-        fields = sorted({".".join(str(p) for p in e.get("loc", ())[1:]) for e in exc.errors()})
-        return JSONResponse({"error": "invalid request", "fields": fields}, 422)
-
-    async def throttled(request: Request, exc: Exception) -> Response:
-        if is_page(request):
-            return login_page(auth.challenge(), auth.portal_id, _THROTTLED, 429)
-        return _too_many()
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, StarletteHTTPException)
-        if is_page(request) and request.method == "POST" and request.url.path == "/login":
-            return login_page(auth.challenge(), auth.portal_id, _INVALID, exc.status_code)
-        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
-
-    app.add_exception_handler(RequestValidationError, invalid)
-    app.add_exception_handler(RateLimitExceeded, throttled)
-    app.add_exception_handler(StarletteHTTPException, http_error)

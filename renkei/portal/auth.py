@@ -30,20 +30,16 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
-import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from limits import parse
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from renkei.crypto import SigningKey, verify
 from renkei.errors import (
@@ -53,100 +49,14 @@ from renkei.errors import (
     ThrottledError,
 )
 
-__all__ = [
-    "Authenticator",
-    "CitizenRegistry",
-    "Session",
-    "login_message",
-    "register_citizen",
-]
+from .citizens import CitizenRegistry
+
+__all__ = ["Authenticator", "Session", "login_message"]
 
 
 def login_message(portal_id: str, challenge: str, resident_code: str) -> bytes:
     """The bytes a citizen signs to log in."""
     return f"renkei-portal-login/v1\n{portal_id}\n{challenge}\n{resident_code}".encode()
-
-
-class _Citizen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    resident_code: str
-    public_key: str  # standard base64, 32 bytes
-    audit_key: str
-    registered_at: str
-
-
-class _CitizenFile(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    format: Literal["renkei-citizens/1"] = "renkei-citizens/1"
-    citizens: tuple[_Citizen, ...] = ()
-
-
-class CitizenRegistry:
-    """The citizen key list, re-read when the file changes.
-
-    :param path: ``citizens.json``.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._mtime: float | None = None
-        self._checked = 0.0
-        self._citizens: dict[str, tuple[bytes, str]] = {}
-
-    def lookup(self, resident_code: str) -> tuple[bytes, str] | None:
-        """(public key, audit key) of a registered citizen."""
-        now = time.monotonic()
-        if now - self._checked > 1.0:
-            self._checked = now
-            self._reload()
-        return self._citizens.get(resident_code)
-
-    def _reload(self) -> None:
-        try:
-            mtime = self.path.stat().st_mtime
-        except FileNotFoundError:
-            self._citizens = {}
-            return
-        if mtime == self._mtime:
-            return
-        parsed = _read(self.path)
-        self._citizens = {
-            c.resident_code: (base64.b64decode(c.public_key), c.audit_key) for c in parsed.citizens
-        }
-        self._mtime = mtime
-
-
-def _read(path: Path) -> _CitizenFile:
-    try:
-        return _CitizenFile.model_validate_json(path.read_bytes())
-    except FileNotFoundError:
-        return _CitizenFile()
-    except ValidationError as exc:
-        raise ConfigurationError(f"{path} is not a citizen key list: {exc}") from exc
-
-
-def register_citizen(path: Path, resident_code: str, public_key: bytes, audit_key: str) -> None:
-    """Add (or replace, after a card reissue) a citizen's public key."""
-    from datetime import UTC, datetime
-
-    if len(public_key) != 32:
-        raise ConfigurationError("a citizen key is a 32-byte Ed25519 public key")
-    current = [c for c in _read(path).citizens if c.resident_code != resident_code]
-    current.append(
-        _Citizen(
-            resident_code=resident_code,
-            public_key=base64.b64encode(public_key).decode(),
-            audit_key=audit_key,
-            registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-    )
-    document = _CitizenFile(citizens=tuple(current)).model_dump(mode="json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(document, indent=1) + "\n")
-    tmp.replace(path)
 
 
 @dataclass(frozen=True, slots=True)
