@@ -66,7 +66,7 @@ BENCHMARKS = (
     Benchmark("profile_hub", kafka=False, quick=("strict", "2000")),
     Benchmark("exchange", kafka=True, quick=("3000", "--signatures", "trust-acl", "--rate", "300")),
     Benchmark("audit_verify", kafka=True, quick=("30000",)),
-    Benchmark("fanout", kafka=True, quick=("10000", "--people", "2000", "--baseline-max", "50000")),
+    Benchmark("fanout", kafka=True, quick=("5000", "--people", "1000", "--baseline-max", "25000")),
     Benchmark("kafka_start", kafka=False, quick=("1",)),
     Benchmark(
         "portal",
