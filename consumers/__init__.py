@@ -1,24 +1,37 @@
-"""What agencies run to read from the hub: the provider service, life events, de-duplication.
+"""What agencies run to read from the hub: one inbox reader, the provider, life events.
 
+:class:`InboxReader` reads ``agency.<id>.in`` (committed records, each decoded once,
+verified, de-duplicated) and hands each message to the handler of its type;
 :class:`ProviderService` answers forwarded requests with sealed values;
-:class:`LifecycleSubscriber` hands life-event notices and link-code remaps to the agency;
-:class:`Deduplicator` drops the messages a hub retry delivers twice.
+:class:`LifecycleSubscriber` hands life-event notices and link-code remaps to the
+agency. Both, and :class:`producers.AgencyClient`, derive from :class:`InboxService`: each
+uses a reader of its own or one shared by all of them. :class:`Deduplicator` is the
+reader's memory of the message ids it handled.
 """
 
 from __future__ import annotations
 
 from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
+from consumers.dispatch import Dispatcher
+from consumers.inbox import InboxReader, StartAt
 from consumers.lifecycle import LifecycleSubscriber, NoticeHandler, RemapHandler
 from consumers.provider import Handler, ProviderService, build_response, response_id
+from consumers.running import BackgroundService
+from consumers.service import InboxService
 
 __all__ = [
     "DEFAULT_CAPACITY",
+    "BackgroundService",
     "Deduplicator",
+    "Dispatcher",
     "Handler",
+    "InboxReader",
+    "InboxService",
     "LifecycleSubscriber",
     "NoticeHandler",
     "ProviderService",
     "RemapHandler",
+    "StartAt",
     "build_response",
     "response_id",
 ]

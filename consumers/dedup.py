@@ -1,10 +1,14 @@
-"""Agency-side de-duplication by message id.
+"""Agency-side de-duplication by message id: the memory of :class:`consumers.inbox.InboxReader`.
 
-The hub proves delivery itself (``docs/``): a worker that crashes after writing but
-before committing is replaced by one that re-reads its input and writes the *same*
-messages again, with the same deterministic ids. Kafka therefore delivers some messages
-to an agency twice; the agency drops the second copy here, so every agency sees every
-message exactly once.
+Every message the hub writes has an id derived from its input, so a message written
+again (a hub batch re-processed after a crash) carries the *same* id. The hub writes in
+Kafka transactions, so a ``read_committed`` reader never sees the aborted first attempt;
+this set is the second line of defence: within one running reader, a message id that
+was handled is not handled again.
+
+**Only in memory.** The set starts empty in every process. What an agency sees again
+after a restart is therefore decided by its committed offsets, not by this set (see
+:mod:`consumers.inbox`).
 
 **The bound.** The set forgets old ids to stay bounded. A replay repeats at most the
 batch the crashed worker had not committed (thousands of messages), so ``capacity`` must
@@ -47,15 +51,21 @@ class Deduplicator:
 
     def seen(self, message_id: str) -> bool:
         """True if ``message_id`` was seen before (a duplicate, counted); else remember it."""
-        key = _compact(message_id)
-        if key in self._current or key in self._previous:
+        if message_id in self:
             self.duplicates += 1
             return True
+        self.add(message_id)
+        return False
+
+    def add(self, message_id: str) -> None:
+        """Remember ``message_id`` (as handled) without counting anything."""
+        key = _compact(message_id)
+        if key in self._current or key in self._previous:
+            return
         if len(self._current) >= self.capacity:
             self._previous = self._current
             self._current = set()
         self._current.add(key)
-        return False
 
     def __contains__(self, message_id: object) -> bool:
         if not isinstance(message_id, str):

@@ -7,7 +7,8 @@ values to their exchange on both sides. ``producers.population`` makes synthetic
 
 from __future__ import annotations
 
-from producers.agency_client import AgencyClient, PendingRequest, open_response
+from producers.agency_client import AgencyClient
+from producers.answers import PendingRequest, open_response
 from producers.registry_publisher import REGISTRY_ID, RegistryPublisher, event_message_id
 from renkei.crypto.context import attributes_aad
 

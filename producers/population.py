@@ -63,13 +63,9 @@ _BUILDING_IN_TOWN: Final = re.compile(r"[ァ-ヺー]{2,}|[Ａ-Ｚａ-ｚ]")
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
-    """A person as the resident registry knows them."""
+class _Basic4:
+    """Name, reading, birth date, sex and address: what enrolment by the basic-4 matches."""
 
-    resident_code: str
-    """住民票コード: 11 digits, unique (no check digit: synthetic)."""
-    my_number: str
-    """Current My Number: 12 digits, valid check digit, unique."""
     name: str
     """Family and given name in kanji, one ASCII space between (佐藤 花子)."""
     name_kana: str
@@ -80,14 +76,18 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
-class AgencyBasic4:
-    """The basic-4 of a person as one agency's records hold it."""
+class Person(_Basic4):
+    """A person as the resident registry knows them: the basic-4, their code and number."""
 
-    name: str
-    name_kana: str
-    birth_date: dt.date
-    sex: Sex
-    address: str
+    resident_code: str
+    """住民票コード: 11 digits, unique (no check digit: synthetic)."""
+    my_number: str
+    """Current My Number: 12 digits, valid check digit, unique."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyBasic4(_Basic4):
+    """The basic-4 of a person as one agency's records hold it (spelled its own way)."""
 
 
 @dataclass(frozen=True, slots=True)

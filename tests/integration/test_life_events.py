@@ -527,7 +527,7 @@ async def test_offline_agency_catches_up_with_nothing_lost_and_order_kept(env: H
     processed = time.monotonic()
 
     back = Inbox(env, "jps", group)  # the same group: resume from the committed offsets
-    back.subscriber.hub_public_key = None  # (signatures are checked in the other tests)
+    back.subscriber.reader.hub_public_key = None  # (signatures are checked in the other tests)
     async with back.subscriber:
         await until(lambda: len(back.notices) >= len(published), "the catch-up", timeout_s=240)
         await asyncio.sleep(1)

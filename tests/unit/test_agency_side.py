@@ -7,6 +7,7 @@ does (same ids, same correlation), so the client's and the provider's logic run 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -54,6 +55,16 @@ from schemas.models import (
 )
 
 CODEC = default_codec()
+
+
+@dataclass(frozen=True)
+class _Record:
+    """What the reader uses of an aiokafka ConsumerRecord."""
+
+    offset: int
+    value: bytes | None
+
+
 TOPICS = Topics(prefix="unit.")
 HUB_KEY = SigningKey.generate()
 
@@ -237,9 +248,9 @@ async def test_enrolment_result_resolves_the_call_it_answers_and_a_duplicate_is_
 
 async def test_dispatch_routes_by_correlation_and_request_id() -> None:
     client = AgencyClient("city-a", _keys("city-a"), {}, TOPICS)
-    enrol = client._register("e" * 32)
-    other = client._register("f" * 32)
-    asked = client._register("req-7")
+    enrol = client._calls.register("e" * 32)
+    other = client._calls.register("f" * 32)
+    asked = client._calls.register("req-7")
     result = EnrolmentResult(
         header=Header.new("hub", "e" * 32), record_ref="r", outcome=EnrolmentOutcome.NO_MATCH,
         detail="no person matches",
@@ -279,7 +290,7 @@ async def test_answers_not_signed_by_the_hub_are_dropped() -> None:
     client = AgencyClient(
         "city-a", _keys("city-a"), {}, TOPICS, hub_public_key=HUB_KEY.public_bytes
     )
-    future = client._register("e" * 32)
+    future = client._calls.register("e" * 32)
     forged = EnrolmentResult(
         header=Header.new("hub", "e" * 32), record_ref="r", outcome=EnrolmentOutcome.LINKED,
         link_code="FORGED", detail="",
@@ -433,16 +444,25 @@ async def test_an_unusable_reply_key_is_refused_not_raised() -> None:
     assert (await provider.answer(bad)).status is ResponseStatus.REFUSED
 
 
-def test_the_provider_reads_only_forwarded_requests_once() -> None:
+async def test_the_provider_reads_only_forwarded_requests_once() -> None:
     provider = _provider(_keys("tax-b"), _values)
+    sent: list[tuple[str, bytes, bytes]] = []
+
+    class Outbox:
+        async def send_and_wait(self, topic: str, value: bytes, key: bytes) -> None:
+            sent.append((topic, value, key))
+
+    provider._producer = Outbox()  # stands in for a started AIOKafkaProducer
     forwarded = _forwarded(_request_for(SealingKeyPair.generate()))
-    assert provider._accept(_hub(forwarded)) == sign_message(forwarded, HUB_KEY, CODEC)
-    assert provider._accept(_hub(forwarded)) is None
-    assert provider.duplicates_dropped == 1
     notice = HubError(
         header=Header.new("hub"), code=ErrorCode.TIMEOUT, detail="late", retriable=False
     )
-    assert provider._accept(_hub(notice)) is None
+    records = [_Record(i, _hub(m)) for i, m in enumerate((forwarded, forwarded, notice))]
+    assert await provider.reader.handle_batch({0: records}) == {0: 3}
+    assert [CODEC.decode(v).header.correlation_id for _, v, _ in sent] == [
+        forwarded.header.message_id
+    ]
+    assert provider.duplicates_dropped == 1
     assert provider.ignored == 1
 
 
