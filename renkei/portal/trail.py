@@ -80,9 +80,11 @@ class TrailVerifier:
         return sum(len(p.waiting) for p in self._partitions.values())
 
     def oldest_waiting_ms(self) -> int | None:
-        """Kafka timestamp of the oldest record waiting for a checkpoint."""
-        times = [w.timestamp_ms for p in self._partitions.values() for w in p.waiting.values()]
-        return min(times, default=None)
+        """Kafka timestamp of the first record still waiting for a checkpoint (the waiting
+        sets keep the order records were read in, so it is each set's first)."""
+        firsts = [next(iter(p.waiting.values())).timestamp_ms for p in self._partitions.values()
+                  if p.waiting]  # fmt: skip
+        return min(firsts, default=None)
 
     def add(
         self, partition: int, offset: int, timestamp_ms: int, value: bytes | None
@@ -172,16 +174,16 @@ class TrailVerifier:
 
 
 def _descendants(waiting: dict[bytes, _Waiting], root: bytes) -> dict[bytes, _Waiting]:
-    """The waiting records that link, directly or not, to ``root``."""
+    """The waiting records that link, directly or not, to ``root``, in the order read."""
     children: dict[bytes, list[bytes]] = {}
     for digest, link in waiting.items():
         if link.prev is not None:
             children.setdefault(link.prev, []).append(digest)
-    kept: dict[bytes, _Waiting] = {}
+    reached: set[bytes] = set()
     stack = list(children.get(root, ()))
     while stack:
         digest = stack.pop()
-        if digest not in kept:
-            kept[digest] = waiting[digest]
+        if digest not in reached:
+            reached.add(digest)
             stack.extend(children.get(digest, ()))
-    return kept
+    return {d: link for d, link in waiting.items() if d in reached}
