@@ -1,6 +1,7 @@
 """Life events end to end on a real broker: fan-out, corrections, leaving, key rotation.
 
-Agencies read with :class:`consumers.lifecycle.LifecycleSubscriber`. The directory is the
+Agencies read with :class:`consumers.lifecycle.LifecycleSubscriber` (one test: an agency
+whose client, provider and subscriber share one inbox reader). The directory is the
 packaged sample plus ``moj-koseki``, an agency entitled to deaths only.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from consumers.inbox import InboxReader
 from consumers.lifecycle import LifecycleSubscriber
 from consumers.provider import ProviderService
 from hub_stream.settings import HubSettings
@@ -495,6 +497,49 @@ async def test_key_rotation_drill(env: HubEnv) -> None:
     )  # fmt: skip
     rotated = [m for m in audit if isinstance(m, AuditRecord) and m.step is AuditStep.KEY_ROTATED]
     assert [(m.provider, m.actor, m.audit_key) for m in rotated] == [(a, "operator", None)]
+
+
+# -- one reader for an agency that is client, provider and subscriber -------------------------
+
+
+async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEnv) -> None:
+    person = generate_population(1, seed=50)[0]
+    await register(env, [person])
+    city_code = (await enrol(env, "city-shinagawa", [person]))[0]
+    scenario, items = scenario_between(env, "city-shinagawa", "jps")
+    keys = env.keys("jps")
+    inbox = InboxReader(
+        "jps", env.kafka, env.topics, group_id=f"{env.topics.prefix}agency.jps.main",
+        hub_public_key=keystore.load_hub_signing_key(env.key_dir).public_bytes,
+    )  # fmt: skip
+    notices: list[LifeEventNotice] = []
+
+    async def on_move(notice: LifeEventNotice) -> None:
+        notices.append(notice)
+
+    async def provide(request: ForwardedRequest) -> dict[str, Any]:
+        return dict.fromkeys(request.items, f"for {request.provider_link_code}")
+
+    client = AgencyClient("jps", keys, env.kafka, env.topics, inbox=inbox)
+    provider = ProviderService("jps", keys, env.kafka, env.topics, provide, inbox=inbox)
+    subscriber = LifecycleSubscriber(
+        "jps", keys, env.kafka, env.topics, {EventKind.MOVED: on_move}, inbox=inbox
+    )
+    async with (
+        client, provider, subscriber, inbox,
+        AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka, env.topics) as city,
+    ):  # fmt: skip
+        jps_code = (await client.enrol("jps-1", my_number=person.my_number)).link_code
+        values = await city.request(
+            link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
+        )
+        assert values == {items[0]: f"for {jps_code}"}
+        async with registry(env) as reg:
+            await reg.move(person.resident_code, "新住所", TODAY)
+        await until(lambda: len(notices) == 1, "jps's notice of the move")
+    assert notices[0].link_code == jps_code
+    assert (provider.handled, subscriber.notices, client.unmatched_count) == (1, 1, 0)
+    assert (inbox.bad_signatures, inbox.undecodable, inbox.ignored) == (0, 0, 0)
 
 
 # -- an agency offline while 100,000 events go by --------------------------------------------
