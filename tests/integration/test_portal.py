@@ -19,13 +19,14 @@ import httpx
 import pytest
 import uvicorn
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from hub_stream.worker import load_hub_keys
 from producers.registry_publisher import RegistryPublisher
 from renkei.audit.disclosure import publish_release, sign_release
 from renkei.audit.rebuild import audit_key_of_resident
 from renkei.audit.replay import Filter, entries
-from renkei.auditchain import TRUST_FILE, TrustedKeys, chain_hash
+from renkei.auditchain import TRUST_FILE, TrustedKeys, chain_hash, load_or_create_signer
 from renkei.crypto import SigningKey
 from renkei.portal import (
     Authenticator,
@@ -37,7 +38,7 @@ from renkei.portal import (
     login_message,
     register_citizen,
 )
-from renkei.topics import Topics
+from renkei.topics import Topics, TopicSpec, ensure_topics
 from schemas.models import AuditStep, Header
 from tests.integration.hub_env import HubEnv, eventually, hub_env
 from tests.integration.test_audit import CODEC, HUB_SETTINGS, WITHHELD, populate
@@ -370,3 +371,40 @@ async def test_a_forged_record_on_the_trail_is_not_shown(env: HubEnv, tmp_path: 
             assert health["caught_up"] is True
         finally:
             await alice.aclose()
+
+
+async def test_health_says_what_is_wrong_until_the_trail_exists(
+    topics: Topics, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A portal started before the hub: 503 naming the missing topic, never "caught up"
+    on nothing, and it starts reading by itself once the topic is there."""
+    kafka = {"bootstrap_servers": kafka_bootstrap}
+    signer = load_or_create_signer(tmp_path / "keys")
+    trust = PortalTrust(TrustedKeys({signer.key_id: signer.key.public_bytes}),
+                        SigningKey.generate().public_bytes)  # fmt: skip
+    index = PortalIndex(TrailVerifier(trust.audit_keys, CODEC))
+    app = create_app(index, Authenticator(CitizenRegistry(tmp_path / "citizens.json")),
+                     kafka=kafka, topics=topics, codec=CODEC, trust=trust)  # fmt: skip
+    async with serving(app) as base, httpx.AsyncClient(base_url=base) as client:
+
+        async def says_missing() -> bool:
+            answer = await client.get("/healthz")
+            return answer.status_code == 503 and "does not exist" in (
+                answer.json()["problem"] or ""
+            )
+
+        await eventually(says_missing, timeout_s=30)
+        assert (await client.get("/healthz")).json()["caught_up"] is False
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await ensure_topics(admin, [TopicSpec(topics.audit, 1, {})])
+        finally:
+            await admin.close()
+
+        async def healthy() -> bool:
+            return (await client.get("/healthz")).status_code == 200
+
+        await eventually(healthy, timeout_s=60)
+        health = (await client.get("/healthz")).json()
+        assert (health["status"], health["problem"], health["lag"]) == ("ok", None, 0)

@@ -3,6 +3,7 @@ garbage, edits and unsigned tails on a synthetic partition, and what /healthz sa
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -160,17 +161,24 @@ def test_a_checkpoint_with_a_broken_signature_is_ignored(signer: AuditSigner) ->
     assert index.trail.stats.bad_checkpoints == 1
 
 
-def test_garbage_and_copies_are_skipped_and_indexing_goes_on(signer: AuditSigner) -> None:
+def test_garbage_and_copies_are_skipped_and_indexing_goes_on(
+    signer: AuditSigner, caplog: pytest.LogCaptureFixture
+) -> None:
     p = Partition(signer)
     p.records(1)
     p.values.append(b"\xc3\x01 not a record at all")
     p.values.append(p.values[0])  # a replayed copy
     p.records(1)
     p.checkpoint()
-    index = feed(signer, p.values)
+    with caplog.at_level(logging.WARNING, logger="renkei.portal.trail"):
+        index = feed(signer, p.values)
     assert index.trail is not None
     assert len(shown(index)) == 2
     assert index.trail.stats.rejected == 2
+    assert [r.getMessage() for r in caplog.records] == [
+        "hub.audit 0:1 not shown: its prev_hash names no record of the chain",
+        "hub.audit 0:2 not shown: a copy of a record already read",
+    ]
 
 
 def test_a_verified_record_that_does_not_decode_is_skipped(signer: AuditSigner) -> None:
