@@ -8,6 +8,8 @@ so publishing the same event id again (after a crash, say) sends the same messag
 The ``publish`` methods return once the event is handed to the producer; :meth:`flush`
 waits until Kafka has acknowledged everything and raises if anything failed. Events of
 the same person are acknowledged in the order they were published.
+:meth:`~RegistryPublisher.wait_applied` goes further: it waits until the hub has applied
+(or refused) them, from its audit trail (:mod:`producers.registry_wait`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from datetime import date
 from types import TracebackType
 from typing import Any, Self
 
+from aiokafka.errors import KafkaError
+
+from producers.registry_wait import APPLIED, audit_mark, wait_applied
 from renkei.crypto import AgencyKeys
 from renkei.envelope import sign_message
 from renkei.errors import ConfigurationError, PublishError
@@ -38,7 +43,7 @@ from schemas.models import (
     new_message_id,
 )
 
-__all__ = ["REGISTRY_ID", "RegistryPublisher", "event_message_id"]
+__all__ = ["APPLIED", "REGISTRY_ID", "RegistryPublisher", "event_message_id"]
 
 REGISTRY_ID = "registry"
 """The sender id of every registry event."""
@@ -74,11 +79,17 @@ class RegistryPublisher:
         self._producer: Any = None
         self._pending: set[asyncio.Future[Any]] = set()
         self._errors: list[BaseException] = []
+        self._sent: dict[str, str] = {}  # event id → message id, for wait_applied
+        self._mark: dict[Any, int] | None = None
 
     async def start(self) -> None:
-        """Connect the producer."""
+        """Connect the producer, and note where the hub's audit trail ends now."""
         from aiokafka import AIOKafkaProducer
 
+        try:  # before the first event: every verdict on ours lies after this mark
+            self._mark = await audit_mark(self._kafka, self.topics)
+        except (KafkaError, OSError):
+            self._mark = None  # not allowed to read it: wait_applied reads from the start
         producer = AIOKafkaProducer(**self._kafka, acks="all", enable_idempotence=True)
         await producer.start()
         self._producer = producer
@@ -120,6 +131,25 @@ class RegistryPublisher:
             raise PublishError(f"{len(errors)} registry events were not acknowledged") from errors[
                 0
             ]
+
+    async def wait_applied(
+        self, event_ids: list[str] | None = None, timeout_s: float = 60
+    ) -> dict[str, str]:
+        """Wait until the hub has committed its verdict on events published here.
+
+        :param event_ids: the events to wait for; every event published since
+            :meth:`start` by default.
+        :returns: ``{event id: outcome}``: :data:`APPLIED`, or the refusal's error code.
+        :raises RequestTimeoutError: some events got no verdict in time.
+        :raises PublishError: some events were not even acknowledged by Kafka.
+        """
+        await self.flush()
+        wanted = event_ids if event_ids is not None else list(self._sent)
+        messages = {e: self._sent.get(e) or event_message_id(e) for e in wanted}
+        return await wait_applied(
+            self._kafka, self.topics, messages, since=self._mark, timeout_s=timeout_s,
+            codec=self.codec,
+        )  # fmt: skip
 
     # -- events -----------------------------------------------------------------------
 
@@ -256,6 +286,7 @@ class RegistryPublisher:
         self._pending.add(future)
         future.add_done_callback(self._settled)
         self.published += 1
+        self._sent[event_id] = event.header.message_id
         return event_id
 
     def _settled(self, future: asyncio.Future[Any]) -> None:

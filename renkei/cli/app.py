@@ -10,6 +10,7 @@ from .hub import hub
 from .kafka import kafka_app
 from .keys import directory_app, keys_app
 from .portal import portal_app
+from .registry import registry_app
 
 app = typer.Typer(
     name="renkei",
@@ -25,3 +26,4 @@ app.add_typer(directory_app, name="directory")
 app.command("demo")(demo)
 app.add_typer(audit_app, name="audit")
 app.add_typer(portal_app, name="portal")
+app.add_typer(registry_app, name="registry")
