@@ -51,9 +51,11 @@ def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
                 f"no master secret: set RENKEI_MASTER_KEY or create {path} with `renkei keys init`"
             )
         master = MasterSecret.from_file(path)
-    try:
+    # Created only when absent: a file that exists but is refused (malformed, readable by
+    # others) must surface as that error, not as "already exists".
+    if keystore.hub_key_path(settings.key_dir).exists():
         hub_key = keystore.load_hub_signing_key(settings.key_dir)
-    except ConfigurationError:
+    else:
         hub_key = keystore.create_hub_signing_key(settings.key_dir)
     return StagedKeyRing(master), hub_key
 

@@ -16,6 +16,7 @@ from renkei.crypto import MasterSecret, keystore
 from renkei.crypto._files import ensure_private_dir
 from renkei.crypto.bundles import BUNDLE_SUFFIX
 from renkei.crypto.keystore import InsecurePermissionsWarning
+from renkei.errors import ConfigurationError
 from renkei.operator.onboarding import agency_init, hub_init
 from renkei.operator.publish import init_keys
 
@@ -94,3 +95,13 @@ def test_an_existing_open_key_folder_is_reported_not_changed(tmp_path: Path) -> 
         init_keys(folder)
     assert mode(folder) == 0o755
     assert mode(keystore.agency_key_path(folder, "jps")) == 0o600
+
+
+def test_the_hub_refuses_its_key_file_when_others_may_read_it(tmp_path: Path) -> None:
+    from hub_stream.settings import HubSettings
+    from hub_stream.worker import load_hub_keys
+
+    hub_init(tmp_path)
+    keystore.hub_key_path(tmp_path).chmod(0o644)
+    with pytest.raises(ConfigurationError, match=r"hub\.json is accessible to others"):
+        load_hub_keys(HubSettings(key_dir=tmp_path))
