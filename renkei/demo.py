@@ -86,8 +86,11 @@ class Demo:
         self.say(f"[bold]hub[/] running, topics under [cyan]{self.topics.prefix}[/]")
         try:
             await self._registry()
-            # The hub reads the registry beside the agencies' topics; enrolling a person
-            # before their registration is applied would answer NO_MATCH. Wait for it.
+            # Still needed for a few hundred people: the hub reads registry.events beside
+            # the agencies' topics, and Kafka orders nothing across partitions. A burst
+            # of registrations spans several fetches, and an enrolment fetched before a
+            # registration published earlier would answer NO_MATCH. (A registration and
+            # an enrolment in one batch are fine: handled in the order produced.)
             while len(hub.hub.persons) < len(self.population):  # noqa: ASYNC110 - polled state
                 await asyncio.sleep(0.05)
             for agency in (*HOLDERS, OFFLINE):
