@@ -199,7 +199,7 @@ async def test_refusals_are_typed_answers(env: HubEnv) -> None:
                     "items": items[:1], **overrides}  # fmt: skip
             with pytest.raises(HubRefusedError) as caught:
                 await city.request(**call)
-            return caught.value.code
+            return ErrorCode(caught.value.code)
 
         assert await refused(scenario_id="S999") is ErrorCode.UNKNOWN_SCENARIO
         assert await refused(items=("pension.not-an-item",)) is ErrorCode.ITEM_NOT_PERMITTED
