@@ -15,6 +15,7 @@ import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -74,6 +75,29 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cluster = LocalCluster(tmp_path_factory.mktemp("kafka"), base_port=_free_base_port())
     try:
         yield cluster.up(timeout_s=120)
+    finally:
+        cluster.down()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``RENKEI_HOME`` of a secure single-node cluster (TLS, SCRAM, ACLs) for the session.
+
+    Started here from the Maven Central jars on free ports, whatever ``RENKEI_BOOTSTRAP``
+    says, with a principal for every agency of the sample directory and every service;
+    ``KafkaSettings.for_principal(name, home)`` gives each one's settings.
+    """
+    from renkei.operator.directory_file import load_directory_file
+    from renkei.operator.principals import principal_names
+
+    home = tmp_path_factory.mktemp("secure-home")
+    principals = principal_names(load_directory_file())
+    cluster = LocalCluster(
+        home / "kafka", base_port=_free_base_port(), secure=True, principals=principals
+    )
+    try:
+        cluster.up(timeout_s=120)
+        yield home
     finally:
         cluster.down()
 

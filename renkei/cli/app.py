@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .acl import acl_app
 from .audit import audit_app
 from .demo import demo
 from .hub import hub
@@ -20,6 +21,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(acl_app, name="acl")
 app.command("hub")(hub)
 app.add_typer(keys_app, name="keys")
 app.add_typer(directory_app, name="directory")
