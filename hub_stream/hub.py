@@ -133,7 +133,7 @@ class Hub:
         )  # fmt: skip
         if isinstance(keyring, rotation.StagedKeyRing):
             keyring.follow(self.keys)  # a rotation staged in a batch applies to its rest
-        self.flow = FlowContext(
+        self.context = FlowContext(  # what every flow sees
             topics=topics, directory=Directory(), codec=self.codec, links=self.links,
             keyring=keyring, strict=settings.signatures == "strict",
             max_deadline_ms=settings.max_deadline_ms, persons=self.persons,
@@ -144,11 +144,11 @@ class Hub:
     @property
     def directory(self) -> Directory:
         """Agencies and scenarios, as the control plane applied them."""
-        return self.flow.directory
+        return self.context.directory
 
     @directory.setter
     def directory(self, directory: Directory) -> None:
-        self.flow = dataclasses.replace(self.flow, directory=directory)
+        self.context = dataclasses.replace(self.context, directory=directory)
 
     # -- the pipeline's interface ------------------------------------------------------
 
@@ -174,7 +174,7 @@ class Hub:
                 continue
             marks = self._savepoint()
             try:
-                outputs += exchange.time_out(self.flow, hub_request_id, pending)
+                outputs += exchange.time_out(self.context, hub_request_id, pending)
             except Exception:
                 log.exception("unexpected error timing out %s; retrying later", hub_request_id)
                 self._rollback_to(marks)
@@ -205,40 +205,40 @@ class Hub:
             # staged (its audit chain moves included) and park it.
             log.exception("unexpected error on %s/%s", record.topic, record.offset)
             self._rollback_to(marks)
-            return refusals.dead_letter(self.flow, record, ErrorCode.INTERNAL, repr(exc))
+            return refusals.dead_letter(self.context, record, ErrorCode.INTERNAL, repr(exc))
 
     def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         topic = record.topic
         if topic == self.topics.control:
-            return rotation.handle_command(self.flow, record)
+            return rotation.handle_command(self.context, record)
         if record.value is None:
             return []
         try:
             message = self.codec.decode(record.value)
         except DecodeError as exc:
             self.metrics["dead_lettered"] += 1
-            return refusals.dead_letter(self.flow, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
+            return refusals.dead_letter(self.context, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
         if topic == self.topics.registry_events:
             if not isinstance(message, RegistryEvent):
-                detail = "not a RegistryEvent"
-                return refusals.dead_letter(self.flow, record, ErrorCode.MALFORMED_MESSAGE, detail)
-            return registry_sync.apply(self.flow, message)
+                code, detail = ErrorCode.MALFORMED_MESSAGE, "not a RegistryEvent"
+                return refusals.dead_letter(self.context, record, code, detail)
+            return registry_sync.apply(self.context, message)
         agency = self.topics.agency_of(topic)
         try:
             self._authenticate(agency, message)
             return self._dispatch(agency, message)
         except Refusal as refusal:
-            return refusals.refuse(self.flow, agency, message, refusal)
+            return refusals.refuse(self.context, agency, message, refusal)
 
     def _dispatch(self, agency: str, message: Message) -> list[Output]:
         if isinstance(message, AttributeRequest):
-            return exchange.request(self.flow, agency, message)
+            return exchange.request(self.context, agency, message)
         if isinstance(message, ProviderResponse):
-            return exchange.respond(self.flow, agency, message)
+            return exchange.respond(self.context, agency, message)
         if isinstance(message, EnrolmentRequest):
-            return enrolment.enrol(self.flow, agency, message)
+            return enrolment.enrol(self.context, agency, message)
         if isinstance(message, DeenrolmentRequest):
-            return enrolment.deenrol(self.flow, agency, message)
+            return enrolment.deenrol(self.context, agency, message)
         raise Refusal(
             ErrorCode.MALFORMED_MESSAGE,
             f"{type(message).__name__} is not accepted on an agency's .out topic",
@@ -253,7 +253,7 @@ class Hub:
                 ErrorCode.BAD_SIGNATURE,
                 f"sender {message.header.sender!r} wrote to agency {agency}'s topic",
             )
-        if self.flow.strict:
+        if self.context.strict:
             try:
                 verify_message(message, entry.signing_public_key, self.codec)
             except SignatureError as exc:

@@ -11,6 +11,7 @@ import pytest
 
 from hub_stream.audit import AuditTrail
 from hub_stream.deadlines import Deadlines
+from hub_stream.directory import Directory
 from hub_stream.outputs import Output
 from schemas.models import (
     AttributeResponse,
@@ -266,3 +267,10 @@ def test_revoked_numbers_come_back_with_the_rows_after_a_restart(world: World) -
     assert isinstance(old, EnrolmentResult)
     assert old.outcome is EnrolmentOutcome.NO_MATCH
     assert "revoked" in old.detail
+
+
+def test_a_directory_set_on_the_hub_is_the_one_its_flows_see(world: World) -> None:
+    world.run(world.registration("10000000000", NUMBERS[0]))
+    world.hub.directory = Directory()  # renkei.audit.rebuild swaps in the one it read
+    assert world.run(world.enrolment("jps", NUMBERS[0])) == []  # unknown agency: no answer
+    assert world.hub.metrics["refused.UNKNOWN_AGENCY"] == 1
