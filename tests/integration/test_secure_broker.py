@@ -19,6 +19,9 @@ from aiokafka.conn import create_conn
 from aiokafka.errors import KafkaConnectionError, KafkaError, SaslAuthenticationFailed
 from aiokafka.helpers import create_ssl_context
 
+from consumers.provider import ProviderService
+from hub_stream.settings import HubSettings
+from hub_stream.worker import HubService
 from infra.kafka import LocalCluster
 from infra.kafka.acls import (
     AclBinding,
@@ -29,12 +32,19 @@ from infra.kafka.acls import (
     delete_acls,
 )
 from infra.kafka.wire import admin_client
+from producers.agency_client import AgencyClient
+from producers.population import generate_population
+from producers.registry_publisher import RegistryPublisher
+from renkei.crypto import keystore
 from renkei.operator.acl import desired_acls, sync_acls
 from renkei.operator.directory_file import DirectoryFile, load_directory_file
+from renkei.operator.publish import init_keys, publish
 from renkei.readers import committed_reader
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics, TopicSpec, ensure_topics
+from schemas.models import ForwardedRequest
 from tests.integration.hub_env import eventually
+from tests.integration.test_exchange import basic4_of, wait_registered
 
 JPS, CITY = "agency.jps", "agency.city-shinagawa"
 PRINCIPALS = (JPS, CITY, "hub", "registry", "operator", "portal")
@@ -408,3 +418,59 @@ async def _values(kafka: dict[str, Any], topic: str) -> list[bytes]:
         return got
     finally:
         await consumer.stop()
+
+
+# --- the real thing ---------------------------------------------------------------------
+
+
+async def test_the_hub_and_its_clients_work_under_their_principals(
+    secure_kafka: Path, topics: Topics, tmp_path: Path
+) -> None:
+    """The synced ACLs are enough for the real code: operator, registry, hub, agencies."""
+    d = Deployment(secure_kafka, topics, load_directory_file())
+    p, key_dir = topics.prefix, tmp_path / "keys"
+    init_keys(key_dir)
+    await sync_acls(d.kafka("admin"), d.directory, topics)
+    operator = KafkaSettings.for_principal("operator", secure_kafka)
+    await publish(operator, p, key_dir, None)  # creates the topics, writes hub.directory
+    settings = HubSettings(topic_prefix=p, key_dir=key_dir, group_id=f"{p}hub", poll_ms=10)
+    hub = HubService(d.kafka("hub"), settings)
+    await hub.start()
+    try:
+        person = generate_population(1, seed=5)[0]
+        registry_keys = keystore.load(key_dir, "registry")
+        async with RegistryPublisher(registry_keys, d.kafka("registry"), topics) as registry:
+            await registry.register(
+                person.resident_code, person.my_number, basic4_of(person), person.birth_date
+            )
+        await wait_registered(d.kafka("operator"), topics, 1)
+
+        def agency(name: str) -> AgencyClient:
+            kafka = d.kafka(f"agency.{name}")
+            return AgencyClient(name, keystore.load(key_dir, name), kafka, topics, grace_s=5)
+
+        async with agency("city-shinagawa") as city, agency("jps") as jps:
+            city_code = (await city.enrol("S-1", my_number=person.my_number)).link_code
+            assert (await jps.enrol("J-1", my_number=person.my_number)).link_code
+        assert city_code
+        scenario = next(
+            s
+            for s in d.directory.scenarios
+            if (s.requester, s.provider) == ("city-shinagawa", "jps")
+        )
+
+        async def answer(request: ForwardedRequest) -> dict[str, Any]:
+            return {item: f"value of {item}" for item in request.items}
+
+        provider = ProviderService(
+            "jps", keystore.load(key_dir, "jps"), d.kafka(JPS), topics, answer,
+            group_id=f"{p}agency.jps.provider",
+        )  # fmt: skip
+        async with provider, agency("city-shinagawa") as city:
+            values = await city.request(
+                link_code=city_code, provider="jps", scenario_id=scenario.scenario_id,
+                items=scenario.items[:1],
+            )  # fmt: skip
+        assert values == {scenario.items[0]: f"value of {scenario.items[0]}"}
+    finally:
+        await hub.stop()
