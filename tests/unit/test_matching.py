@@ -403,6 +403,23 @@ def test_only_the_current_number_resolves_after_reissue(index: PersonIndex) -> N
     assert linked(index.resolve(None, HANAKO), HANAKO_ID)
 
 
+def test_revoked_numbers_given_with_the_row_replace_what_the_index_knew() -> None:
+    idx = PersonIndex()
+    idx.add(HANAKO_ID, HANAKO, SPARE_NO, revoked=[HANAKO_NO])
+    assert "revoked" in idx.resolve(HANAKO_NO, None).detail
+    idx.update(HANAKO_ID, HANAKO, HANAKO_NO, revoked=[])  # the reissue was annulled
+    assert linked(idx.resolve(HANAKO_NO, None), HANAKO_ID)
+    spare = idx.resolve(SPARE_NO, None)
+    assert (spare.outcome, "revoked" in spare.detail) == ("NO_MATCH", False)
+    with pytest.raises(InvalidMyNumberError):
+        idx.update(HANAKO_ID, HANAKO, HANAKO_NO, revoked=["12345"])
+    assert linked(idx.resolve(HANAKO_NO, None), HANAKO_ID)  # a refused update changed nothing
+    idx.update(HANAKO_ID, HANAKO, SPARE_NO)  # by default the number it replaces is revoked
+    assert "revoked" in idx.resolve(HANAKO_NO, None).detail
+    idx.remove(HANAKO_ID)
+    assert "revoked" not in idx.resolve(HANAKO_NO, None).detail
+
+
 def test_a_person_without_a_number_resolves_by_basic4_only() -> None:
     idx = PersonIndex()
     idx.add(HANAKO_ID, HANAKO, None)
