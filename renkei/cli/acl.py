@@ -71,13 +71,14 @@ def sync(
     if cluster is not None and not dry_run:
         new = cluster.add_principals(principal_names(directory))
         for principal in sorted(new):
-            console.print(f"new principal {principal}: {cluster.files.env_file(principal)}")
+            path = cluster.files.env_file(principal)
+            console.print(f"new principal {principal}: {path}", soft_wrap=True)
     kafka = _admin().kafka_kwargs()
     report = asyncio.run(sync_acls(kafka, directory, Topics(prefix), dry_run=dry_run))
     for binding in report.added:
-        console.print(f"[green]+[/] {binding}")
+        console.print(f"[green]+[/] {binding}", soft_wrap=True)
     for binding in report.removed:
-        console.print(f"[red]-[/] {binding}")
+        console.print(f"[red]-[/] {binding}", soft_wrap=True)
     verb = "would add" if dry_run else "added"
     console.print(
         f"{verb} {len(report.added)}, {'would remove' if dry_run else 'removed'} "
@@ -104,5 +105,5 @@ def list_acls(prefix: Prefix = "", file: DirectoryPath = None) -> None:
 
     lines = asyncio.run(current())
     for line in lines:
-        console.print(line)
+        console.print(line, soft_wrap=True)
     console.print(f"{len(lines)} ACL(s); [red]![/] = not in the directory (sync removes it)")

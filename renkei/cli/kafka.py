@@ -72,7 +72,8 @@ def up(
             f"secure: SASL_SSL + SCRAM-SHA-512, CA {files.tls.ca_cert}\n"
             f"client settings, one file per principal: {files.credentials_dir}/<principal>.env "
             "(`set -a; . FILE; set +a`)\n"
-            "nothing is allowed yet: `renkei acl sync` grants what the directory says"
+            "nothing is allowed yet: `renkei acl sync` grants what the directory says",
+            soft_wrap=True,  # unwrapped: the paths are copied from the terminal whole
         )
     typer.echo(bootstrap)
 
