@@ -13,11 +13,9 @@ its principals and passwords, ``tls.py`` its certificates.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
-import secrets
 import signal
 import time
 from collections.abc import Iterable
@@ -26,11 +24,12 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from renkei.errors import KafkaLaunchError, StartTimeoutError
+from renkei.errors import KafkaLaunchError
 
 from .private_files import write_private
-from .processes import accepts, alive, is_our_broker, require_free, spawn
-from .runtime import KafkaRuntime, kafka_version
+from .processes import alive, is_our_broker, require_free, spawn
+from .readiness import wait_ready
+from .runtime import KafkaRuntime, kafka_version, random_cluster_id
 from .scram import upsert_users
 from .secure import ADMIN, SUPER_USERS, SecureFiles
 
@@ -173,7 +172,7 @@ class LocalCluster:
         (self.home / "cluster.id").write_text(cluster_id)
         kafka = self.files.client_kwargs(ADMIN, bootstrap) if self.secure else {}
         try:
-            asyncio.run(_wait_ready(bootstrap, nodes, pids, timeout_s, kafka))
+            asyncio.run(wait_ready(bootstrap, nodes, pids, timeout_s, kafka))
             if self.secure:
                 self._add_principals(bootstrap, passwords)
         except BaseException:
@@ -265,7 +264,7 @@ class LocalCluster:
         """Write each node's configuration and format its storage once; return the cluster id."""
         self.home.mkdir(parents=True, exist_ok=True)
         id_file = self.home / "cluster.id"
-        cluster_id = id_file.read_text().strip() if id_file.exists() else _random_cluster_id()
+        cluster_id = id_file.read_text().strip() if id_file.exists() else random_cluster_id()
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
         replication = len(nodes)
         for node in nodes:
@@ -314,66 +313,3 @@ class LocalCluster:
 
 def _render(name: str, values: dict[str, Any]) -> str:
     return Template((TEMPLATES / f"{name}.tmpl").read_text()).substitute(values)
-
-
-def _random_cluster_id() -> str:
-    """A cluster id as ``kafka-storage random-uuid`` makes one, without starting a JVM.
-
-    Kafka's ``Uuid.randomUuid()``: 16 random bytes in URL-safe base64 without padding,
-    never one that starts with "-" (it would read as an option) and never the reserved
-    all-zero id or the metadata topic's id (…0001).
-    """
-    while True:
-        raw = secrets.token_bytes(16)
-        if int.from_bytes(raw) in (0, 1):
-            continue
-        text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-        if not text.startswith("-"):
-            return text
-
-
-async def _wait_ready(
-    bootstrap: str,
-    nodes: list[NodeSpec],
-    pids: dict[int, int],
-    timeout_s: float,
-    kafka: dict[str, Any],
-) -> None:
-    """Wait until a metadata request lists every broker; fail early if a JVM dies.
-
-    :param kafka: client keyword arguments besides the bootstrap (secure: the admin's).
-    """
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for node in nodes:
-            if not alive(pids[node.node_id]):
-                raise KafkaLaunchError(
-                    f"Kafka node {node.node_id} exited during start-up:\n{_tail(node)}"
-                )
-        if not accepts(nodes[0].broker_port):
-            await asyncio.sleep(0.2)
-            continue
-        options = {**kafka, "bootstrap_servers": bootstrap, "request_timeout_ms": 2000}
-        admin = AIOKafkaAdminClient(**options)
-        try:
-            await admin.start()
-            cluster = await admin.describe_cluster()
-            if len(cluster["brokers"]) >= len(nodes):
-                return
-        except Exception:  # noqa: S110 - not answering yet is the normal case while it starts
-            pass
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.25)
-    raise StartTimeoutError(
-        f"Kafka did not answer on {bootstrap} within {timeout_s:.0f} s:\n{_tail(nodes[0])}"
-    )
-
-
-def _tail(node: NodeSpec, lines: int = 20) -> str:
-    for path in (node.log, node.log.with_name("console.log")):
-        if path.exists() and path.stat().st_size:
-            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return "(no log written)"

@@ -7,8 +7,10 @@ or the network.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from renkei.errors import KafkaLaunchError, ToolMissingError
 
-__all__ = ["POM", "KafkaRuntime", "default_cache_dir", "kafka_version"]
+__all__ = ["POM", "KafkaRuntime", "default_cache_dir", "kafka_version", "random_cluster_id"]
 
 POM = Path(__file__).with_name("pom.xml")
 
@@ -137,3 +139,19 @@ class KafkaRuntime:
 def _quoted(argument: str) -> str:
     """One argument of a java @-file: double-quoted, with backslash and quote escaped."""
     return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def random_cluster_id() -> str:
+    """A cluster id as ``kafka-storage random-uuid`` makes one, without starting a JVM.
+
+    Kafka's ``Uuid.randomUuid()``: 16 random bytes in URL-safe base64 without padding,
+    never one that starts with "-" (it would read as an option) and never the reserved
+    all-zero id or the metadata topic's id (…0001).
+    """
+    while True:
+        raw = secrets.token_bytes(16)
+        if int.from_bytes(raw) in (0, 1):
+            continue
+        text = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from infra.kafka.acls import Operation, PatternType, Permission, ResourceType
-from infra.kafka.cluster import _random_cluster_id
+from infra.kafka.runtime import random_cluster_id
 from infra.kafka.secure import SecureFiles, read_client_env
 from infra.kafka.tls import ensure_tls
 from renkei.errors import ConfigurationError
@@ -169,7 +169,7 @@ def test_client_settings_files_must_be_key_value_lines(tmp_path: Path) -> None:
 
 def test_cluster_ids_look_like_kafkas() -> None:
     for _ in range(200):
-        cluster_id = _random_cluster_id()
+        cluster_id = random_cluster_id()
         assert len(cluster_id) == 22
         assert not cluster_id.startswith("-")
         assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
