@@ -5,8 +5,8 @@ The flows (:mod:`.registry_sync`, :mod:`.fanout`, :mod:`.enrolment`, :mod:`.exch
 directory, the tables and the derived indexes; they stage state changes in the tables;
 they return what must be written — messages built with :meth:`FlowContext.send` and
 audit records from :attr:`FlowContext.audit`. The :class:`~.hub.Hub` builds the context
-once and owns the batch around it (savepoints, commit, rollback); no flow imports the
-hub, the loop or the worker (an import-linter contract in ``pyproject.toml``).
+and owns the batch around the flows (order, savepoints, commit, rollback); no flow
+imports the hub, the loop or the worker (an import-linter contract in ``pyproject.toml``).
 """
 
 from __future__ import annotations
