@@ -351,3 +351,47 @@ def test_the_directory_file_tables_name_every_field() -> None:
 
 def test_the_readiness_section_is_there() -> None:
     assert "## Readiness and waiting for a registration" in TEXT
+
+
+# -- access control -----------------------------------------------------------------------
+
+_OPERATIONS = {"Read": "READ", "Write": "WRITE", "Describe": "DESCRIBE", "Create": "CREATE"}
+_KINDS = {
+    "topic": "TOPIC",
+    "topics": "TOPIC",
+    "group": "GROUP",
+    "transactional id": "TRANSACTIONAL_ID",
+}
+
+
+def documented_acls(agencies: list[str]) -> set[tuple[str, str, str, str, str]]:
+    """The ACL table expanded for ``agencies``: (principal, kind, name, pattern, operation)."""
+    out = set()
+    for row in block("acls").splitlines()[2:]:
+        principal, operations, resource = (c.strip() for c in row.strip("|").split("|"))
+        kind = re.match(r"([a-z ]+?) `", resource)
+        assert kind, row
+        pattern = "PREFIXED" if resource.endswith("(prefixed)") else "LITERAL"
+        for template in re.findall(r"`([^`]+)`", resource):
+            for agency in agencies if "<id>" in principal + template else [""]:
+                out |= {
+                    (principal.strip("`").replace("<id>", agency), _KINDS[kind.group(1)],
+                     template.replace("<id>", agency), pattern, _OPERATIONS[op.strip()])
+                    for op in operations.split(",")
+                }  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("prefix", ["", "t1."])
+def test_the_acl_table_is_what_acl_sync_grants(prefix: str) -> None:
+    from renkei.operator.acl import desired_acls
+
+    directory = parse_directory_file(block("directory-file"))
+    agencies = [a.agency_id for a in directory.agencies]
+    granted = {
+        (b.principal.removeprefix("User:"), b.resource_type.name, b.name.removeprefix(prefix),
+         b.pattern.name, b.operation.name)
+        for b in desired_acls(directory, Topics(prefix))
+    }  # fmt: skip
+    assert all(b.name.startswith(prefix) for b in desired_acls(directory, Topics(prefix)))
+    assert documented_acls(agencies) == granted
