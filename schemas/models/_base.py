@@ -13,6 +13,8 @@ from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas import limits
+
 __all__ = [
     "AGENCY_ID_PATTERN",
     "MESSAGE_ID_PATTERN",
@@ -55,10 +57,14 @@ def _utc_ms(value: datetime) -> datetime:
 TimestampMs = Annotated[datetime, AfterValidator(_utc_ms)]
 """Avro ``timestamp-millis``: an aware datetime, normalised to UTC and whole milliseconds."""
 
-MessageId = Annotated[str, StringConstraints(pattern=MESSAGE_ID_PATTERN)]
+# max_length as well as the pattern: the limit is checked first, and the table
+# (schemas.limits) names every field's maximum
+MessageId = Annotated[
+    str, StringConstraints(max_length=limits.MESSAGE_ID, pattern=MESSAGE_ID_PATTERN)
+]
 """A message id: 32 lowercase hex digits."""
 
-AgencyId = Annotated[str, StringConstraints(pattern=AGENCY_ID_PATTERN)]
+AgencyId = Annotated[str, StringConstraints(max_length=limits.AGENCY_ID, pattern=AGENCY_ID_PATTERN)]
 """An agency id, or 'hub', 'registry', 'operator'."""
 
 Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
@@ -68,10 +74,14 @@ failure deep inside the encoder."""
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """Avro ``long``: 64-bit signed."""
 
-ResidentCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{11}$")]
+ResidentCode = Annotated[
+    str, StringConstraints(max_length=limits.RESIDENT_CODE, pattern=r"^[0-9]{11}$")
+]
 """A resident code (住民票コード): 11 digits."""
 
-MyNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+MyNumber = Annotated[
+    str, StringConstraints(max_length=limits.ISSUED_MY_NUMBER, pattern=r"^[0-9]{12}$")
+]
 """A My Number as the registry issues it: 12 digits. The check digit is the registry's
 to guarantee; agencies' numbers are checked by the hub, which answers INVALID."""
 

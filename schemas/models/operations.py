@@ -5,7 +5,28 @@ from __future__ import annotations
 from typing import ClassVar
 
 from schemas.models._base import AgencyId, Int32, Int64, TimestampMs
-from schemas.models.enums import AuditStep, ErrorCode, EventKind
+from schemas.models._limited import (
+    AgencyRef,
+    AuditKeyText,
+    Detail,
+    Duty,
+    ErrorCodeText,
+    EventKinds,
+    Hash,
+    Id,
+    Items,
+    KafkaKey,
+    KeyId,
+    LegalBasis,
+    Name,
+    ParkedValue,
+    PublicKey,
+    ScenarioId,
+    SigningPublicKey,
+    TopicAgency,
+    TopicName,
+)
+from schemas.models.enums import AuditStep, ErrorCode
 from schemas.models.records import Message
 
 __all__ = [
@@ -24,8 +45,8 @@ class HubError(Message):
     avro_name: ClassVar[str] = "jp.renkei.HubError"
 
     code: ErrorCode
-    detail: str
-    request_id: str | None = None
+    detail: Detail
+    request_id: Id | None = None
     retriable: bool
 
 
@@ -34,21 +55,21 @@ class AuditRecord(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.AuditRecord"
 
-    audit_key: str | None = None
+    audit_key: AuditKeyText | None = None
     step: AuditStep
-    actor: str
-    requester: str | None = None
-    provider: str | None = None
-    scenario_id: str | None = None
-    legal_basis: str | None = None
-    items: tuple[str, ...]
-    request_id: str | None = None
-    hub_request_id: str | None = None
+    actor: TopicAgency
+    requester: TopicAgency | None = None
+    provider: TopicAgency | None = None
+    scenario_id: ScenarioId | None = None
+    legal_basis: LegalBasis | None = None
+    items: Items
+    request_id: Id | None = None
+    hub_request_id: Id | None = None
     # a string, not ErrorCode, so that a newer code never makes an old record unreadable
-    error_code: str | None = None
+    error_code: ErrorCodeText | None = None
     disclosable: bool = True
     occurred_at: TimestampMs
-    prev_hash: bytes
+    prev_hash: Hash
 
 
 class AuditCheckpoint(Message):
@@ -60,8 +81,8 @@ class AuditCheckpoint(Message):
     first_offset: Int64
     last_offset: Int64
     record_count: Int64
-    chain_hash: bytes
-    key_id: str
+    chain_hash: Hash
+    key_id: KeyId
 
 
 class AgencyEntry(Message):
@@ -70,11 +91,11 @@ class AgencyEntry(Message):
     avro_name: ClassVar[str] = "jp.renkei.AgencyEntry"
 
     agency_id: AgencyId
-    name: str
-    name_ja: str
-    signing_public_key: bytes
-    sealing_public_key: bytes
-    entitled_events: tuple[EventKind, ...]
+    name: Name
+    name_ja: Name
+    signing_public_key: SigningPublicKey
+    sealing_public_key: PublicKey
+    entitled_events: EventKinds
     active: bool
 
 
@@ -83,13 +104,13 @@ class ScenarioEntry(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.ScenarioEntry"
 
-    scenario_id: str
-    legal_basis: str
-    duty: str
-    duty_ja: str
-    requester: str
-    provider: str
-    items: tuple[str, ...]
+    scenario_id: ScenarioId
+    legal_basis: LegalBasis
+    duty: Duty
+    duty_ja: Duty
+    requester: AgencyRef
+    provider: AgencyRef
+    items: Items
     active: bool
 
 
@@ -98,10 +119,10 @@ class DeadLetter(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.DeadLetter"
 
-    source_topic: str
+    source_topic: TopicName
     source_partition: Int32
     source_offset: Int64
     reason: ErrorCode
-    detail: str
-    key: bytes | None = None
-    value: bytes
+    detail: Detail
+    key: KafkaKey | None = None
+    value: ParkedValue

@@ -14,6 +14,7 @@ from schemas.models._base import (
     new_message_id,
     now_ms,
 )
+from schemas.models._limited import Address, Ciphertext, Enc, Id, Name, Signature
 from schemas.models.enums import EventKind, HpkeSuite, Sex
 
 __all__ = [
@@ -37,10 +38,10 @@ class Header(AvroRecord):
     avro_name: ClassVar[str] = "jp.renkei.Header"
 
     message_id: MessageId
-    correlation_id: str | None = None
+    correlation_id: Id | None = None
     sender: AgencyId
     sent_at: TimestampMs
-    signature: bytes
+    signature: Signature
 
     @classmethod
     def new(
@@ -73,11 +74,11 @@ class Basic4(AvroRecord):
 
     avro_name: ClassVar[str] = "jp.renkei.Basic4"
 
-    name: str
-    name_kana: str
+    name: Name
+    name_kana: Name
     birth_date: date
     sex: Sex = Sex.UNSPECIFIED
-    address: str
+    address: Address
 
 
 class SealedPayload(AvroRecord):
@@ -86,8 +87,8 @@ class SealedPayload(AvroRecord):
     avro_name: ClassVar[str] = "jp.renkei.SealedPayload"
 
     suite: HpkeSuite
-    enc: bytes
-    ciphertext: bytes
+    enc: Enc
+    ciphertext: Ciphertext
 
 
 class PersonRegistered(AvroRecord):
@@ -104,7 +105,7 @@ class PersonMoved(AvroRecord):
 
     avro_name: ClassVar[str] = "jp.renkei.PersonMoved"
 
-    address: str
+    address: Address
 
 
 class PersonRenamed(AvroRecord):
@@ -112,8 +113,8 @@ class PersonRenamed(AvroRecord):
 
     avro_name: ClassVar[str] = "jp.renkei.PersonRenamed"
 
-    name: str
-    name_kana: str
+    name: Name
+    name_kana: Name
 
 
 class PersonDied(AvroRecord):

@@ -8,6 +8,7 @@ from typing import ClassVar, Self
 from pydantic import model_validator
 
 from schemas.models._base import Int32, ResidentCode, TimestampMs
+from schemas.models._limited import Id, LinkCode
 from schemas.models.enums import EventAction, EventKind
 from schemas.models.records import BODY_FOR_KIND, EventBody, Message
 
@@ -37,11 +38,11 @@ class RegistryEvent(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.RegistryEvent"
 
-    event_id: str
+    event_id: Id
     resident_code: ResidentCode
     kind: EventKind
     action: EventAction
-    corrects_event_id: str | None = None
+    corrects_event_id: Id | None = None
     effective_date: date
     body: EventBody | None = None
 
@@ -56,11 +57,11 @@ class LifeEventNotice(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.LifeEventNotice"
 
-    link_code: str
-    event_id: str
+    link_code: LinkCode
+    event_id: Id
     kind: EventKind
     action: EventAction
-    corrects_event_id: str | None = None
+    corrects_event_id: Id | None = None
     effective_date: date
     body: EventBody | None = None
 
@@ -75,7 +76,7 @@ class LinkCodeRemap(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.LinkCodeRemap"
 
-    old_link_code: str
-    new_link_code: str
+    old_link_code: LinkCode
+    new_link_code: LinkCode
     key_version: Int32
     old_codes_valid_until: TimestampMs
