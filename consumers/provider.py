@@ -69,10 +69,13 @@ def build_response(
 ) -> ProviderResponse:
     """The (unsigned) answer to ``request``: ``attributes`` sealed to its reply key.
 
-    Only the requested items are sealed. ``None`` answers NO_DATA; ``status=REFUSED``
-    answers without values whatever ``attributes`` holds.
+    Only the requested items are sealed, bound to the exchange
+    (:func:`~renkei.crypto.context.attributes_aad`: scenario, requester, this provider,
+    the requester's request id, the items, the reply key). ``None`` answers NO_DATA;
+    ``status=REFUSED`` answers without values whatever ``attributes`` holds.
 
-    :raises SealingError: the reply key or suite is unusable, or a value is not JSON.
+    :raises SealingError: the reply key or suite is unusable, the request names no
+        request id, or a value is not JSON.
     """
     header = Header.new(
         provider,
@@ -91,7 +94,12 @@ def build_response(
         wanted = set(request.items)
         values = {k: v for k, v in attributes.items() if k in wanted}
         aad = attributes_aad(
-            request.scenario_id, request.requester, provider, request.reply_public_key
+            scenario_id=request.scenario_id,
+            requester=request.requester,
+            provider=provider,
+            request_id=request.request_id,
+            items=request.items,
+            reply_public_key=request.reply_public_key,
         )
         enc, ciphertext = seal(
             suite,
@@ -136,7 +144,8 @@ class ProviderService(InboxService):
         self.handled = 0
         """Forwarded requests answered (any status)."""
         self.refused = 0
-        """Answers with status REFUSED (handler failed, deadline passed, unusable key)."""
+        """Answers with status REFUSED (handler failed, deadline passed, unusable key, no
+        request id)."""
         self.extra_items_dropped = 0
         """Values the handler returned for items nobody asked for, not sent."""
         self.reader.route(ForwardedRequest, self._on_forwarded, ordered=False)
@@ -159,6 +168,10 @@ class ProviderService(InboxService):
         if request.deadline <= now_ms():
             # The hub has answered TIMEOUT already; do not look the person up for nobody.
             return self._refuse(request, "the deadline had passed")
+        if not request.request_id:
+            # A hub older than ForwardedRequest.request_id: values sealed without it would
+            # not open at the requester, so do not look the person up for nothing.
+            return self._refuse(request, "the forwarded request names no request id")
         try:
             attributes = await self.handler(request)
         except Exception as exc:

@@ -90,6 +90,9 @@ def request(ctx: FlowContext, requester: str, req: AttributeRequest) -> list[Out
         reply_public_key=req.reply_public_key,
         hpke_suite=req.hpke_suite,
         deadline=req.deadline,
+        # The provider binds its sealed answer to the requester's own id of the request,
+        # so the answer opens for this request only (renkei.crypto.context).
+        request_id=req.request_id,
     )
     ctx.pending.put(
         hub_request_id,

@@ -23,7 +23,9 @@ default one ephemeral key pair per client and suite, made at first use, never st
 a fresh X25519 pair costs ≈ 65 µs and an ML-KEM-768+X25519 pair ≈ 210 µs on the
 project's machine, which at 20,000 requests/s would be most of a core, and a new key per
 request also defeats the provider's key-parsing cache. ``reply_keys="per_request"``
-trades that for a key that dies with its one exchange.
+trades that for a key that dies with its one exchange. One key for many requests is safe
+because each answer is bound to its request id (and scenario, provider and items) as
+well as to the key: it opens for its own request only.
 """
 
 from __future__ import annotations
@@ -187,10 +189,16 @@ class AgencyClient(InboxService):
     ) -> PendingRequest:
         """Send an attribute request and return at once; ``await pending.result()`` later.
 
+        :param request_id: this agency's id for the request; a fresh random one by
+            default. The answer's values are sealed to it, so never reuse one: two
+            requests under one id and reply key could have their answers swapped.
+        :raises ExchangeError: ``request_id`` is empty.
         :raises PublishError: Kafka did not take the request.
         """
         self._check_running()
         request_id = request_id if request_id is not None else new_message_id()
+        if not request_id:
+            raise ExchangeError("a request id must not be empty: the answer is bound to it")
         reply_key = self._reply_key(suite)
         header = Header.new(self.agency_id)
         request = AttributeRequest(
@@ -208,11 +216,8 @@ class AgencyClient(InboxService):
         await self._send(request, link_code, request_id)
         return PendingRequest(
             self._calls.wait,
-            self.agency_id,
-            request_id,
+            request,
             future,
-            provider=provider,
-            scenario_id=scenario_id,
             reply_key=reply_key,
             timeout_s=deadline_s + self.grace_s,
         )

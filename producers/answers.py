@@ -16,7 +16,7 @@ from typing import Any, ParamSpec
 from renkei.crypto import SealingKeyPair, decode_attributes
 from renkei.crypto.context import attributes_aad
 from renkei.errors import ExchangeError, HubRefusedError, ProviderDeclinedError, SealingError
-from schemas.models import AttributeResponse, HubError, Message, ResponseStatus
+from schemas.models import AttributeRequest, AttributeResponse, HubError, Message, ResponseStatus
 
 __all__ = ["PendingRequest", "open_response", "waiting_for_values"]
 
@@ -29,40 +29,47 @@ class PendingRequest:
     """An attribute request that has been sent; ``await pending.result()`` for its answer.
 
     Returned by :meth:`AgencyClient.send_request`; :meth:`AgencyClient.request` is
-    ``send_request`` followed by ``result``.
+    ``send_request`` followed by ``result``. It keeps the request as sent: the values
+    open only for exactly that request (:func:`open_response`).
     """
 
-    __slots__ = (
-        "_future",
-        "_reply_key",
-        "_wait",
-        "provider",
-        "request_id",
-        "requester",
-        "scenario_id",
-        "timeout_s",
-    )
+    __slots__ = ("_future", "_reply_key", "_wait", "request", "timeout_s")
 
     def __init__(
         self,
         wait: Wait,
-        requester: str,
-        request_id: str,
+        request: AttributeRequest,
         future: asyncio.Future[Message],
         *,
-        provider: str,
-        scenario_id: str,
         reply_key: SealingKeyPair,
         timeout_s: float,
     ) -> None:
         self._wait = wait
         self._future = future
         self._reply_key = reply_key
-        self.requester = requester
-        self.request_id = request_id
-        self.provider = provider
-        self.scenario_id = scenario_id
+        self.request = request
+        """The request as sent (signature aside)."""
         self.timeout_s = timeout_s
+
+    @property
+    def request_id(self) -> str:
+        """The request's id, which its answer or refusal names."""
+        return self.request.request_id
+
+    @property
+    def requester(self) -> str:
+        """This agency."""
+        return self.request.header.sender
+
+    @property
+    def provider(self) -> str:
+        """The agency asked."""
+        return self.request.provider
+
+    @property
+    def scenario_id(self) -> str:
+        """The scenario asked under."""
+        return self.request.scenario_id
 
     def peek(self) -> Message | None:
         """The answer if it has arrived (an ``AttributeResponse`` or ``HubError``), else None."""
@@ -79,23 +86,21 @@ class PendingRequest:
         :raises SealingError: the sealed values do not open for this exchange.
         """
         message = await self._wait(self.request_id, self._future, self.timeout_s)
-        return open_response(
-            message,
-            requester=self.requester,
-            provider=self.provider,
-            scenario_id=self.scenario_id,
-            reply_key=self._reply_key,
-        )
+        return open_response(message, self.request, self._reply_key)
 
 
 def open_response(
-    message: Message, *, requester: str, provider: str, scenario_id: str, reply_key: SealingKeyPair
+    message: Message, request: AttributeRequest, reply_key: SealingKeyPair
 ) -> dict[str, Any]:
-    """The attribute values in the answer to one request, or the typed error it carries.
+    """The attribute values in the answer to ``request``, or the typed error it carries.
 
-    The ``aad`` is built from what the requester itself asked (never from the answer), so
-    a payload from another exchange does not open.
+    The ``aad`` is built from the requester's own request (never from the answer):
+    scenario, requester, provider, request id, items and reply key. A payload sealed for
+    any other exchange — another request under the same scenario and reply key, about
+    another person or the same one, earlier or later — does not open.
 
+    :param request: the request as this agency sent it.
+    :param reply_key: the key pair whose public half ``request.reply_public_key`` is.
     :raises HubRefusedError: ``message`` is a :class:`HubError`.
     :raises ProviderDeclinedError: an answer without values.
     :raises SealingError: the values do not open with ``reply_key`` for this exchange.
@@ -110,7 +115,16 @@ def open_response(
     sealed = message.sealed
     if sealed.suite.value != reply_key.suite:
         raise SealingError(f"values sealed with {sealed.suite}, reply key is {reply_key.suite}")
-    aad = attributes_aad(scenario_id, requester, provider, reply_key.public_bytes)
+    if reply_key.public_bytes != request.reply_public_key:
+        raise SealingError("the reply key given is not the one the request named")
+    aad = attributes_aad(
+        scenario_id=request.scenario_id,
+        requester=request.header.sender,
+        provider=request.provider,
+        request_id=request.request_id,
+        items=request.items,
+        reply_public_key=request.reply_public_key,
+    )
     return decode_attributes(reply_key.open(sealed.enc, sealed.ciphertext, aad=aad))
 
 

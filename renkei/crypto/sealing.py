@@ -24,7 +24,7 @@ per-message ``aad``, so the exchange binding goes into ``info``::
 and the AEAD tag fails, exactly as a wrong ``aad`` would. For one message per context that
 is the same guarantee; any HPKE library in another language reproduces it with its
 ordinary ``info`` argument. Use :func:`exchange_aad` to build ``aad`` from the exchange's
-identifiers.
+identifiers; :func:`renkei.crypto.context.attributes_aad` is the one for attribute answers.
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ __all__ = [
 SuiteName = Literal["X25519", "MLKEM768_X25519"]
 SUITES: tuple[SuiteName, ...] = get_args(SuiteName)
 DEFAULT_SUITE: SuiteName = "X25519"
-ATTRIBUTES_INFO = b"renkei/v1/attributes"
-"""HPKE ``info`` label of sealed attribute values."""
+ATTRIBUTES_INFO = b"renkei/attributes/v2"
+"""HPKE ``info`` label of sealed attribute values: version 2 of their binding to the
+exchange (:func:`renkei.crypto.context.attributes_aad`). Version 1 (``renkei/v1/attributes``,
+four parts, no request id) is withdrawn: it let answers under one reply key be swapped."""
 
 _PublicKey = x25519.X25519PublicKey | hpke.MLKEM768X25519PublicKey
 _PrivateKey = x25519.X25519PrivateKey | hpke.MLKEM768X25519PrivateKey

@@ -100,6 +100,8 @@ class ForwardedRequest(Message):
     reply_public_key: bytes
     hpke_suite: HpkeSuite
     deadline: TimestampMs
+    request_id: str = ""
+    """The requester's ``AttributeRequest.request_id``: the sealed answer is bound to it."""
 
 
 class ProviderResponse(Message):

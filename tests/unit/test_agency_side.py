@@ -17,8 +17,7 @@ from consumers.provider import ProviderService, build_response, response_id
 from hub_stream.ids import derive_id
 from producers.agency_client import AgencyClient, open_response
 from producers.registry_publisher import RegistryPublisher, event_message_id
-from renkei.crypto import AgencyKeys, SealingKeyPair, SigningKey, exchange_aad
-from renkei.crypto.context import attributes_aad
+from renkei.crypto import AgencyKeys, SealingKeyPair, SigningKey
 from renkei.envelope import sign_message, verify_message
 from renkei.errors import (
     ConfigurationError,
@@ -95,6 +94,7 @@ def _forwarded(
         reply_public_key=request.reply_public_key,
         hpke_suite=request.hpke_suite,
         deadline=now_ms() + timedelta(seconds=deadline_s),
+        request_id=request.request_id,
     )
 
 
@@ -178,16 +178,7 @@ async def _values(request: ForwardedRequest) -> dict[str, Any]:
     return {"income_2024": 3_120_000, "tax_bracket": "B", "bank_account": "never asked for"}
 
 
-# -- the AAD helper ---------------------------------------------------------------------
-
-
-def test_attributes_aad_binds_all_four_parts_unambiguously() -> None:
-    key = SealingKeyPair.generate().public_bytes
-    aad = attributes_aad("S-001", "city-a", "tax-b", key)
-    assert aad == exchange_aad("S-001", "city-a", "tax-b", key.hex())
-    assert aad != attributes_aad("S-002", "city-a", "tax-b", key)
-    assert aad != attributes_aad("S-001", "tax-b", "city-a", key)
-    assert aad != attributes_aad("S-001", "city-a", "tax-b", SealingKeyPair.generate().public_bytes)
+# -- sealing (the AAD itself: test_exchange_binding.py) ---------------------------------
 
 
 @pytest.mark.parametrize("suite", ["X25519", "MLKEM768_X25519"])
@@ -209,18 +200,17 @@ async def test_values_the_provider_seals_open_only_for_the_exchange_they_answer(
     assert answer.status is ResponseStatus.PROVIDED
     assert answer.header.correlation_id == forwarded.header.message_id
     routed = _routed(request, answer)
-    opened = open_response(
-        routed, requester="city-a", provider="tax-b", scenario_id="S-001", reply_key=reply
-    )
+    opened = open_response(routed, request, reply)
     assert opened == {"income_2024": 3_120_000, "tax_bracket": "B"}  # only what was asked
-    with pytest.raises(SealingError):
-        open_response(
-            routed, requester="city-a", provider="pension-c", scenario_id="S-001", reply_key=reply
-        )
-    with pytest.raises(SealingError):
-        open_response(
-            routed, requester="city-a", provider="tax-b", scenario_id="S-009", reply_key=reply
-        )
+    for other in (
+        {"provider": "pension-c"},
+        {"scenario_id": "S-009"},
+        {"request_id": "r-2"},
+        {"items": ("income_2024",)},
+        {"header": Header.new("city-z")},
+    ):
+        with pytest.raises(SealingError):
+            open_response(routed, request.model_copy(update=other), reply)
 
 
 # -- the client's routing ---------------------------------------------------------------

@@ -232,14 +232,15 @@ def documented_suites() -> dict[str, tuple[int, int, int]]:
 
 
 def _info(aad: bytes) -> bytes:
-    label = b"renkei/v1/attributes"  # the page's label
+    label = b"renkei/attributes/v2"  # the page's label
     return len(label).to_bytes(2, "big") + label + aad
 
 
 def test_the_suite_table_names_every_suite() -> None:
     suites = documented_suites()
     assert set(suites) == {s.value for s in HpkeSuite} - {"UNKNOWN"}
-    assert ATTRIBUTES_INFO == b"renkei/v1/attributes"
+    assert ATTRIBUTES_INFO == b"renkei/attributes/v2"
+    assert '"renkei/attributes/v2"  (20 ASCII bytes)' in TEXT
 
 
 @pytest.mark.parametrize("suite", ["X25519", "MLKEM768_X25519"])
@@ -247,7 +248,10 @@ def test_the_documented_suite_ids_open_what_the_code_seals(suite: str) -> None:
     """An RFC 9180 implementation given only the page's ids and `info` opens our seals."""
     ids = documented_suites()[suite]
     pair = SealingKeyPair.generate(suite)  # type: ignore[arg-type]  # a documented suite name
-    aad = attributes_aad("S003", "city-shinagawa", "jps", pair.public_bytes)
+    aad = attributes_aad(
+        scenario_id="S003", requester="city-shinagawa", provider="jps", request_id="r-1",
+        items=["pension.benefit_status"], reply_public_key=pair.public_bytes,
+    )  # fmt: skip
     plaintext = b'{"pension.benefit_status":"paid"}'
     enc, ciphertext = seal(pair.suite, pair.public_bytes, plaintext, aad=aad)
     decap = _decap_x25519 if suite == "X25519" else _decap_xwing
@@ -260,19 +264,28 @@ def _part(text: str) -> bytes:
     return len(data).to_bytes(4, "big") + data
 
 
+def _documented_aad(doc: dict[str, str], public: bytes) -> bytes:
+    """The aad exactly as the page's formula writes it, by hand."""
+    items = "\n".join(sorted(set(json.loads(doc["items"]))))
+    return (
+        _part(doc["scenario_id"]) + _part(doc["requester"]) + _part(doc["provider"])
+        + _part(doc["request_id"]) + _part(items) + _part(public.hex())
+    )  # fmt: skip
+
+
 def test_the_sealed_answer_example() -> None:
     doc = fields("sealed-answer")
     pair = SealingKeyPair.from_private_bytes("X25519", bytes.fromhex(doc["reply private key"]))
     public = pair.public_bytes
     assert public.hex() == doc["reply_public_key"], _fix(doc["reply_public_key"], public.hex())
-    aad = (
-        _part(doc["scenario_id"]) + _part(doc["requester"]) + _part(doc["provider"])
-        + _part(public.hex())
+    aad = _documented_aad(doc, public)
+    assert aad.hex() == doc["aad"], _fix(doc["aad"], aad.hex())
+    code_aad = attributes_aad(
+        scenario_id=doc["scenario_id"], requester=doc["requester"], provider=doc["provider"],
+        request_id=doc["request_id"], items=json.loads(doc["items"]), reply_public_key=public,
     )  # fmt: skip
-    assert aad.hex() == doc["aad"]
-    code_aad = attributes_aad(doc["scenario_id"], doc["requester"], doc["provider"], public)
     assert code_aad == aad, _fix(doc["aad"], code_aad.hex())
-    assert _info(aad).hex() == doc["info"]
+    assert _info(aad).hex() == doc["info"], _fix(doc["info"], _info(aad).hex())
     enc, ciphertext = bytes.fromhex(doc["enc"]), bytes.fromhex(doc["ciphertext"])
     opened = open_sealed("X25519", pair, enc, ciphertext, aad=aad)
     assert opened == doc["plaintext"].encode("utf-8")
@@ -280,6 +293,20 @@ def test_the_sealed_answer_example() -> None:
     ids = documented_suites()["X25519"]
     assert _open(ids, _decap_x25519(enc, pair.private_bytes()), _info(aad), ciphertext) == opened
     assert len(ciphertext) == len(opened) + 16
+
+
+def test_the_sealed_answer_aad_part_by_part() -> None:
+    """The annotated breakdown spells the example's aad, part by part."""
+    aad, texts = b"", []
+    for line in block("sealed-answer-aad").splitlines():
+        length, data, text = line.split(maxsplit=2)
+        part = bytes.fromhex(data)
+        assert int(length, 16) == len(part), line
+        assert part.decode("utf-8") == text.replace(" LF ", "\n"), line
+        aad += bytes.fromhex(length) + part
+        texts.append(text)
+    assert aad.hex() == fields("sealed-answer")["aad"]
+    assert len(texts) == 6
 
 
 # -- identifiers ------------------------------------------------------------------------

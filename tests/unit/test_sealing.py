@@ -42,7 +42,7 @@ def pair(suite: SuiteName) -> SealingKeyPair:
 
 def test_suites_are_the_two_documented() -> None:
     assert SUITES == ("X25519", "MLKEM768_X25519")
-    assert ATTRIBUTES_INFO == b"renkei/v1/attributes"
+    assert ATTRIBUTES_INFO == b"renkei/attributes/v2"
 
 
 def test_round_trip(suite: SuiteName, pair: SealingKeyPair) -> None:
