@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
-from renkei.envelope import verify_message
+from renkei.envelope import verify_bytes, verify_message
 from renkei.errors import ConfigurationError, DecodeError, RenkeiError, SignatureError
 from schemas.codec import Codec, default_codec
 from schemas.models import Message
@@ -118,12 +118,20 @@ class Dispatcher:
             self._reject(exc)
             return None
 
-    def admit(self, message: Message) -> bool:
-        """True unless ``message`` is badly signed (refused) or a duplicate (dropped)."""
+    def admit(self, message: Message, value: bytes | None = None) -> bool:
+        """True unless ``message`` is badly signed (refused) or a duplicate (dropped).
+
+        :param value: the bytes ``message`` was decoded from; the signature is checked
+            over them, as sent. Without them (a message built in this process) over its
+            encoding by this codec, which differs for a writer of another schema version.
+        """
         message_id = message.header.message_id
         if self.hub_public_key is not None:
             try:
-                verify_message(message, self.hub_public_key, self.codec)
+                if value is not None:
+                    verify_bytes(value, self.hub_public_key, self.codec)
+                else:
+                    verify_message(message, self.hub_public_key, self.codec)
             except SignatureError as exc:
                 self.bad_signatures += 1
                 refused = SignatureError(
@@ -210,7 +218,7 @@ class Dispatcher:
         if message is None:
             return None
         route = self._route_of(message)
-        if route is None or not self.admit(message):
+        if route is None or not self.admit(message, record.value):
             return None
         if route.ordered:
             await self._start(route, message)

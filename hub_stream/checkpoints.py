@@ -129,8 +129,8 @@ class Checkpointer:
             chain_hash=head.hash,
             key_id=self.signer.key_id,
         )
-        signature = self.signer.sign(self._codec.signing_payload(checkpoint))
-        signed = checkpoint.model_copy(
-            update={"header": checkpoint.header.model_copy(update={"signature": signature})}
-        )
-        return Output(self.topic, b"hub", self._codec.encode(signed), partition)
+        # Signed as written: the encoding with the signature empty, the signature spliced
+        # in; verifiers splice it out of the bytes they read (renkei.envelope).
+        unsigned = self._codec.encode(checkpoint)
+        value = self._codec.join_signature(unsigned, self.signer.sign(unsigned))
+        return Output(self.topic, b"hub", value, partition)

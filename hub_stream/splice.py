@@ -7,9 +7,11 @@ mode) encoding again to sign each copy costs ~60 µs in pydantic and fastavro; s
 the new strings into the bytes of one encoded template costs ~1 µs and gives the same
 bytes, because in Avro's binary encoding a string of the same length occupies the same
 bytes (a length varint, then UTF-8). The signed copy is the unsigned one with the
-header's empty ``signature`` (one ``00`` byte) replaced by the signature — exactly what
-:func:`renkei.envelope.sign_message` followed by :meth:`schemas.codec.Codec.encode`
-writes (``tests/unit/test_life_events.py`` checks byte equality).
+header's empty ``signature`` (one ``00`` byte, found by
+:meth:`schemas.codec.Codec.signature_span`) replaced by the signature — exactly what
+:func:`renkei.envelope.encode_signed` writes and what a receiver splices out again to
+verify (``tests/unit/test_life_events.py`` and ``tests/unit/test_signature_bytes.py``
+check byte equality).
 
 The codec still encodes every template, so the contract has one implementation. A
 template whose placeholders are not each found exactly once in its bytes (a body that
@@ -24,21 +26,9 @@ from itertools import pairwise
 
 from schemas.codec import Codec
 from schemas.models import Message
+from schemas.wire import encode_long
 
 __all__ = ["Template"]
-
-_MARK = bytes(range(1, 65))  # a 64-byte stand-in signature, to find where it goes
-
-
-def _long(value: int) -> bytes:
-    """Avro ``long``: zig-zag, then a little-endian base-128 varint."""
-    n = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 class Template:
@@ -62,15 +52,8 @@ class Template:
         order; None if they cannot be located unambiguously."""
         if message.header.signature:
             raise ValueError("a template is built from an unsigned message")
-        # Encode once with a stand-in signature; the unsigned encoding is the same bytes
-        # with the signature field empty (one 00 byte): Avro ``bytes`` is length + content.
-        marked_header = message.header.model_copy(update={"signature": _MARK})
-        marked = codec.encode(message.model_copy(update={"header": marked_header}))
-        field = _long(len(_MARK)) + _MARK
-        sig_at = marked.find(field)
-        if sig_at < 0 or marked.find(field, sig_at + 1) >= 0:
-            return None
-        unsigned = marked[:sig_at] + b"\x00" + marked[sig_at + len(field) :]
+        unsigned = codec.encode(message)
+        sig_at = codec.signature_span(unsigned)[0]  # the empty signature's one 00 byte
         found = []
         for index, placeholder in enumerate(placeholders):
             raw = placeholder.encode("ascii")
@@ -105,4 +88,4 @@ class Template:
     def sign(self, unsigned: bytes, signature: bytes) -> bytes:
         """``unsigned`` (from :meth:`fill`) with ``signature`` in its header."""
         at = self._sig_at
-        return unsigned[:at] + _long(len(signature)) + signature + unsigned[at + 1 :]
+        return unsigned[:at] + encode_long(len(signature)) + signature + unsigned[at + 1 :]

@@ -238,12 +238,13 @@ class AgencyClient(InboxService):
 
     # -- dispatch (pure: no Kafka) ----------------------------------------------------
 
-    def dispatch(self, message: Message) -> bool:
+    def dispatch(self, message: Message, value: bytes | None = None) -> bool:
         """Route one decoded message from ``agency.<id>.in``; True if a call was waiting for it.
 
-        Drops it (False) if the inbox reader refuses its signature or has seen its id.
+        Drops it (False) if the inbox reader refuses its signature (over ``value``, the
+        bytes it was decoded from, when given) or has seen its id.
         """
-        if not self.reader.admit(message):
+        if not self.reader.admit(message, value):
             return False
         self.reader.remember(message)
         return self._match(message)
@@ -251,7 +252,7 @@ class AgencyClient(InboxService):
     def dispatch_bytes(self, value: bytes | None) -> bool:
         """Decode one record's value and :meth:`dispatch` it; undecodable bytes are counted."""
         message = self.reader.decode(value)
-        return message is not None and self.dispatch(message)
+        return message is not None and self.dispatch(message, value)
 
     async def _on_message(self, message: Message) -> bool:
         return self._match(message)  # the reader has verified and de-duplicated it

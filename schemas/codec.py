@@ -61,6 +61,7 @@ from schemas.loader import (
 )
 from schemas.loader import fingerprint as schema_fingerprint
 from schemas.models import MESSAGE_TYPES, RECORD_TYPES, AvroRecord, Message
+from schemas.wire import HeaderLayout, encode_long, header_layout, signature_span
 
 __all__ = ["FINGERPRINT_SIZE", "HEADER_SIZE", "MAGIC", "Codec", "default_codec"]
 
@@ -98,6 +99,8 @@ class _Entry:
     """fastavro-parsed schema the bytes were written with."""
     reader: Any
     """fastavro-parsed current schema when ``writer`` is an older release, else None."""
+    layout: HeaderLayout
+    """How to find ``header.signature`` in bytes written with ``writer``."""
 
 
 class Codec:
@@ -151,7 +154,7 @@ class Codec:
         except Exception as exc:  # fastavro raises a zoo of types for a bad schema
             raise ConfigurationError(f"{model.avro_name}: schema does not parse: {exc}") from exc
         fp = schema_fingerprint(resolved)
-        return _Entry(model, fp, MAGIC + fp, parsed, reader)
+        return _Entry(model, fp, MAGIC + fp, parsed, reader, header_layout(resolved))
 
     def _plan(self, name: str, named: dict[str, dict[str, Any]]) -> tuple[_Fix, ...]:
         """Which fields of record ``name`` need care, computed once per record."""
@@ -240,11 +243,56 @@ class Codec:
                 datum[fix.field] = (value.avro_name, inner)
 
     def signing_payload(self, message: Message) -> bytes:
-        """The bytes a sender signs: ``message`` encoded with ``header.signature = b""``."""
+        """The bytes a sender signs: ``message`` encoded with ``header.signature = b""``.
+
+        For a message about to be sent. A received message's signed bytes are
+        :meth:`split_signature`'s, from the bytes as they arrived.
+        """
         unsigned = message.model_copy(
             update={"header": message.header.model_copy(update={"signature": b""})}
         )
         return self.encode(unsigned)
+
+    # -- signatures in the bytes --------------------------------------------------------
+
+    def split_signature(self, data: bytes) -> tuple[bytes, bytes]:
+        """``(signed bytes, signature)`` of a single-object-encoded message, as sent.
+
+        The signed bytes are ``data`` with ``header.signature`` emptied (its length and
+        content replaced by one ``00``): what the sender signed, whichever schema version
+        it wrote with. Only the header is read (:mod:`schemas.wire`); the rest of the body
+        is not decoded, so a caller still decodes (or has decoded) the message.
+
+        :raises DecodeError: no marker, an unknown fingerprint, or a header that cannot
+            be walked (truncated, an overlong varint, a negative length, ...).
+        """
+        raw = bytes(data)
+        field, content, end = self.signature_span(raw)
+        return raw[:field] + b"\x00" + raw[end:], raw[content:end]
+
+    def join_signature(self, unsigned: bytes, signature: bytes) -> bytes:
+        """``unsigned`` (an encoding with an empty signature) with ``signature`` spliced in.
+
+        The same bytes as encoding the message with that signature set.
+
+        :raises DecodeError: as :meth:`split_signature`.
+        :raises EncodeError: ``unsigned`` already carries a signature.
+        """
+        field, content, end = self.signature_span(unsigned)
+        if end != content:
+            raise EncodeError("the bytes carry a signature already")
+        return unsigned[:field] + encode_long(len(signature)) + signature + unsigned[end:]
+
+    def signature_span(self, data: bytes) -> tuple[int, int, int]:
+        """Where ``header.signature`` lies in ``data``: ``(field, content, end)``.
+
+        ``data[field:content]`` is its length, ``data[content:end]`` the signature itself,
+        found by walking the header of the schema the fingerprint names.
+
+        :raises DecodeError: as :meth:`split_signature`.
+        """
+        entry = self._lookup(data)
+        return signature_span(bytes(data), HEADER_SIZE, entry.layout)
 
     # -- decoding ---------------------------------------------------------------------
 
@@ -305,7 +353,10 @@ class Codec:
             if self._plans[entry.model.avro_name]:
                 self._from_reader(entry.model.avro_name, datum)
             return entry.model.model_validate(datum)
-        except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        except ValidationError as exc:
+            # pydantic's own text quotes the input; a value over a limit is not repeated
+            raise DecodeError(f"{entry.model.avro_name}: {_problems(exc)}") from exc
+        except (ValueError, TypeError, KeyError) as exc:
             raise DecodeError(f"{entry.model.avro_name}: {exc}") from exc
 
     def decode_as(self, data: bytes, model_type: type[M]) -> M:
@@ -363,6 +414,14 @@ class Codec:
         if entry is None:
             raise EncodeError(f"{model_type.__name__} is not a top-level message type")
         return entry
+
+
+def _problems(exc: ValidationError, most: int = 5) -> str:
+    """What broke the contract, field by field, without the offending values."""
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(message)'}: {e['msg']}" for e in errors]
+    more = f"; and {len(parts) - most} more" if len(parts) > most else ""
+    return "; ".join(parts[:most]) + more
 
 
 def _deep_copy(value: Any) -> Any:
