@@ -24,7 +24,7 @@ from aiokafka import ConsumerRecord
 
 from renkei.auditchain import AuditSigner, load_or_create_signer
 from renkei.crypto import KeyRing, LinkCodes, SigningKey
-from renkei.envelope import verify_message
+from renkei.envelope import verify_bytes
 from renkei.errors import DecodeError, SignatureError
 from renkei.topics import Topics
 from schemas.codec import Codec
@@ -38,7 +38,7 @@ from schemas.models import (
     RegistryEvent,
 )
 
-from . import enrolment, exchange, refusals, registry_sync, rotation
+from . import enrolment, exchange, oversize, refusals, registry_sync, rotation
 from .audit import AuditTrail
 from .checkpoints import ChainHead, Checkpointer
 from .context import FlowContext
@@ -209,6 +209,8 @@ class Hub:
 
     def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         topic = record.topic
+        if (too_large := oversize.refuse_oversize(self.context, record)) is not None:
+            return too_large  # before anything reads it, whatever the topic
         if topic == self.topics.control:
             return rotation.handle_command(self.context, record)
         if record.value is None:
@@ -225,7 +227,7 @@ class Hub:
             return registry_sync.apply(self.context, message)
         agency = self.topics.agency_of(topic)
         try:
-            self._authenticate(agency, message)
+            self._authenticate(agency, message, record.value)
             return self._dispatch(agency, message)
         except Refusal as refusal:
             return refusals.refuse(self.context, agency, message, refusal)
@@ -244,7 +246,10 @@ class Hub:
             f"{type(message).__name__} is not accepted on an agency's .out topic",
         )
 
-    def _authenticate(self, agency: str, message: Message) -> None:
+    def _authenticate(self, agency: str, message: Message, value: bytes) -> None:
+        """Refuse ``message`` unless ``agency`` is known, wrote it, and (strict) signed
+        ``value``, the bytes as they arrived: never a re-encoding, which would differ for
+        a writer of another schema version."""
         entry = self.directory.agency(agency)
         if entry is None:
             raise Refusal(ErrorCode.UNKNOWN_AGENCY, f"agency {agency} is not in the directory")
@@ -255,7 +260,7 @@ class Hub:
             )
         if self.context.strict:
             try:
-                verify_message(message, entry.signing_public_key, self.codec)
+                verify_bytes(value, entry.signing_public_key, self.codec)
             except SignatureError as exc:
                 raise Refusal(ErrorCode.BAD_SIGNATURE, str(exc)) from exc
 

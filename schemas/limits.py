@@ -44,6 +44,7 @@ __all__ = [
     "MESSAGE_ID",
     "MY_NUMBER",
     "NAME",
+    "PARKED_BYTES",
     "PUBLIC_KEY",
     "RESIDENT_CODE",
     "SCENARIO_ID",
@@ -81,6 +82,10 @@ to 4 UTF-8 bytes each."""
 KEPT_BYTES: Final = 1_024
 """Of a record over those limits, the bytes of its value (and key) kept in its DeadLetter:
 enough to name its writer schema and header, never the whole."""
+
+PARKED_BYTES: Final = MESSAGE_BYTES + KEY_BYTES + 2_048
+"""``DeadLetter.value``: an input's key and value sealed to the operators (HPKE adds its
+encapsulated key, up to 1,120 bytes, a tag and a few bytes of framing)."""
 
 # -- fields -----------------------------------------------------------------------------
 
@@ -201,8 +206,8 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "an ErrorCode or EnrolmentOutcome symbol"),
     Limit("EVENT_KINDS", EVENT_KINDS, "items", ("AgencyEntry.entitled_events",),
           "each EventKind at most once"),
-    Limit("DEAD_LETTER_VALUE", MESSAGE_BYTES, "bytes", ("DeadLetter.value",),
-          "the record parked: at most what the hub reads (a prefix of a larger one)"),
+    Limit("PARKED_BYTES", PARKED_BYTES, "bytes", ("DeadLetter.value",),
+          "an input parked: its key and value (a prefix of a larger one), sealed"),
 )  # fmt: skip
 """Every limit, with the fields it bounds; ``[]`` marks each item of an array."""
 

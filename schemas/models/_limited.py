@@ -99,7 +99,7 @@ Hash = Annotated[bytes, Field(max_length=limits.HASH)]
 """A SHA-256 digest."""
 KafkaKey = Annotated[bytes, Field(max_length=limits.KEY_BYTES)]
 """A Kafka record key as read."""
-ParkedValue = Annotated[bytes, Field(max_length=limits.MESSAGE_BYTES)]
-"""A Kafka record value parked in a dead letter."""
+ParkedValue = Annotated[bytes, Field(max_length=limits.PARKED_BYTES)]
+"""A Kafka record's key and value parked (sealed) in a dead letter."""
 EventKinds = Annotated[tuple[EventKind, ...], Field(max_length=limits.EVENT_KINDS)]
 """Event kinds an agency is entitled to."""
