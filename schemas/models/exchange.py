@@ -7,6 +7,18 @@ from typing import ClassVar, Self
 from pydantic import model_validator
 
 from schemas.models._base import TimestampMs
+from schemas.models._limited import (
+    AgencyRef,
+    Capacity,
+    Detail,
+    Id,
+    Items,
+    LegalBasis,
+    LinkCode,
+    LooseMyNumber,
+    PublicKey,
+    ScenarioId,
+)
 from schemas.models.enums import EnrolmentOutcome, HpkeSuite, ResponseStatus
 from schemas.models.records import Basic4, Message, SealedPayload
 
@@ -38,10 +50,10 @@ class EnrolmentRequest(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.EnrolmentRequest"
 
-    record_ref: str
-    my_number: str | None = None
+    record_ref: Id
+    my_number: LooseMyNumber | None = None
     basic4: Basic4 | None = None
-    capacity: str
+    capacity: Capacity
 
 
 class EnrolmentResult(Message):
@@ -49,10 +61,10 @@ class EnrolmentResult(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.EnrolmentResult"
 
-    record_ref: str
+    record_ref: Id
     outcome: EnrolmentOutcome
-    link_code: str | None = None
-    detail: str
+    link_code: LinkCode | None = None
+    detail: Detail
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -67,8 +79,8 @@ class DeenrolmentRequest(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.DeenrolmentRequest"
 
-    link_code: str
-    record_ref: str
+    link_code: LinkCode
+    record_ref: Id
 
 
 class AttributeRequest(Message):
@@ -76,12 +88,12 @@ class AttributeRequest(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.AttributeRequest"
 
-    request_id: str
-    requester_link_code: str
-    provider: str
-    scenario_id: str
-    items: tuple[str, ...]
-    reply_public_key: bytes
+    request_id: Id
+    requester_link_code: LinkCode
+    provider: AgencyRef
+    scenario_id: ScenarioId
+    items: Items
+    reply_public_key: PublicKey
     hpke_suite: HpkeSuite
     deadline: TimestampMs
 
@@ -91,16 +103,16 @@ class ForwardedRequest(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.ForwardedRequest"
 
-    hub_request_id: str
-    provider_link_code: str
-    requester: str
-    scenario_id: str
-    legal_basis: str
-    items: tuple[str, ...]
-    reply_public_key: bytes
+    hub_request_id: Id
+    provider_link_code: LinkCode
+    requester: AgencyRef
+    scenario_id: ScenarioId
+    legal_basis: LegalBasis
+    items: Items
+    reply_public_key: PublicKey
     hpke_suite: HpkeSuite
     deadline: TimestampMs
-    request_id: str = ""
+    request_id: Id = ""
     """The requester's ``AttributeRequest.request_id``: the sealed answer is bound to it."""
 
 
@@ -109,11 +121,11 @@ class ProviderResponse(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.ProviderResponse"
 
-    hub_request_id: str
-    provider_link_code: str
+    hub_request_id: Id
+    provider_link_code: LinkCode
     status: ResponseStatus
     sealed: SealedPayload | None = None
-    detail: str
+    detail: Detail
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -126,13 +138,13 @@ class AttributeResponse(Message):
 
     avro_name: ClassVar[str] = "jp.renkei.AttributeResponse"
 
-    request_id: str
-    requester_link_code: str
-    provider: str
-    scenario_id: str
+    request_id: Id
+    requester_link_code: LinkCode
+    provider: AgencyRef
+    scenario_id: ScenarioId
     status: ResponseStatus
     sealed: SealedPayload | None = None
-    detail: str
+    detail: Detail
 
     @model_validator(mode="after")
     def _check(self) -> Self:
