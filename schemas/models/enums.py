@@ -93,6 +93,8 @@ class ErrorCode(StrEnum):
     TIMEOUT = "TIMEOUT"
     INTERNAL = "INTERNAL"
     UNKNOWN = "UNKNOWN"
+    # Added after v1, after UNKNOWN: no released symbol moves.
+    DUPLICATE = "DUPLICATE"
 
 
 class AuditStep(StrEnum):
