@@ -365,7 +365,7 @@ class Codec:
         :raises DecodeError: as :meth:`decode`, or the message is of another type.
         """
         entry = self._lookup(data)
-        if entry.model is not model_type:
+        if not issubclass(entry.model, model_type):  # a codec may be given a model's subclass
             raise DecodeError(f"expected {model_type.avro_name}, got {entry.model.avro_name}")
         message = self.decode(data)
         assert isinstance(message, model_type)

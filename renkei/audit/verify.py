@@ -99,6 +99,10 @@ class VerifyReport:
         return sum(p.records for p in self.partitions)
 
 
+def _fingerprints_of(codec: Codec, model: type[AuditCheckpoint]) -> frozenset[bytes]:
+    return frozenset(fp for fp, kind in codec.fingerprints.items() if issubclass(kind, model))
+
+
 @dataclass(slots=True)
 class _Cp:
     offset: int
@@ -127,7 +131,8 @@ class PartitionVerifier:
         self._trusted = trusted
         self._codec = codec
         self._record_fp = codec.fingerprint(AuditRecord)
-        self._checkpoint_fp = codec.fingerprint(AuditCheckpoint)
+        # every version's: a checkpoint written before a schema change is still one
+        self._checkpoint_fps = _fingerprints_of(codec, AuditCheckpoint)
         self._anchor: tuple[bytes, int] | None = (GENESIS, 0) if from_genesis else None
         self._offsets: list[int] = []
         self._hashes: list[bytes] = []
@@ -145,7 +150,7 @@ class PartitionVerifier:
         result.last_offset = offset
         data = value or b""
         fp = data[2:10]
-        if fp == self._checkpoint_fp:
+        if fp in self._checkpoint_fps:
             self._checkpoint(offset, data)
             return
         if self._anchor is None:

@@ -69,7 +69,10 @@ class TrailVerifier:
     def __init__(self, trusted: TrustedKeys, codec: Codec, max_waiting: int = 200_000) -> None:
         self._trusted = trusted
         self._codec = codec
-        self._checkpoint_fp = codec.fingerprint(AuditCheckpoint)
+        # every version's: a checkpoint written before a schema change is still one
+        self._checkpoint_fps = frozenset(
+            fp for fp, kind in codec.fingerprints.items() if issubclass(kind, AuditCheckpoint)
+        )
         self._max_waiting = max_waiting
         self._partitions: dict[int, _Partition] = {}
         self.stats = TrailStats()
@@ -92,7 +95,7 @@ class TrailVerifier:
         """The next value of ``partition``; the records it verified, in chain order."""
         state = self._partitions.setdefault(partition, _Partition())
         data = value or b""
-        if data[2:10] == self._checkpoint_fp:
+        if data[2:10] in self._checkpoint_fps:
             return self._checkpoint(partition, state, offset, data)
         digest = chain_hash(data)
         record: AuditRecord | None = None
