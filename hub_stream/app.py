@@ -54,8 +54,11 @@ def create_app(
 
     @app.agent(directory)
     async def directory_updates(stream: Any) -> None:
-        async for value in stream:
-            service.apply_directory(value)
+        # Only entries the pinned operators' key signed are applied (.directory_feed).
+        async for event in stream.events():
+            message = event.message
+            where = f"{message.partition}:{message.offset}"
+            service.apply_directory(event.key, event.value, where)
 
     @app.task  # type: ignore[untyped-decorator]  # faust ships no type hints for it
     async def start_data_plane() -> None:

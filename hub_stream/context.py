@@ -23,11 +23,14 @@ from schemas.codec import Codec
 from schemas.models import Message
 
 from .audit import AuditTrail
+from .deadletters import LetterSealer
 from .directory import Directory
 from .indexes import DerivedIndexes
 from .outputs import Output
 from .records import Holding, KeyStateRecord, Pending, PersonState
+from .replays import ReplayMemory
 from .state import Table
+from .trust import PinnedRoots
 
 __all__ = ["FlowContext"]
 
@@ -46,7 +49,9 @@ class FlowContext:
     :param links: mints and opens link codes.
     :param keyring: the key ring behind ``links`` (audit keys, ID codes, key states).
     :param strict: sign every outbound message (``RENKEI_HUB_SIGNATURES=strict``) and
-        verify the registry's and operators' signatures.
+        verify the agencies' signatures (the registry's and the operators' are verified
+        in every mode, against ``roots``).
+    :param roots: the operators' and the registry's pinned public keys (:mod:`.trust`).
     :param max_deadline_ms: the furthest deadline a request may set.
     :param persons: resident code → :class:`.PersonState` (staged).
     :param holdings: ``<audit key>|<agency>`` → :class:`.Holding` (staged).
@@ -56,6 +61,8 @@ class FlowContext:
     :param audit: builds the audit records a flow returns.
     :param metrics: counters a flow increments.
     :param hub_key: the hub's signing key (strict mode).
+    :param replays: the message ids handled within the replay window (:mod:`.replays`).
+    :param letters: seals a dead letter's input to the operators (:mod:`.deadletters`).
     :param clock: the current time (UTC).
     """
 
@@ -65,6 +72,7 @@ class FlowContext:
     links: LinkCodes
     keyring: KeyRing
     strict: bool
+    roots: PinnedRoots
     max_deadline_ms: int
     persons: Table[PersonState]
     holdings: Table[Holding]
@@ -74,6 +82,8 @@ class FlowContext:
     audit: AuditTrail
     metrics: Counter[str]
     hub_key: SigningKey
+    replays: ReplayMemory
+    letters: LetterSealer
     clock: Callable[[], datetime] = field(default=_utc_now)
 
     def now(self) -> datetime:

@@ -1,7 +1,8 @@
 """Operator commands to the hub, on ``hub.control``; today one: rotate an agency's key.
 
-A command is a small JSON document signed by the operators' Ed25519 key (the ``operator``
-entry of ``hub.directory``). It goes through the hub's transactional loop like any
+A command is a small JSON document signed by the operators' Ed25519 key (the one the hub
+pins in its configuration, :mod:`.trust`; never the ``operator`` entry of
+``hub.directory``). It goes through the hub's transactional loop like any
 input, so what it causes — the new key state in ``hub.state.keys``, a ``LinkCodeRemap``
 per person to the agency, a ``KEY_ROTATED`` audit record — is written atomically with the
 command's offset: applied exactly once, or not at all.
@@ -106,5 +107,9 @@ def parse_command(value: bytes | None) -> RotateKey:
     try:
         return RotateKey.model_validate_json(value)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        # Kinds and locations only: pydantic's messages may quote the input.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '<command>'}: {e['type']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
         raise CommandError(f"not a hub command: {problems}") from exc

@@ -8,6 +8,11 @@ message from an agency); the flows in :mod:`.registry_sync`, :mod:`.enrolment`,
 :class:`.Refusal` becomes a typed error to the sender; bytes that are not a message go to
 the dead-letter topic. Nothing a sender does can stop the batch, and a record that fails
 half-way takes everything it staged with it (a savepoint per record on every table).
+
+What the hub trusts is pinned in its configuration (:mod:`.trust`): registry events must
+carry the registry's signature, control commands and directory entries the operators',
+in every signature mode. A message the hub has already handled is refused as a
+``DUPLICATE`` (:mod:`.replays`). Nothing logged or parked quotes an input (:mod:`.redact`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 from aiokafka import ConsumerRecord
 
@@ -42,14 +46,19 @@ from . import enrolment, exchange, oversize, refusals, registry_sync, rotation
 from .audit import AuditTrail
 from .checkpoints import ChainHead, Checkpointer
 from .context import FlowContext
+from .deadletters import LetterSealer
 from .deadlines import Deadlines
 from .directory import Directory
 from .indexes import DerivedIndexes
 from .outputs import Output
 from .records import Holding, KeyStateRecord, Pending, PersonState
+from .redact import describe_decode_error, describe_exception, withheld_traceback
 from .refusals import Refusal
+from .replays import ReplayMemory
+from .sealed_state import persons_table
 from .settings import HubSettings
-from .state import Table
+from .state import StagedState, Table
+from .trust import REGISTRY_ID, PinnedRoots, Untrusted, admit_entry, check_signed, load_roots
 
 __all__ = ["Hub", "in_time_order"]
 
@@ -84,6 +93,8 @@ class Hub:
     :param settings: worker settings.
     :param audit_signer: signs audit checkpoints; by default the key in
         ``settings.key_dir`` (created there if missing).
+    :param roots: the operators' and the registry's public keys; by default those the
+        settings name (:func:`.trust.load_roots`).
     """
 
     def __init__(
@@ -93,7 +104,9 @@ class Hub:
         hub_key: SigningKey,
         settings: HubSettings,
         audit_signer: AuditSigner | None = None,
+        roots: PinnedRoots | None = None,
     ) -> None:
+        self.roots = roots if roots is not None else load_roots(settings)
         self.topics = topics
         self.keyring = keyring
         self.links = LinkCodes(keyring)
@@ -103,10 +116,10 @@ class Hub:
         # Derived indexes follow the tables' staged changes (and their undoing).
         self.indexes = DerivedIndexes()
         self.deadlines = Deadlines()
-        self.persons: Table[PersonState] = Table(
-            topics.state("persons"), PersonState.to_bytes, PersonState.from_bytes,
-            self.indexes.person_changed,
-        )  # fmt: skip
+        # Person rows hold a My Number and a basic-4: sealed on Kafka (.sealed_state).
+        self.persons: Table[PersonState] = persons_table(
+            keyring, topics.state("persons"), self.indexes.person_changed
+        )
         self.holdings: Table[Holding] = Table(
             topics.state("holdings"), Holding.to_bytes, Holding.from_bytes,
             self.indexes.holding_changed,
@@ -133,12 +146,16 @@ class Hub:
         )  # fmt: skip
         if isinstance(keyring, rotation.StagedKeyRing):
             keyring.follow(self.keys)  # a rotation staged in a batch applies to its rest
+        self.replays = ReplayMemory(
+            topics.state("seen"), settings.max_deadline_ms + settings.replay_margin_ms
+        )
         self.context = FlowContext(  # what every flow sees
             topics=topics, directory=Directory(), codec=self.codec, links=self.links,
-            keyring=keyring, strict=settings.signatures == "strict",
+            keyring=keyring, strict=settings.signatures == "strict", roots=self.roots,
             max_deadline_ms=settings.max_deadline_ms, persons=self.persons,
             holdings=self.holdings, pending=self.pending, keys=self.keys, indexes=self.indexes,
-            audit=self.audit, metrics=self.metrics, hub_key=hub_key,
+            audit=self.audit, metrics=self.metrics, hub_key=hub_key, replays=self.replays,
+            letters=LetterSealer(self.roots.operator_sealing),
         )  # fmt: skip
 
     @property
@@ -153,8 +170,8 @@ class Hub:
     # -- the pipeline's interface ------------------------------------------------------
 
     @property
-    def tables(self) -> list[Table[Any]]:
-        return [self.persons, self.holdings, self.pending, self.chain, self.keys]
+    def tables(self) -> list[StagedState]:
+        return [self.persons, self.holdings, self.pending, self.chain, self.keys, self.replays]
 
     def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Output]:
         outputs: list[Output] = []
@@ -180,7 +197,7 @@ class Hub:
                 self._rollback_to(marks)
                 self.deadlines.arm(hub_request_id, pending.deadline_ms)
         outputs += self.audit.checkpoints(now_ms)
-        if outputs:
+        if self.replays.expire(now_ms) or outputs:
             for table in self.tables:
                 outputs += table.changes()
         return outputs
@@ -202,10 +219,15 @@ class Hub:
             return self._one(record)
         except Exception as exc:
             # A defect of ours must not stop everyone else's traffic: undo what the record
-            # staged (its audit chain moves included) and park it.
-            log.exception("unexpected error on %s/%s", record.topic, record.offset)
+            # staged (its audit chain moves included) and park it. The message of the
+            # exception may quote the input, so neither the log nor the letter has it.
+            what = describe_exception(exc)
+            log.error(
+                "unexpected %s on %s[%d]@%d:\n%s",
+                what, record.topic, record.partition, record.offset, withheld_traceback(exc),
+            )  # fmt: skip
             self._rollback_to(marks)
-            return refusals.dead_letter(self.context, record, ErrorCode.INTERNAL, repr(exc))
+            return refusals.dead_letter(self.context, record, ErrorCode.INTERNAL, what)
 
     def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
         topic = record.topic
@@ -215,22 +237,48 @@ class Hub:
             return rotation.handle_command(self.context, record)
         if record.value is None:
             return []
+        if topic == self.topics.directory:
+            return self._directory_record(record)
         try:
             message = self.codec.decode(record.value)
         except DecodeError as exc:
             self.metrics["dead_lettered"] += 1
-            return refusals.dead_letter(self.context, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
+            detail = describe_decode_error(exc)
+            return refusals.dead_letter(self.context, record, ErrorCode.MALFORMED_MESSAGE, detail)
+        now_ms = int(self.context.now().timestamp() * 1000)
         if topic == self.topics.registry_events:
             if not isinstance(message, RegistryEvent):
                 code, detail = ErrorCode.MALFORMED_MESSAGE, "not a RegistryEvent"
                 return refusals.dead_letter(self.context, record, code, detail)
+            try:
+                check_signed(message, record.value, REGISTRY_ID, self.roots.registry, self.codec)
+            except Untrusted as refused:
+                return refusals.untrusted(self.context, record, REGISTRY_ID, refused)
+            if not self.replays.first_time(REGISTRY_ID, message.header.message_id, now_ms):
+                self.metrics["registry.duplicate"] += 1  # the registry sent it again
+                return []
             return registry_sync.apply(self.context, message)
         agency = self.topics.agency_of(topic)
         try:
             self._authenticate(agency, message, record.value)
+            if not self.replays.first_time(agency, message.header.message_id, now_ms):
+                return refusals.duplicate(self.context, agency, message, record)
             return self._dispatch(agency, message)
         except Refusal as refusal:
             return refusals.refuse(self.context, agency, message, refusal)
+
+    def _directory_record(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        """A ``hub.directory`` record, as the loop reads it: refusals are written here.
+
+        Each worker applies the directory itself (:mod:`.directory_feed`: at restore,
+        then through the faust agent), so this only parks and audits — once, in the
+        batch's transaction — what no worker will obey.
+        """
+        try:
+            admit_entry(self.codec, self.roots, record.key, record.value)
+        except Untrusted as refused:
+            return refusals.untrusted(self.context, record, "operator", refused)
+        return []
 
     def _dispatch(self, agency: str, message: Message) -> list[Output]:
         if isinstance(message, AttributeRequest):

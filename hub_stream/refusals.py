@@ -2,14 +2,19 @@
 
 A flow raises :class:`Refusal`; the hub turns it into a ``HubError`` to the sender (same
 code), an audit record (same code) and a counter (same code) with :func:`refuse`. Never
-silence. Bytes that are no message at all, and records a defect of ours could not
-handle, are parked in ``hub.deadletter`` (:func:`dead_letter`, :func:`parked`).
+silence. A copy of a message already handled gets :func:`duplicate`. Bytes that are no
+message at all, input on a privileged topic that is not signed by its pinned root
+(:mod:`.trust`), and records a defect of ours could not handle are parked in
+``hub.deadletter`` (:func:`dead_letter`, :func:`untrusted`, :func:`parked`), the input's
+key and value sealed to the operators (:mod:`.deadletters`). Details never quote the
+input (:mod:`.redact`).
 """
 
 from __future__ import annotations
 
 from aiokafka import ConsumerRecord
 
+from schemas.limits import clip
 from schemas.models import (
     RETRIABLE_CODES,
     AuditStep,
@@ -23,8 +28,9 @@ from schemas.models import (
 from .context import FlowContext
 from .ids import derive_id
 from .outputs import Output
+from .trust import Untrusted
 
-__all__ = ["Refusal", "dead_letter", "parked", "refuse"]
+__all__ = ["Refusal", "dead_letter", "duplicate", "parked", "refuse", "untrusted"]
 
 
 class Refusal(Exception):
@@ -39,7 +45,9 @@ class Refusal(Exception):
     def __init__(self, code: ErrorCode, detail: str, audit_key: str | None = None) -> None:
         super().__init__(f"{code}: {detail}")
         self.code = code
-        self.detail = detail
+        # clipped to the contract's DETAIL limit: a flow's sentence may list what the
+        # input named (its items), and a refusal is never larger than a small constant
+        self.detail = clip(detail)
         self.audit_key = audit_key
 
     @property
@@ -77,10 +85,49 @@ def refuse(ctx: FlowContext, agency: str, message: Message, refusal: Refusal) ->
     return [ctx.send(ctx.topics.agency_in(agency), key, error), audit]
 
 
+def duplicate(
+    ctx: FlowContext, sender: str, message: Message, record: ConsumerRecord[bytes, bytes]
+) -> list[Output]:
+    """A copy of a message the hub has already handled: ``DUPLICATE``, and nothing else.
+
+    The error names neither the request id nor a correlation id: the first copy's answer
+    is the answer, and a client waiting for it must not take this refusal for it. Its id
+    and the audit record's cause are derived from where the copy was read, so every copy
+    gets its own, and a batch processed again gets the same.
+    """
+    ctx.metrics[f"refused.{ErrorCode.DUPLICATE}"] += 1
+    message_id = message.header.message_id
+    where = (record.topic, str(record.partition), str(record.offset))
+    cause = derive_id("duplicate", message_id, *where)
+    outputs = [
+        ctx.audit.record(
+            AuditStep.REFUSED, cause=cause, actor=sender, error_code=ErrorCode.DUPLICATE
+        )
+    ]
+    if ctx.directory.agency(sender) is not None:
+        error = HubError(
+            header=Header.new("hub", message_id=derive_id("duplicate-error", cause)),
+            code=ErrorCode.DUPLICATE,
+            detail=f"message {message_id} was handled already; the copy at {record.topic}@"
+            f"{record.partition}:{record.offset} is ignored",
+            request_id=None,
+            retriable=False,
+        )
+        outputs.insert(0, ctx.send(ctx.topics.agency_in(sender), None, error))
+    return outputs
+
+
 def parked(
     ctx: FlowContext, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str, cause: str
 ) -> Output:
-    """The record as it came, with the reason, for ``hub.deadletter``."""
+    """The record, sealed to the operators, with the reason, for ``hub.deadletter``.
+
+    Unkeyed, and the letter's ``key`` is null: an input's key can be an identifier too
+    (a resident code), so it is sealed with the value.
+    """
+    value = ctx.letters(
+        cause, record.topic, record.partition, record.offset, record.key, record.value
+    )
     letter = DeadLetter(
         header=Header.new("hub", message_id=cause),
         source_topic=record.topic,
@@ -88,10 +135,27 @@ def parked(
         source_offset=record.offset,
         reason=code,
         detail=detail[:1000],
-        key=record.key,
-        value=record.value or b"",
+        key=None,
+        value=value,
     )
-    return Output(ctx.topics.deadletter, record.key, ctx.codec.encode(letter))
+    return Output(ctx.topics.deadletter, None, ctx.codec.encode(letter))
+
+
+def untrusted(
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], actor: str, refused: Untrusted
+) -> list[Output]:
+    """Input on a privileged topic that its pinned root did not sign: parked and audited.
+
+    Nobody is answered: the registry and the operators read the audit trail.
+    """
+    cause = derive_id("dlq", record.topic, str(record.partition), str(record.offset))
+    ctx.metrics[f"untrusted.{actor}.{refused.code}"] += 1
+    return [
+        parked(ctx, record, refused.code, refused.detail, cause),
+        ctx.audit.record(
+            AuditStep.DEAD_LETTERED, cause=cause, actor=actor, error_code=refused.code
+        ),
+    ]
 
 
 def dead_letter(
@@ -101,7 +165,7 @@ def dead_letter(
     cause = derive_id("dlq", record.topic, str(record.partition), str(record.offset))
     outputs = [parked(ctx, record, code, detail, cause)]
     actor = "registry"
-    if record.topic == ctx.topics.control:
+    if record.topic in (ctx.topics.control, ctx.topics.directory):
         actor = "operator"
     elif record.topic != ctx.topics.registry_events:
         actor = ctx.topics.agency_of(record.topic)

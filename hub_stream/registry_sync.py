@@ -10,14 +10,13 @@ of the event it names. A registration reaches nobody: no agency can hold a perso
 the registry has registered them.
 
 Reads ``persons`` (and, through :mod:`.fanout`, who holds whom); stages ``persons`` (the
-person index follows it); emits a REGISTRY_APPLIED audit record and the notices.
+person index follows it); emits a REGISTRY_APPLIED audit record and the notices. The hub
+hands it only events whose bytes the registry's pinned key signed (:mod:`.trust`).
 """
 
 from __future__ import annotations
 
 from renkei.crypto import audit_key, new_id_code
-from renkei.envelope import verify_message
-from renkei.errors import SignatureError
 from schemas.models import AuditStep, EventAction, EventKind, RegistryEvent
 
 from . import fanout, history
@@ -28,15 +27,7 @@ __all__ = ["apply"]
 
 
 def apply(ctx: FlowContext, event: RegistryEvent) -> list[Output]:
-    """Apply one registry event to the person table and fan it out."""
-    if ctx.strict:
-        registry = ctx.directory.agency("registry")
-        try:
-            if registry is None:
-                raise SignatureError("the registry's key is not in the directory")
-            verify_message(event, registry.signing_public_key, ctx.codec)
-        except SignatureError as exc:
-            return [_refused(ctx, event, f"BAD_SIGNATURE: {exc}")]
+    """Apply one registry event (its signature checked) to the person table and fan it out."""
     person = ctx.persons.get(event.resident_code)
     recipients: tuple[str, ...] = ()
     try:

@@ -50,6 +50,7 @@ from .records import KeyStateRecord
 from .refusals import parked
 from .splice import Template
 from .state import Table
+from .trust import OPERATOR_ID
 
 __all__ = ["StagedKeyRing", "handle_command", "rotate"]
 
@@ -89,19 +90,35 @@ class StagedKeyRing(KeyRing):
 
 
 def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
-    """One ``hub.control`` record: check who sent it, then apply it."""
+    """One ``hub.control`` record: check who sent it and that it is no replay, then apply it.
+
+    The signature is checked against the operators' pinned key (:mod:`.trust`) in every
+    signature mode: the directory's ``operator`` entry is not asked. A command is applied
+    once: its id is remembered for the replay window (:mod:`.replays`), and a command
+    requested further from now than that window is refused too, since the hub could no
+    longer tell it from a replay.
+    """
     try:
         command = parse_command(record.value)
     except CommandError as exc:
         return _refuse(ctx, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
-    if ctx.strict:
-        operator = ctx.directory.agency("operator")
-        try:
-            if operator is None:
-                raise SignatureError("the operators' key is not in the directory")
-            command.verify(operator.signing_public_key)
-        except SignatureError as exc:
-            return _refuse(ctx, record, ErrorCode.BAD_SIGNATURE, str(exc))
+    try:
+        command.verify(ctx.roots.operator)
+    except SignatureError:
+        return _refuse(
+            ctx, record, ErrorCode.BAD_SIGNATURE, "not signed by the pinned operators' key"
+        )
+    now_ms = int(ctx.now().timestamp() * 1000)
+    if abs(now_ms - command.requested_at_ms) > ctx.replays.window_ms:
+        return _refuse(
+            ctx, record, ErrorCode.DUPLICATE,
+            f"requested at {command.requested_at_ms}, further from now than the replay "
+            f"window ({ctx.replays.window_ms} ms): send a new command",
+        )  # fmt: skip
+    if not ctx.replays.first_time(OPERATOR_ID, command.command_id, now_ms):
+        return _refuse(
+            ctx, record, ErrorCode.DUPLICATE, f"command {command.command_id} was applied already"
+        )
     if ctx.directory.agency(command.agency_id) is None:
         return _refuse(
             ctx, record, ErrorCode.UNKNOWN_AGENCY, f"{command.agency_id} is not an active agency"

@@ -34,6 +34,28 @@ class HubSettings(BaseSettings):
         default=Path(".renkei/keys"),
         description="RENKEI_HUB_KEY_DIR: the hub's signing key file and master secret.",
     )
+    operator_public_key_file: Path | None = Field(
+        default=None,
+        description="RENKEI_HUB_OPERATOR_PUBLIC_KEY_FILE: the operators' public bundle, the "
+        "pinned root that every directory entry and control command must verify with (its "
+        "sealing key seals dead letters); default <key_dir>/agency-operator.public.json.",
+    )
+    operator_public_key: str | None = Field(
+        default=None,
+        description="RENKEI_HUB_OPERATOR_PUBLIC_KEY: instead of the file, the operators' "
+        "Ed25519 public key in base64 (dead letters then keep no value: no sealing key).",
+    )
+    registry_public_key_file: Path | None = Field(
+        default=None,
+        description="RENKEI_HUB_REGISTRY_PUBLIC_KEY_FILE: the registry's public bundle, the "
+        "pinned root that every registry event must verify with; default "
+        "<key_dir>/agency-registry.public.json.",
+    )
+    registry_public_key: str | None = Field(
+        default=None,
+        description="RENKEI_HUB_REGISTRY_PUBLIC_KEY: instead of the file, the registry's "
+        "Ed25519 public key in base64.",
+    )
     signatures: Literal["strict", "trust-acl"] = Field(
         default="strict",
         description="RENKEI_HUB_SIGNATURES: strict verifies every inbound signature and signs "
@@ -49,6 +71,12 @@ class HubSettings(BaseSettings):
     max_deadline_ms: int = Field(
         default=24 * 3600 * 1000,
         description="RENKEI_HUB_MAX_DEADLINE_MS: furthest a request's deadline may lie ahead.",
+    )
+    replay_margin_ms: int = Field(
+        default=3600 * 1000,
+        ge=0,
+        description="RENKEI_HUB_REPLAY_MARGIN_MS: message ids are remembered for "
+        "max_deadline_ms plus this, to refuse a replayed copy as DUPLICATE.",
     )
     audit_checkpoint_records: int = Field(
         default=1000,

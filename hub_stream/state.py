@@ -18,8 +18,8 @@ processes anything, so its state always matches the offsets it resumes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 
@@ -27,7 +27,7 @@ from renkei.readers import committed_reader, topic_partitions
 
 from .outputs import Output
 
-__all__ = ["Table", "restore_tables"]
+__all__ = ["Restorable", "StagedState", "Table", "restore_tables"]
 
 V = TypeVar("V")
 _DELETED: Any = object()  # a staged delete
@@ -144,8 +144,40 @@ class Table(Generic[V]):
             self._on_change(key, old, new)
 
 
-async def restore_tables(kafka: dict[str, Any], tables: list[Table[Any]]) -> int:
-    """Read every table's topic from the beginning to its current end; return records read."""
+class StagedState(Protocol):
+    """What the hub stages, savepoints, writes and commits with each batch: a :class:`Table`,
+    or any state with the same discipline (:class:`~.replays.ReplayMemory`)."""
+
+    @property
+    def topic(self) -> str: ...
+
+    def changes(self) -> list[Output]: ...
+
+    def savepoint(self) -> int: ...
+
+    def rollback_to(self, mark: int) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def load(self, key: bytes, value: bytes | None) -> None: ...
+
+
+class Restorable(Protocol):
+    """What :func:`restore_tables` fills: a topic, and what to do with each record of it."""
+
+    @property
+    def topic(self) -> str: ...
+
+    def load(self, key: bytes, value: bytes | None) -> None: ...
+
+
+async def restore_tables(kafka: dict[str, Any], tables: Sequence[Restorable]) -> int:
+    """Read every table's topic from the beginning to its current end; return records read.
+
+    Records without a key are skipped: no table of the hub's writes one.
+    """
     by_topic = {t.topic: t for t in tables}
     consumer = committed_reader(kafka, group_id=None)
     await consumer.start()

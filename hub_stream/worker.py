@@ -4,7 +4,8 @@
 starts and stops; it restores the state tables and the directory before it reads a
 single request, so every answer is given with complete state. It says when it is ready
 (:mod:`.health`) and halts if the brokers turn out to be another cluster
-(:mod:`.cluster`).
+(:mod:`.cluster`). The directory it restores is filtered by the pinned operators' key
+(:mod:`.directory_feed`): a record nobody signed is ignored, never a reason not to start.
 """
 
 from __future__ import annotations
@@ -21,23 +22,24 @@ from renkei.crypto import KeyRing, MasterSecret, SigningKey, keystore
 from renkei.envelope import sign_message
 from renkei.errors import ClusterChangedError, ConfigurationError
 from renkei.topics import Topics, ensure_topics
-from schemas.models import AgencyEntry, Message, ScenarioEntry
+from schemas.models import Message
 
 from .cluster import ClusterWatch
 from .control import control_spec, control_topic
+from .directory_feed import DirectoryFeed
 from .health import HealthServer, Readiness
 from .hub import Hub
 from .pipeline import TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
-from .state import Table, restore_tables
+from .state import restore_tables
 from .unwritable import StandIns
 
 __all__ = ["HubService", "load_hub_keys"]
 
 log = logging.getLogger(__name__)
 
-STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain", "keys")
+STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain", "keys", "seen")
 
 
 def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
@@ -75,6 +77,10 @@ class HubService(mode.Service):
         keyring, hub_key = load_hub_keys(settings)
         self.hub = Hub(self.topics, keyring, hub_key, settings)
         self._hub_key = hub_key
+        self.directory_feed = DirectoryFeed(
+            self.topics.directory, lambda: self.hub.directory, self.hub.codec, self.hub.roots,
+            self.hub.metrics, hub_key.public_bytes,
+        )  # fmt: skip
         self.loop_runner: TransactionalLoop | None = None
         self.cluster = ClusterWatch(kafka)
         self.readiness = Readiness(settings.ready_file, self._report)
@@ -99,15 +105,14 @@ class HubService(mode.Service):
         finally:
             await admin.close()
         self.readiness.enter("restoring")
-        directory: Table[bytes] = Table(
-            self.topics.directory, bytes, bytes, lambda _k, _o, new: self.apply_directory(new)
-        )
-        restored = await restore_tables(self.kafka, [*self.hub.tables, directory])
+        restored = await restore_tables(self.kafka, [*self.hub.tables, self.directory_feed])
         log.info(
             "restored %d state records: %d persons, %d holdings, %d pending, %d agencies, "
-            "%d rotated keys",
+            "%d rotated keys, %d message ids; %d directory records ignored (unsigned, "
+            "wrongly signed or undecodable: hub.deadletter has them)",
             restored, len(self.hub.persons), len(self.hub.holdings), len(self.hub.pending),
-            len(self.hub.directory.agencies), len(self.hub.keys),
+            len(self.hub.directory.agencies), len(self.hub.keys), len(self.hub.replays),
+            self.directory_feed.ignored,
         )  # fmt: skip
         self.readiness.enter("joining")
         self.loop_runner = TransactionalLoop(
@@ -144,20 +149,18 @@ class HubService(mode.Service):
             return sign_message(message, self._hub_key, self.hub.codec)
         return message
 
-    def apply_directory(self, value: bytes | None) -> None:
-        """Apply one ``hub.directory`` record (from the restore, then from the faust agent)."""
-        if value is None:
-            return
-        entry = self.hub.codec.decode(value)
-        if isinstance(entry, AgencyEntry | ScenarioEntry):
-            self.hub.directory.apply(entry)
+    def apply_directory(self, key: bytes | None, value: bytes | None, where: str = "") -> bool:
+        """Apply one ``hub.directory`` record from the faust agent, if the operators signed
+        it; return whether it was applied. Never raises."""
+        return self.directory_feed.apply(key, value, where)
 
     def _input_pattern(self) -> str:
         import re
 
         t = self.topics
-        control = re.escape(control_topic(t))
-        return f"({t.agency_out_pattern()})|^{re.escape(t.registry_events)}$|^{control}$"
+        # hub.directory too: the loop parks and audits, once, what no worker will obey.
+        exact = (t.registry_events, control_topic(t), t.directory)
+        return "|".join([f"({t.agency_out_pattern()})", *(f"^{re.escape(x)}$" for x in exact)])
 
     @mode.Service.task
     async def _process(self) -> None:

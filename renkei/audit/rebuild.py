@@ -4,7 +4,7 @@
 
 * **persons** (resident code → ID code, My Number, basic-4, death) is a projection of
   ``registry.events``: replayed here through the hub's own registry-sync code, with the
-  registry's signatures checked against ``hub.directory`` as the hub checks them;
+  registry's signatures checked against the pinned registry key, as the hub checks them;
 * **holdings** (the reference directory: who holds whom) is a projection of the audit
   trail's ENROLLED and DEENROLLED records;
 * **pending** exchanges are FORWARDED records without ANSWERED or TIMED_OUT;
@@ -12,7 +12,8 @@
 * **persons seen by the trail**: the audit keys of REGISTRY_APPLIED records must be
   exactly the audit keys of the person table.
 
-The live state is what the hub would restore on start: the ``hub.state.*`` topics.
+The live state is what the hub would restore on start: the ``hub.state.*`` topics (the
+person rows sealed under the master secret's state key, so reading them needs the key ring).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from aiokafka import ConsumerRecord
 
 from hub_stream.checkpoints import ChainHead
 from hub_stream.records import Holding, Pending, PersonState
+from hub_stream.sealed_state import persons_table
 from hub_stream.state import Table, restore_tables
+from hub_stream.trust import PinnedRoots
 from renkei.crypto import KeyRing, audit_key
 from renkei.topics import Topics
 from schemas.codec import Codec
@@ -82,7 +85,7 @@ class Comparison:
 
 
 async def rebuild_persons(
-    kafka: dict[str, Any], topics: Topics, keyring: KeyRing, codec: Codec
+    kafka: dict[str, Any], topics: Topics, keyring: KeyRing, codec: Codec, roots: PinnedRoots
 ) -> dict[str, PersonState]:
     """Replay ``registry.events`` through the hub's own registry sync, offline."""
     from hub_stream.hub import Hub
@@ -92,7 +95,8 @@ async def rebuild_persons(
 
     # A hub with throwaway signing keys: only its person table is kept.
     settings = HubSettings(topic_prefix=topics.prefix, partitions=topics.partitions)
-    hub = Hub(topics, keyring, SigningKey.generate(), settings, AuditSigner(SigningKey.generate()))
+    signer = AuditSigner(SigningKey.generate())
+    hub = Hub(topics, keyring, SigningKey.generate(), settings, signer, roots)
     hub.directory = await read_directory(kafka, topics.directory, codec)
     async for batch in read_topic(kafka, topics.registry_events):
         records = [
@@ -117,19 +121,28 @@ async def rebuild_persons(
 
 
 async def rebuild_state(
-    kafka: dict[str, Any], topics: Topics, keyring: KeyRing, codec: Codec, audit_topic: str = ""
+    kafka: dict[str, Any],
+    topics: Topics,
+    keyring: KeyRing,
+    codec: Codec,
+    audit_topic: str = "",
+    *,
+    roots: PinnedRoots,
 ) -> RebuiltState:
-    """Persons from ``registry.events``, everything else from the audit trail."""
-    persons = await rebuild_persons(kafka, topics, keyring, codec)
+    """Persons from ``registry.events``, everything else from the audit trail.
+
+    :param roots: the registry's (and operators') pinned keys, as the hub has them.
+    """
+    persons = await rebuild_persons(kafka, topics, keyring, codec, roots)
     projections = Projections()
     async for entry in entries(kafka, audit_topic or topics.audit, codec):
         projections.apply(entry)
     return RebuiltState(persons, projections)
 
 
-async def live_state(kafka: dict[str, Any], topics: Topics) -> LiveState:
-    """Read the hub's compacted state topics to their end."""
-    persons = Table(topics.state("persons"), PersonState.to_bytes, PersonState.from_bytes)
+async def live_state(kafka: dict[str, Any], topics: Topics, keyring: KeyRing) -> LiveState:
+    """Read the hub's compacted state topics to their end (``keyring`` opens person rows)."""
+    persons = persons_table(keyring, topics.state("persons"))
     holdings = Table(topics.state("holdings"), Holding.to_bytes, Holding.from_bytes)
     pending = Table(topics.state("pending"), Pending.to_bytes, Pending.from_bytes)
     heads = Table(topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes)
@@ -206,7 +219,7 @@ async def audit_key_of_resident(
 ) -> str | None:
     """The audit key of the person with ``resident_code``, from the hub's person table
     (needs the master secret); None if the registry never registered them."""
-    persons = Table(topics.state("persons"), PersonState.to_bytes, PersonState.from_bytes)
+    persons = persons_table(keyring, topics.state("persons"))
     await restore_tables(kafka, [persons])
     person = persons.get(resident_code)
     return None if person is None else audit_key(keyring, bytes.fromhex(person.id_code))

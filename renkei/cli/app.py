@@ -6,6 +6,7 @@ import typer
 
 from .acl import acl_app
 from .audit import audit_app
+from .deadletter import deadletter_app
 from .demo import demo
 from .hub import hub
 from .kafka import kafka_app
@@ -29,3 +30,4 @@ app.command("demo")(demo)
 app.add_typer(audit_app, name="audit")
 app.add_typer(portal_app, name="portal")
 app.add_typer(registry_app, name="registry")
+app.add_typer(deadletter_app, name="deadletter")

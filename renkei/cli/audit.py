@@ -268,16 +268,20 @@ def rebuild_command(key_dir: KeyDir = Path(".renkei/keys"), prefix: Prefix = "")
     """Rebuild the hub's state from registry.events and hub.audit alone; compare it with the
     live state (hub.state.*). Exits 1 on any difference."""
     from hub_stream.settings import HubSettings
+    from hub_stream.trust import load_roots
     from hub_stream.worker import load_hub_keys
     from renkei.audit.rebuild import compare, live_state, rebuild_state
     from schemas.codec import default_codec
 
-    keyring, _ = load_hub_keys(HubSettings(key_dir=key_dir))
+    # The hub's own settings (RENKEI_HUB_*) name the pinned registry key, as for the hub.
+    settings = HubSettings(key_dir=key_dir)
+    keyring, _ = load_hub_keys(settings)
+    roots = load_roots(settings)
     topics = Topics(prefix)
 
     async def run() -> Any:
-        rebuilt = await rebuild_state(_kafka(), topics, keyring, default_codec())
-        live = await live_state(_kafka(), topics)
+        rebuilt = await rebuild_state(_kafka(), topics, keyring, default_codec(), roots=roots)
+        live = await live_state(_kafka(), topics, keyring)
         return compare(rebuilt, live, keyring)
 
     result = asyncio.run(run())

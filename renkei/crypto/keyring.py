@@ -7,7 +7,9 @@ so no key can stand in for another::
     master secret (≥ 32 random bytes, outside Kafka)
     ├── renkei/v1/link-code/<agency id>/<version>   64 bytes  AES-SIV key of one agency's codes
     ├── renkei/v1/audit-key                          32 bytes  HMAC key: ID code → audit key
-    └── renkei/v1/id-code                            32 bytes  HMAC key: registration → ID code
+    ├── renkei/v1/id-code                            32 bytes  HMAC key: registration → ID code
+    └── renkei/v1/hub-state                          32 bytes  AES-256-GCM key of the hub's
+                                                               person rows on Kafka
 
 ``<version>`` is the version number in ASCII decimal (``1``, ``2``, …). Keys are derived on
 first use and cached. The key ring also holds each agency's *key state* — which version is
@@ -43,6 +45,7 @@ __all__ = [
     "LINK_CODE_INFO_PREFIX",
     "MASTER_KEY_ENV",
     "MAX_KEY_VERSION",
+    "STATE_KEY_INFO",
     "AgencyKeyState",
     "KeyRing",
     "KeyRingState",
@@ -59,6 +62,8 @@ AUDIT_KEY_INFO = b"renkei/v1/audit-key"
 """HKDF ``info`` of the HMAC key that turns an ID code into an audit key."""
 ID_CODE_INFO = b"renkei/v1/id-code"
 """HKDF ``info`` of the HMAC key that turns a registration event id into an ID code."""
+STATE_KEY_INFO = b"renkei/v1/hub-state"
+"""HKDF ``info`` of the AES-256-GCM key that seals the hub's person rows at rest."""
 
 MASTER_KEY_ENV = "RENKEI_MASTER_KEY"
 """Environment variable holding the base64 master secret."""
@@ -320,6 +325,11 @@ class KeyRing:
     def id_code_key(self) -> bytes:
         """HMAC-SHA256 key that turns a registration event id into an ID code."""
         return self._derive(ID_CODE_INFO, _HMAC_KEY_LENGTH)
+
+    @cached_property
+    def state_key(self) -> bytes:
+        """AES-256-GCM key of the hub's state rows that hold personal data (persons)."""
+        return self._derive(STATE_KEY_INFO, _HMAC_KEY_LENGTH)
 
     # -- versions -----------------------------------------------------------------------
 

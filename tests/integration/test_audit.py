@@ -353,8 +353,8 @@ async def test_replay_trace_and_state_rebuild(env: HubEnv) -> None:
 
     # rebuild the hub's state from scratch and compare it with the live state
     await asyncio.sleep(0.5)  # let the hub commit its last batch's state
-    rebuilt = await rebuild_state(env.kafka, env.topics, keyring, CODEC)
-    live = await live_state(env.kafka, env.topics)
+    rebuilt = await rebuild_state(env.kafka, env.topics, keyring, CODEC, roots=env.hub.hub.roots)
+    live = await live_state(env.kafka, env.topics, keyring)
     result = compare(rebuilt, live, keyring)
     assert result.differences == []
     assert result.counts["persons"] == (6, 6)
