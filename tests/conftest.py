@@ -109,6 +109,23 @@ def topic_prefix() -> str:
 
 
 @pytest.fixture
+async def drop_test_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[None]:
+    """Delete the test's topics afterwards: a broker keeps files open for every partition,
+    and a whole suite's worth of them would exhaust its file limit (``ulimit -n``)."""
+    yield
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
 def topics(topic_prefix: str) -> Topics:
     """The contract's topic names under this test's prefix."""
     return Topics(prefix=topic_prefix)
@@ -132,6 +149,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
+            if "topic_prefix" in item.fixturenames:  # type: ignore[attr-defined]
+                item.fixturenames.insert(0, "drop_test_topics")  # type: ignore[attr-defined]
         function = getattr(item, "function", None)
         if function is not None and inspect.iscoroutinefunction(function):
             item.fixturenames.insert(0, "no_leaked_tasks")  # type: ignore[attr-defined]
