@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 from hub_stream.directory import entry_key
 from renkei.crypto import AgencyPublicKeys
 from renkei.crypto.bundles import HUB_ID
-from renkei.envelope import verify_message
+from renkei.envelope import verify_bytes
 from renkei.errors import ConfigurationError, RequestTimeoutError, SignatureError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
@@ -98,7 +98,7 @@ async def hub_key_from_directory(
         raise ConfigurationError(f"the record under {_HUB_KEY.decode()} is not the hub's entry")
     if entry.header.sender != "operator":
         raise SignatureError(f"the hub's entry was sent by {entry.header.sender!r}, not operator")
-    verify_message(entry, operator_key, codec)
+    verify_bytes(value, operator_key, codec)  # as published, whatever its schema version
     if not entry.active:
         raise ConfigurationError("the hub's directory entry is retired (active = false)")
     return AgencyPublicKeys(agency_id=HUB_ID, signing_public_key=entry.signing_public_key)

@@ -18,7 +18,7 @@ from aiokafka import TopicPartition
 
 from renkei.audit.disclosure import Release, disclosure_topic
 from renkei.audit.reader import read_topic
-from renkei.envelope import verify_message
+from renkei.envelope import verify_bytes
 from renkei.errors import AuditError, ContractError, SignatureError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
@@ -180,7 +180,7 @@ async def refresh_names(
                 entry = codec.decode(raw.value)
                 if not isinstance(entry, AgencyEntry | ScenarioEntry):
                     raise ContractError(f"a {type(entry).__name__}")
-                verify_message(entry, trust.operator_key, codec)
+                verify_bytes(raw.value, trust.operator_key, codec)  # the bytes as published
             except (ContractError, SignatureError) as exc:
                 rejected += 1
                 log.warning("portal: directory %d:%d ignored: %s", raw.partition, raw.offset, exc)
