@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
+from hub_stream.outputs import Output
+from hub_stream.unwritable import StandIns
 from renkei.errors import DecodeError
+from renkei.topics import Topics
 from schemas import limits
 from schemas.codec import default_codec
 from schemas.limits import FIELD_LIMITS, LIMITS, Limit, clip
@@ -317,3 +320,20 @@ def test_a_refusal_listing_items_stays_small(world: World) -> None:
     assert error.code is ErrorCode.ITEM_NOT_PERMITTED
     assert len(error.detail) <= limits.DETAIL
     assert len(value) < 1_500 < len(record.value)
+
+
+def test_an_unwritable_refusal_is_replaced_not_lost() -> None:
+    """The writer's stand-ins cover refusals too: the requester still gets a typed answer."""
+    topics = Topics("u.")
+    refusal = HubError(
+        header=Header.new("hub", "c" * 32), code=ErrorCode.ITEM_NOT_PERMITTED,
+        detail=clip("x" * 5_000), request_id="r" * limits.ID, retriable=False,
+    )  # fmt: skip
+    out = Output(topics.agency_in("jps"), b"key", CODEC.encode(refusal))
+    replaced = StandIns(topics, CODEC, lambda m: m)(out, 2, "over the topic's limit")
+    letter, error = (CODEC.decode(o.value) for o in replaced if o.value is not None)
+    assert isinstance(letter, DeadLetter)
+    assert isinstance(error, HubError)
+    assert (error.code, error.request_id, replaced[1].partition) == (
+        ErrorCode.INTERNAL, refusal.request_id, 2,
+    )  # fmt: skip
