@@ -4,7 +4,8 @@
 (:class:`renkei.topics.Topics`, so a prefix is respected) and returns every ALLOW
 binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false``):
 
-* agency A writes only ``agency.A.out``, reads only ``agency.A.in``, with consumer groups
+* agency A writes only ``agency.A.out``, reads only ``agency.A.in`` and ``hub.directory``
+  (the hub's key, signed by the operators: :mod:`.hub_key`), with consumer groups
   ``agency.A.*``;
 * the hub reads every agency's ``.out``, ``registry.events``, ``hub.directory``,
   ``hub.control`` and its ``hub.state.*``; writes every ``.in``, ``hub.audit``,
@@ -91,6 +92,8 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
         me = agency_principal(a)
         acls |= _allow(me, _TOPIC, t.agency_out(a), (_W, _D))
         acls |= _allow(me, _TOPIC, t.agency_in(a), (_R, _D))
+        # An agency pins the hub's key from its directory entry (`renkei directory hub-key`).
+        acls |= _allow(me, _TOPIC, t.directory, (_R, _D))
         acls |= _allow(me, _GROUP, agency_group_prefix(t, a), (_R,), prefixed)
         acls |= _allow(HUB, _TOPIC, t.agency_out(a), (_R, _D))
         acls |= _allow(HUB, _TOPIC, t.agency_in(a), (_W, _D))

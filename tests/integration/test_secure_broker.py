@@ -169,7 +169,7 @@ READERS = {
     "agency.city-shinagawa.out": {"hub"},
     "agency.city-shinagawa.in": {CITY},
     "registry.events": {"hub", "operator"},
-    "hub.directory": {"hub", "operator", "portal"},
+    "hub.directory": {"hub", "operator", "portal", JPS, CITY},
     "hub.control": {"hub", "operator"},
     "hub.audit": {"operator", "portal"},
     "hub.deadletter": {"operator"},

@@ -207,9 +207,13 @@ def test_acls_give_each_principal_exactly_its_topics() -> None:
         assert {(b.resource_type, b.name) for b in mine} == {
             (ResourceType.TOPIC, topics.agency_out(a)),
             (ResourceType.TOPIC, topics.agency_in(a)),
+            (ResourceType.TOPIC, topics.directory),  # the hub's key, signed by the operators
             (ResourceType.GROUP, f"p1.agency.{a}."),  # the dot: "jps" never covers "jpsx"
         }
     assert who(Operation.WRITE, topics.directory) == {"operator"}
+    agencies = {agency_principal(a.agency_id) for a in directory.agencies}
+    assert who(Operation.READ, topics.directory) == {"hub", "operator", "portal", *agencies}
+    assert who(Operation.READ, "p1.hub.disclosure") == {"operator", "portal"}
     assert who(Operation.WRITE, topics.control) == {"operator"}
     assert who(Operation.WRITE, topics.registry_events) == {"registry"}
     assert who(Operation.READ, topics.audit) == {"operator", "portal"}
