@@ -16,13 +16,25 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.kafka import LocalCluster
+from renkei.crypto.bundles import HUB_ID, bundle_path
 from renkei.topics import TopicSpec, ensure_topics
 
-__all__ = ["broker", "passthrough", "prefix"]
+__all__ = ["agency_trust", "broker", "passthrough", "prefix"]
 
 
 def prefix() -> str:
     return f"b{uuid.uuid4().hex[:8]}."
+
+
+def agency_trust(key_dir: Path, signatures: str) -> dict[str, Any]:
+    """How the benchmark's agency readers check the hub, as keyword arguments.
+
+    ``strict``: the hub's key from its bundle in ``key_dir``, as agencies run. A
+    ``trust-acl`` hub signs nothing, so its benchmark says so and reads unverified.
+    """
+    if signatures == "strict":
+        return {"hub_public_key": bundle_path(key_dir, HUB_ID)}
+    return {"verify_hub": False}
 
 
 @asynccontextmanager

@@ -29,7 +29,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.common import broker, passthrough, prefix
+from benchmarks.common import agency_trust, broker, passthrough, prefix
 from consumers.provider import ProviderService
 from hub_stream.ids import derive_id
 from hub_stream.settings import HubSettings
@@ -76,7 +76,8 @@ async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str
         await asyncio.sleep(0.05)
     codes: dict[str, list[str]] = {}
     for agency in (REQUESTER, PROVIDER):
-        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics) as client:
+        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics,
+                                **agency_trust(key_dir, "strict")) as client:  # fmt: skip
             results = await asyncio.gather(
                 *(client.enrol(p.resident_code, my_number=p.my_number) for p in people)
             )
@@ -180,11 +181,14 @@ async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> d
         async def handler(_: Any) -> dict[str, Any]:
             return {scenario.items[0]: "ok"}
 
+        trust = agency_trust(key_dir, signatures)
         provider = ProviderService(PROVIDER, keystore.load(key_dir, PROVIDER), kafka, topics,
-                                   handler, group_id=f"{topics.prefix}jps")  # fmt: skip
+                                   handler, group_id=f"{topics.prefix}jps", **trust)  # fmt: skip
         latencies: list[float] = []
         try:
-            client = AgencyClient(REQUESTER, keystore.load(key_dir, REQUESTER), kafka, topics)
+            client = AgencyClient(
+                REQUESTER, keystore.load(key_dir, REQUESTER), kafka, topics, **trust
+            )
             async with provider, client:
                 # Warm-up: the hub is ready once one exchange goes through.
                 await client.request(link_code=city_codes[0], provider=PROVIDER,

@@ -24,7 +24,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import broker, passthrough, prefix
+from benchmarks.common import agency_trust, broker, passthrough, prefix
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
@@ -65,7 +65,8 @@ async def setup(
     while len(service.hub.persons) < people:  # noqa: ASYNC110 - waiting on the hub's table
         await asyncio.sleep(0.1)
     for agency in HOLDERS:
-        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics) as client:
+        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics,
+                                **agency_trust(key_dir, signatures)) as client:  # fmt: skip
             for start in range(0, people, 5_000):
                 chunk = population[start : start + 5_000]
                 results = await asyncio.gather(

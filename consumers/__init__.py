@@ -6,7 +6,8 @@ verified, de-duplicated) and hands each message to the handler of its type;
 :class:`LifecycleSubscriber` hands life-event notices and link-code remaps to the
 agency. Both, and :class:`producers.AgencyClient`, derive from :class:`InboxService`: each
 uses a reader of its own or one shared by all of them. :class:`Deduplicator` is the
-reader's memory of the message ids it handled.
+reader's memory of the message ids it handled; :mod:`consumers.trust` says where the
+hub's verification key, which every reader requires by default, comes from.
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from consumers.lifecycle import LifecycleSubscriber, NoticeHandler, RemapHandler
 from consumers.provider import Handler, ProviderService, build_response, response_id
 from consumers.running import BackgroundService
 from consumers.service import InboxService
+from consumers.trust import HUB_BUNDLE_ENV, HubKey, TrustSettings, hub_verification_key
 
 __all__ = [
     "DEFAULT_CAPACITY",
+    "HUB_BUNDLE_ENV",
     "BackgroundService",
     "Deduplicator",
     "Dispatcher",
     "Handler",
+    "HubKey",
     "InboxReader",
     "InboxService",
     "LifecycleSubscriber",
@@ -32,6 +36,8 @@ __all__ = [
     "ProviderService",
     "RemapHandler",
     "StartAt",
+    "TrustSettings",
     "build_response",
+    "hub_verification_key",
     "response_id",
 ]

@@ -3,9 +3,10 @@
 :class:`Dispatcher` is :class:`consumers.inbox.InboxReader` without Kafka: it turns a
 poll's records into handler calls and says which offsets are safe to commit. Each
 record is decoded once; its message goes to the one handler routed for its type (or the
-handler of the rest), after the hub's signature (given ``hub_public_key``) and the
-de-duplication by message id (:mod:`consumers.dedup`) let it through. A message counts
-as handled when its handler returned; only then is its id remembered.
+handler of the rest), after the hub's signature (required unless ``verify_hub=False``:
+:mod:`consumers.trust`) and the de-duplication by message id (:mod:`consumers.dedup`)
+let it through. A message counts as handled when its handler returned; only then is its
+id remembered.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 from consumers.dedup import DEFAULT_CAPACITY, Deduplicator
+from consumers.trust import HubKey, hub_verification_key
 from renkei.envelope import verify_bytes, verify_message
 from renkei.errors import ConfigurationError, DecodeError, RenkeiError, SignatureError
 from schemas.codec import Codec, default_codec
@@ -43,11 +45,16 @@ class Dispatcher:
 
     :param topic: the topic read (for messages and logs).
     :param codec: the codec; the process-wide one by default.
-    :param hub_public_key: if given, messages the hub did not sign are refused.
+    :param hub_public_key: the hub's verification key (raw, its public keys, or the path
+        of its bundle); by default from ``RENKEI_HUB_PUBLIC_BUNDLE``
+        (:mod:`consumers.trust`). Messages it did not sign are refused.
+    :param verify_hub: ``False`` reads without verifying: only for tests and benchmarks
+        that say so. Otherwise a reader without the hub's key is not built.
     :param dedup_capacity: message ids remembered for de-duplication.
     :param on_rejected: called with a :class:`~renkei.errors.DecodeError` or
         :class:`~renkei.errors.SignatureError` for every record refused; they are
         logged and counted either way.
+    :raises ConfigurationError: ``verify_hub`` and no usable hub key.
     """
 
     def __init__(
@@ -55,13 +62,17 @@ class Dispatcher:
         topic: str,
         *,
         codec: Codec | None = None,
-        hub_public_key: bytes | None = None,
+        hub_public_key: HubKey | None = None,
+        verify_hub: bool = True,
         dedup_capacity: int = DEFAULT_CAPACITY,
         on_rejected: Callable[[RenkeiError], object] | None = None,
     ) -> None:
         self.topic = topic
         self.codec = codec if codec is not None else default_codec()
-        self.hub_public_key = hub_public_key
+        self.hub_public_key = hub_verification_key(
+            hub_public_key, verify_hub=verify_hub, reader=f"inbox {topic}"
+        )
+        """The key every message must be signed with; ``None`` only with ``verify_hub=False``."""
         self.on_rejected = on_rejected
         self.undecodable = 0
         """Records that did not decode."""
@@ -134,8 +145,10 @@ class Dispatcher:
                     verify_message(message, self.hub_public_key, self.codec)
             except SignatureError as exc:
                 self.bad_signatures += 1
+                how = "is signed by another key" if message.header.signature else "is unsigned"
                 refused = SignatureError(
-                    f"{type(message).__name__} {message_id} is not signed by the hub"
+                    f"{type(message).__name__} {message_id} from {message.header.sender!r} "
+                    f"{how}: not the hub's signature"
                 )
                 refused.__cause__ = exc
                 self._reject(refused)

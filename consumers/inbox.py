@@ -1,11 +1,11 @@
 """The one reader of an agency's inbox, ``agency.<id>.in``, for everything the agency runs.
 
 :class:`InboxReader` consumes the inbox ``read_committed``, decodes each record once,
-verifies the hub's signature (given ``hub_public_key``), drops a message whose id it has
-handled already (:mod:`consumers.dedup`), hands the message to the handler routed for its
-type, and commits a partition's offset only once the handlers of every record before it
-have returned. The client (:class:`producers.AgencyClient`), the provider
-(:class:`consumers.ProviderService`) and the life-event subscriber
+verifies the hub's signature (required by default: :mod:`consumers.trust`), drops a
+message whose id it has handled already (:mod:`consumers.dedup`), hands the message to
+the handler routed for its type, and commits a partition's offset only once the handlers
+of every record before it have returned. The client (:class:`producers.AgencyClient`),
+the provider (:class:`consumers.ProviderService`) and the life-event subscriber
 (:class:`consumers.LifecycleSubscriber`) route the types they handle to it. Each makes a
 reader of its own unless given one as ``inbox=``; an agency that is all three passes one
 reader to each and has one consumer (see ``docs/architecture.md``, "The agency side").
@@ -43,6 +43,7 @@ from aiokafka.errors import CommitFailedError
 from consumers.dedup import DEFAULT_CAPACITY
 from consumers.dispatch import Dispatcher
 from consumers.running import BackgroundService
+from consumers.trust import HubKey
 from renkei.errors import ConfigurationError, RenkeiError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
@@ -73,7 +74,11 @@ class InboxReader(Dispatcher, BackgroundService):
         on any of them.
     :param start_at: where to start on a partition without a committed offset.
     :param codec: the codec; the process-wide one by default.
-    :param hub_public_key: if given, messages the hub did not sign are refused.
+    :param hub_public_key: the hub's verification key (raw, its public keys, or the path
+        of ``hub.public.json``); by default ``RENKEI_HUB_PUBLIC_BUNDLE``. Messages the
+        hub did not sign are refused, counted and passed to ``on_rejected``.
+    :param verify_hub: ``False`` reads unverified, only for tests and benchmarks that
+        say so; otherwise a reader without the hub's key is not built.
     :param max_batch: records per poll, and so at most per commit.
     :param dedup_capacity: message ids remembered for de-duplication.
     :param on_rejected: called with a :class:`~renkei.errors.DecodeError` or
@@ -92,7 +97,8 @@ class InboxReader(Dispatcher, BackgroundService):
         share_partitions: bool = False,
         start_at: StartAt = "earliest",
         codec: Codec | None = None,
-        hub_public_key: bytes | None = None,
+        hub_public_key: HubKey | None = None,
+        verify_hub: bool = True,
         max_batch: int = 1000,
         dedup_capacity: int = DEFAULT_CAPACITY,
         on_rejected: Callable[[RenkeiError], object] | None = None,
@@ -106,6 +112,7 @@ class InboxReader(Dispatcher, BackgroundService):
             topics.agency_in(agency_id),
             codec=codec,
             hub_public_key=hub_public_key,
+            verify_hub=verify_hub,
             dedup_capacity=dedup_capacity,
             on_rejected=on_rejected,
         )

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Self, overload
 
 from consumers.inbox import InboxReader
 from consumers.running import BackgroundService
+from consumers.trust import HubKey
 from renkei.crypto import AgencyKeys
 from renkei.errors import ConfigurationError, PublishError
 from renkei.topics import Topics
@@ -28,7 +29,8 @@ from schemas.models import Message
 __all__ = ["InboxService"]
 
 _READER_SETTINGS = (
-    "codec", "group_id", "hub_public_key", "max_batch", "dedup_capacity", "metadata_timeout_s",
+    "codec", "group_id", "hub_public_key", "verify_hub", "max_batch", "dedup_capacity",
+    "metadata_timeout_s",
 )  # fmt: skip
 
 
@@ -65,8 +67,12 @@ class InboxService(BackgroundService):
         makes one of its own from the settings below and the service's defaults.
     :param codec: the codec; the process-wide one by default.
     :param group_id: the reader's consumer group (each service has a default).
-    :param hub_public_key: if given, messages the hub did not sign are refused (counted
-        in :attr:`bad_signatures`).
+    :param hub_public_key: the hub's verification key (raw, its public keys, or the path
+        of ``hub.public.json``); by default ``RENKEI_HUB_PUBLIC_BUNDLE``
+        (:mod:`consumers.trust`). Messages the hub did not sign are refused (counted in
+        :attr:`bad_signatures`); without a key the service is not built.
+    :param verify_hub: ``False`` reads unverified: only for tests and benchmarks that
+        say so.
     :param max_batch: records per poll, and so at most per offset commit.
     :param dedup_capacity: message ids remembered for de-duplication.
     :param metadata_timeout_s: how long a reader of every partition waits at start for
@@ -83,7 +89,8 @@ class InboxService(BackgroundService):
     inbox: InboxReader | None = None
     codec: Codec | None = None
     group_id: str | None = None
-    hub_public_key: bytes | None = None
+    hub_public_key: HubKey | None = None
+    verify_hub: bool | None = None
     max_batch: int | None = None
     dedup_capacity: int | None = None
     metadata_timeout_s: float | None = None

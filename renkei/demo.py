@@ -28,8 +28,10 @@ from producers.agency_client import AgencyClient
 from producers.population import Person, agency_view, generate_population
 from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import keystore
+from renkei.crypto.bundles import bundle_path, read_bundle
 from renkei.errors import ExchangeError, HubRefusedError
 from renkei.operator.directory_file import Scenario, load_directory_file
+from renkei.operator.hub_key import hub_key_from_directory
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
@@ -70,6 +72,8 @@ class Demo:
         self.outcomes: Counter[str] = Counter()
         self.latencies: list[float] = []
         self.notices: Counter[str] = Counter()
+        self.hub_key = b""
+        """The hub's verification key, once pinned."""
 
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False)
@@ -85,6 +89,7 @@ class Demo:
         await hub.start()
         self.say(f"[bold]hub[/] running, topics under [cyan]{self.topics.prefix}[/]")
         try:
+            await self._pin_hub_key()
             await self._registry()
             # Still needed for a few hundred people: the hub reads registry.events beside
             # the agencies' topics, and Kafka orders nothing across partitions. A burst
@@ -96,7 +101,7 @@ class Demo:
             for agency in (*HOLDERS, OFFLINE):
                 self.clients[agency] = AgencyClient(
                     agency, keystore.load(self.key_dir, agency), self.kafka, self.topics,
-                    on_unmatched=self._unmatched,
+                    on_unmatched=self._unmatched, hub_public_key=self.hub_key,
                 )  # fmt: skip
                 await self.clients[agency].start()
             await self._enrol()
@@ -111,6 +116,17 @@ class Demo:
             for client in self.clients.values():
                 await client.stop()
             await hub.stop()
+
+    async def _pin_hub_key(self) -> None:
+        """As an agency does: the hub's key from hub.directory, checked against the operators'.
+
+        Every agency reader refuses what this key did not sign.
+        """
+        operators = read_bundle(bundle_path(self.key_dir, "operator")).signing_public_key
+        hub = await hub_key_from_directory(self.kafka, self.topics, operators)
+        self.hub_key = hub.signing_public_key
+        self.say(f"agencies pin the [bold]hub[/]'s key {hub.fingerprint()} "
+                 "(its directory entry, signed by the operators)")  # fmt: skip
 
     async def _registry(self) -> None:
         async with RegistryPublisher(
@@ -146,7 +162,8 @@ class Demo:
             return {item: _value(item, request.provider_link_code) for item in request.items}
 
         return ProviderService(agency, keystore.load(self.key_dir, agency), self.kafka,
-                               self.topics, handler, group_id=f"{self.topics.prefix}{agency}")  # fmt: skip  # noqa: E501
+                               self.topics, handler, group_id=f"{self.topics.prefix}{agency}",
+                               hub_public_key=self.hub_key)  # fmt: skip
 
     async def _ask(self, s: Scenario, resident: str, *, show: bool, **override: Any) -> None:
         call: dict[str, Any] = {"link_code": self.codes[s.requester].get(resident, ""),

@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from renkei.crypto import AgencyKeys, keystore
+from renkei.crypto.bundles import HUB_ID, bundle_path, read_bundle
 from renkei.operator.publish import init_keys, publish
 from renkei.readers import committed_reader, topic_partitions
 from renkei.settings import KafkaSettings
@@ -35,6 +36,16 @@ class HubEnv:
 
     def keys(self, agency_id: str) -> AgencyKeys:
         return keystore.load(self.key_dir, agency_id)
+
+    @property
+    def hub_bundle(self) -> Path:
+        """The hub's public bundle, as an agency pins it (``hub.public.json``)."""
+        return bundle_path(self.key_dir, HUB_ID)
+
+    @property
+    def hub_key(self) -> bytes:
+        """The hub's verification key, which every agency reader is given."""
+        return read_bundle(self.hub_bundle).signing_public_key
 
 
 async def start_hub(kafka: dict[str, Any], settings: HubSettings) -> HubService:

@@ -62,7 +62,9 @@ class Populated:
 
 
 def client(env: HubEnv, agency: str) -> AgencyClient:
-    return AgencyClient(agency, env.keys(agency), env.kafka, env.topics, grace_s=5)
+    return AgencyClient(
+        agency, env.keys(agency), env.kafka, env.topics, grace_s=5, hub_public_key=env.hub_key
+    )
 
 
 async def answer(request: ForwardedRequest) -> dict[str, Any]:
@@ -77,10 +79,13 @@ async def populate(env: HubEnv, n: int = 6, seed: int = 31) -> Populated:
         for p in people:
             await registry.register(p.resident_code, p.my_number, basic4_of(p), p.birth_date)
     # No wait for the hub before enrolling these few: see test_exchange.register_all.
-    jps_provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, answer)
-    hw_provider = ProviderService(
-        "mhlw-hellowork", env.keys("mhlw-hellowork"), env.kafka, env.topics, answer
+    jps_provider = ProviderService(
+        "jps", env.keys("jps"), env.kafka, env.topics, answer, hub_public_key=env.hub_key
     )
+    hw_provider = ProviderService(
+        "mhlw-hellowork", env.keys("mhlw-hellowork"), env.kafka, env.topics, answer,
+        hub_public_key=env.hub_key,
+    )  # fmt: skip
     async with (
         client(env, "city-shinagawa") as city,
         client(env, "jps") as jps,

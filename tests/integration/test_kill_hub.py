@@ -23,7 +23,9 @@ from consumers.provider import ProviderService
 from producers.agency_client import AgencyClient, PendingRequest
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
+from renkei.crypto.bundles import bundle_path, read_bundle
 from renkei.operator.directory_file import load_directory_file
+from renkei.operator.hub_key import hub_key_from_directory
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
@@ -89,8 +91,12 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
             )
 
     await wait_registered(kafka, topics, PEOPLE)
-    city = AgencyClient("city-shinagawa", keystore.load(key_dir, "city-shinagawa"), kafka, topics, grace_s=120)  # fmt: skip  # noqa: E501
-    jps = AgencyClient("jps", keystore.load(key_dir, "jps"), kafka, topics)
+    # The agencies' way to the hub's key: its directory entry, checked against the
+    # operators' key they pinned.
+    operators = read_bundle(bundle_path(key_dir, "operator")).signing_public_key
+    hub_key = (await hub_key_from_directory(kafka, topics, operators)).signing_public_key
+    city = AgencyClient("city-shinagawa", keystore.load(key_dir, "city-shinagawa"), kafka, topics, grace_s=120, hub_public_key=hub_key)  # fmt: skip  # noqa: E501
+    jps = AgencyClient("jps", keystore.load(key_dir, "jps"), kafka, topics, hub_public_key=hub_key)
     answered_by_provider: list[str] = []
 
     async def handler(request: ForwardedRequest) -> dict[str, Any]:
@@ -98,7 +104,7 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
         return {item: f"{item}-of-{request.provider_link_code}" for item in request.items}
 
     provider = ProviderService("jps", keystore.load(key_dir, "jps"), kafka, topics, handler,
-                               group_id=f"{topics.prefix}jps")  # fmt: skip
+                               group_id=f"{topics.prefix}jps", hub_public_key=hub_key)  # fmt: skip
     try:
         async with city, jps:
             city_codes, expected = [], []

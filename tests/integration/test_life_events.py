@@ -29,7 +29,7 @@ from hub_stream.settings import HubSettings
 from producers.agency_client import AgencyClient
 from producers.population import Person, generate_population
 from producers.registry_publisher import RegistryPublisher
-from renkei.crypto import LinkCodes, keystore
+from renkei.crypto import LinkCodes
 from renkei.errors import HubRefusedError
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
@@ -106,12 +106,11 @@ class Inbox:
         async def on_remap(remap: LinkCodeRemap) -> None:
             self.remaps.append(remap)
 
-        hub_key = keystore.load_hub_signing_key(env.key_dir).public_bytes
         self.subscriber = LifecycleSubscriber(
             agency, env.keys(agency), env.kafka, env.topics,
             dict.fromkeys(ALL_KINDS, on_notice), on_remap,
             group_id=group or f"{env.topics.prefix}agency.{agency}.lifecycle",
-            hub_public_key=hub_key,
+            hub_public_key=env.hub_key,
         )  # fmt: skip
 
     def seen(self) -> list[tuple[EventKind, EventAction, str]]:
@@ -156,7 +155,9 @@ async def register(env: HubEnv, people: Iterable[Person], wait: bool = False) ->
 
 async def enrol(env: HubEnv, agency: str, people: list[Person]) -> list[str]:
     """Link codes of ``people`` at ``agency``."""
-    async with AgencyClient(agency, env.keys(agency), env.kafka, env.topics) as client:
+    async with AgencyClient(
+        agency, env.keys(agency), env.kafka, env.topics, hub_public_key=env.hub_key
+    ) as client:
         results = await asyncio.gather(
             *(client.enrol(f"{agency}-{p.resident_code}", my_number=p.my_number) for p in people)
         )
@@ -359,7 +360,7 @@ async def test_deenrolled_agency_gets_no_more_notices(env: HubEnv) -> None:
         first = await reg.move(person.resident_code, "住所一", TODAY)
         await until(lambda: len(box["city-shinagawa"].notices) == 1, "the first move")
         async with AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka,
-                                env.topics) as city:  # fmt: skip
+                                env.topics, hub_public_key=env.hub_key) as city:  # fmt: skip
             ack = await city.deenrol(city_code, f"city-shinagawa-{person.resident_code}")
             assert ack.link_code == city_code
             with pytest.raises(HubRefusedError) as again:
@@ -435,11 +436,12 @@ async def test_key_rotation_drill(env: HubEnv) -> None:
         )
 
     provider = ProviderService(b, env.keys(b), env.kafka, env.topics, provide,
-                               group_id=f"{env.topics.prefix}{b}-provider")  # fmt: skip
+                               group_id=f"{env.topics.prefix}{b}-provider",
+                               hub_public_key=env.hub_key)  # fmt: skip
     async with (
         inboxes(env, a, b) as box,
         provider,
-        AgencyClient(a, env.keys(a), env.kafka, env.topics) as client,
+        AgencyClient(a, env.keys(a), env.kafka, env.topics, hub_public_key=env.hub_key) as client,
     ):
         assert await ask(client, a_codes[0]) == {items[0]: "ok"}
         printed = await rotate_with_cli(env, a, grace_s=2)
@@ -491,7 +493,9 @@ async def test_key_rotation_drill(env: HubEnv) -> None:
     assert hub.keyring.current_version(a) == 2
     assert hub.keyring.current_version(b) == 1
     assert await enrol(env, a, people[:2]) == [mapping[c] for c in a_codes[:2]]
-    async with AgencyClient(a, env.keys(a), env.kafka, env.topics) as client:
+    async with AgencyClient(
+        a, env.keys(a), env.kafka, env.topics, hub_public_key=env.hub_key
+    ) as client:
         with pytest.raises(HubRefusedError) as still_expired:
             await client.deenrol(a_codes[5], "old-code")
         assert still_expired.value.code is ErrorCode.EXPIRED_LINK_CODE
@@ -515,7 +519,7 @@ async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEn
     keys = env.keys("jps")
     inbox = InboxReader(
         "jps", env.kafka, env.topics, group_id=f"{env.topics.prefix}agency.jps.main",
-        hub_public_key=keystore.load_hub_signing_key(env.key_dir).public_bytes,
+        hub_public_key=env.hub_bundle,  # the path of hub.public.json
     )  # fmt: skip
     notices: list[LifeEventNotice] = []
 
@@ -532,7 +536,8 @@ async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEn
     )
     async with (
         client, provider, subscriber, inbox,
-        AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka, env.topics) as city,
+        AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka, env.topics,
+                     hub_public_key=env.hub_key) as city,
     ):  # fmt: skip
         jps_code = (await client.enrol("jps-1", my_number=person.my_number)).link_code
         values = await city.request(

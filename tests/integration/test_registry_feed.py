@@ -57,7 +57,9 @@ async def test_publish_waits_until_applied_and_names_what_the_hub_refused(
         assert "applied 3, refused 1" in published.stdout
         assert "refused MALFORMED_MESSAGE: persons.csv:5 register" in published.stderr
         # Applied means committed: an enrolment right away is matched, no retry needed.
-        async with AgencyClient("jps", env.keys("jps"), env.kafka, topics) as jps:
+        async with AgencyClient(
+            "jps", env.keys("jps"), env.kafka, topics, hub_public_key=env.hub_key
+        ) as jps:
             linked = await jps.enrol("J-1", my_number=people[0].my_number)
         assert linked.outcome is EnrolmentOutcome.LINKED
         # `wait` on the same file (from the audit trail's start) gives the same verdicts.

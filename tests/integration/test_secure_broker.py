@@ -36,6 +36,7 @@ from producers.agency_client import AgencyClient
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import keystore
+from renkei.crypto.bundles import bundle_path
 from renkei.operator.acl import desired_acls, sync_acls
 from renkei.operator.directory_file import DirectoryFile, load_directory_file
 from renkei.operator.publish import init_keys, publish
@@ -447,7 +448,8 @@ async def test_the_hub_and_its_clients_work_under_their_principals(
 
         def agency(name: str) -> AgencyClient:
             kafka = d.kafka(f"agency.{name}")
-            return AgencyClient(name, keystore.load(key_dir, name), kafka, topics, grace_s=5)
+            return AgencyClient(name, keystore.load(key_dir, name), kafka, topics, grace_s=5,
+                                hub_public_key=bundle_path(key_dir, "hub"))  # fmt: skip
 
         async with agency("city-shinagawa") as city, agency("jps") as jps:
             city_code = (await city.enrol("S-1", my_number=person.my_number)).link_code
@@ -464,7 +466,7 @@ async def test_the_hub_and_its_clients_work_under_their_principals(
 
         provider = ProviderService(
             "jps", keystore.load(key_dir, "jps"), d.kafka(JPS), topics, answer,
-            group_id=f"{p}agency.jps.provider",
+            group_id=f"{p}agency.jps.provider", hub_public_key=bundle_path(key_dir, "hub"),
         )  # fmt: skip
         async with provider, agency("city-shinagawa") as city:
             values = await city.request(

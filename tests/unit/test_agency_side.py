@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -54,6 +54,7 @@ from schemas.models import (
 )
 
 CODEC = default_codec()
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,19 @@ class _Record:
 
 TOPICS = Topics(prefix="unit.")
 HUB_KEY = SigningKey.generate()
+HUB = HUB_KEY.public_bytes
 
 
 def _keys(agency_id: str) -> AgencyKeys:
     return AgencyKeys(agency_id, SigningKey.generate(), SealingKeyPair.generate())
 
 
+def _signed(message: M) -> M:
+    return sign_message(message, HUB_KEY, CODEC)
+
+
 def _hub(message: Message) -> bytes:
-    return CODEC.encode(sign_message(message, HUB_KEY, CODEC))
+    return CODEC.encode(_signed(message))
 
 
 def _forwarded(
@@ -171,7 +177,7 @@ def _client(keys: AgencyKeys, fake: FakeHub, **kwargs: Any) -> AgencyClient:
 
 
 def _provider(keys: AgencyKeys, handler: Any) -> ProviderService:
-    return ProviderService(keys.agency_id, keys, {}, TOPICS, handler)
+    return ProviderService(keys.agency_id, keys, {}, TOPICS, handler, hub_public_key=HUB)
 
 
 async def _values(request: ForwardedRequest) -> dict[str, Any]:
@@ -237,18 +243,18 @@ async def test_enrolment_result_resolves_the_call_it_answers_and_a_duplicate_is_
 
 
 async def test_dispatch_routes_by_correlation_and_request_id() -> None:
-    client = AgencyClient("city-a", _keys("city-a"), {}, TOPICS)
+    client = AgencyClient("city-a", _keys("city-a"), {}, TOPICS, hub_public_key=HUB)
     enrol = client._calls.register("e" * 32)
     other = client._calls.register("f" * 32)
     asked = client._calls.register("req-7")
-    result = EnrolmentResult(
+    result = _signed(EnrolmentResult(
         header=Header.new("hub", "e" * 32), record_ref="r", outcome=EnrolmentOutcome.NO_MATCH,
         detail="no person matches",
-    )  # fmt: skip
-    refusal = HubError(
+    ))  # fmt: skip
+    refusal = _signed(HubError(
         header=Header.new("hub", "a" * 32), code=ErrorCode.SCENARIO_MISMATCH, detail="no",
         request_id="req-7", retriable=False,
-    )  # fmt: skip
+    ))  # fmt: skip
     assert client.dispatch(result)
     assert client.dispatch(refusal)
     assert enrol.result() is result
@@ -260,17 +266,19 @@ async def test_dispatch_routes_by_correlation_and_request_id() -> None:
 
 
 async def test_messages_nobody_waits_for_are_handed_on() -> None:
-    client = AgencyClient("city-a", _keys("city-a"), {}, TOPICS, unmatched_maxsize=1)
-    notice = LifeEventNotice(
+    client = AgencyClient(
+        "city-a", _keys("city-a"), {}, TOPICS, hub_public_key=HUB, unmatched_maxsize=1
+    )
+    notice = _signed(LifeEventNotice(
         header=Header.new("hub"), link_code="A-CODE", event_id="ev-1", kind=EventKind.MOVED,
         action=EventAction.ORIGINAL, effective_date=date(2025, 1, 1),
         body=PersonMoved(address="大阪市"),
-    )  # fmt: skip
+    ))  # fmt: skip
     assert not client.dispatch(notice)
     assert client.unmatched.get_nowait() is notice
     seen: list[Message] = []
     client.on_unmatched = seen.append
-    late = notice.model_copy(update={"header": Header.new("hub")})
+    late = _signed(notice.model_copy(update={"header": Header.new("hub")}))
     client.dispatch(late)
     assert seen == [late]
     assert client.unmatched_count == 2
@@ -457,10 +465,10 @@ async def test_the_provider_reads_only_forwarded_requests_once() -> None:
 
 
 def test_keys_of_another_agency_are_refused() -> None:
-    with pytest.raises(ConfigurationError):
-        AgencyClient("city-a", _keys("tax-b"), {}, TOPICS)
-    with pytest.raises(ConfigurationError):
-        ProviderService("city-a", _keys("tax-b"), {}, TOPICS, _values)
+    with pytest.raises(ConfigurationError, match="keys of 'tax-b'"):
+        AgencyClient("city-a", _keys("tax-b"), {}, TOPICS, hub_public_key=HUB)
+    with pytest.raises(ConfigurationError, match="keys of 'tax-b'"):
+        ProviderService("city-a", _keys("tax-b"), {}, TOPICS, _values, hub_public_key=HUB)
     with pytest.raises(ConfigurationError):
         RegistryPublisher(_keys("city-a"), {}, TOPICS)
 

@@ -37,6 +37,7 @@ from schemas.models import (
 CODEC = default_codec()
 TOPICS = Topics(prefix="unit.")
 HUB_KEY = SigningKey.generate()
+HUB = HUB_KEY.public_bytes
 TP = "partition-0"  # the reader only uses partitions as keys of its batches and commits
 
 
@@ -71,6 +72,7 @@ class CountingCodec:
 
 
 def _reader(**settings: Any) -> tuple[InboxReader, FakeConsumer]:
+    settings = {"hub_public_key": HUB_KEY.public_bytes, **settings}
     reader = InboxReader("jps", {}, TOPICS, group_id="unit.jps", **settings)
     consumer = FakeConsumer()
     reader._consumer = consumer  # stands in for a started, positioned AIOKafkaConsumer
@@ -167,7 +169,7 @@ async def test_a_handler_that_raised_gets_its_message_again() -> None:
         return True
 
     reader.route(LifeEventNotice, flaky)
-    notice = _notice()
+    notice = sign_message(_notice(), HUB_KEY, CODEC)
     with pytest.raises(RuntimeError):
         await reader.dispatch(notice)
     assert await reader.dispatch(notice)
@@ -177,7 +179,7 @@ async def test_a_handler_that_raised_gets_its_message_again() -> None:
 
 async def test_each_record_is_decoded_once_for_client_provider_and_subscriber() -> None:
     codec = CountingCodec()
-    inbox = InboxReader("jps", {}, TOPICS, group_id="unit.jps", codec=codec)  # type: ignore[arg-type]
+    inbox = InboxReader("jps", {}, TOPICS, group_id="unit.jps", codec=codec, hub_public_key=HUB)  # type: ignore[arg-type]  # fmt: skip
     inbox._consumer = FakeConsumer()
     keys = _keys()
     notices: list[LifeEventNotice] = []
@@ -228,7 +230,7 @@ async def test_bad_signatures_and_undecodable_records_are_refused_with_typed_err
     assert await reader.handle_batch({TP: records}) == {TP: 4}
     assert isinstance(refused[0], SignatureError)
     assert [isinstance(e, DecodeError) for e in refused] == [False, True, True]
-    assert "not signed by the hub" in str(refused[0])
+    assert "signed by another key: not the hub's signature" in str(refused[0])
     assert (reader.bad_signatures, reader.undecodable) == (1, 2)
     assert len(handled.messages) == 1  # only the genuine one
     assert consumer.commits == [{TP: 4}]  # refused records are handled by being dropped
@@ -312,7 +314,7 @@ async def test_a_stopped_batch_commits_what_was_handled() -> None:
 
 
 async def test_without_a_group_nothing_is_committed() -> None:
-    reader = InboxReader("jps", {}, TOPICS)
+    reader = InboxReader("jps", {}, TOPICS, hub_public_key=HUB)
     consumer = FakeConsumer()
     reader._consumer = consumer
     reader.route(EnrolmentResult, Handled())
@@ -325,23 +327,28 @@ async def test_without_a_group_nothing_is_committed() -> None:
 
 def test_sharing_a_reader_is_checked() -> None:
     keys = _keys()
-    balanced = InboxReader("jps", {}, TOPICS, group_id="g", share_partitions=True)
+    balanced = InboxReader("jps", {}, TOPICS, group_id="g", share_partitions=True, hub_public_key=HUB)  # fmt: skip  # noqa: E501
     with pytest.raises(ConfigurationError, match="every partition"):
         AgencyClient("jps", keys, {}, TOPICS, inbox=balanced)
     with pytest.raises(ConfigurationError, match="group_id"):
         ProviderService("jps", keys, {}, TOPICS, _no_data, group_id="g", inbox=balanced)
     with pytest.raises(ConfigurationError, match="city-a"):
-        LifecycleSubscriber("jps", keys, {}, TOPICS, {}, inbox=InboxReader("city-a", {}, TOPICS))
+        LifecycleSubscriber(
+            "jps", keys, {}, TOPICS, {}, inbox=InboxReader("city-a", {}, TOPICS, hub_public_key=HUB)
+        )
     with pytest.raises(ConfigurationError, match="group_id"):
-        InboxReader("jps", {}, TOPICS, share_partitions=True)
+        InboxReader("jps", {}, TOPICS, share_partitions=True, hub_public_key=HUB)
     with pytest.raises(ConfigurationError, match="max_batch"):
-        InboxReader("jps", {}, TOPICS, max_batch=0)
+        InboxReader("jps", {}, TOPICS, max_batch=0, hub_public_key=HUB)
+    with pytest.raises(ConfigurationError, match="verify_hub"):
+        ProviderService("jps", keys, {}, TOPICS, _no_data, group_id="g", verify_hub=False, inbox=balanced)  # fmt: skip  # noqa: E501
     codec: Codec = CODEC
-    assert ProviderService("jps", keys, {}, TOPICS, _no_data, codec=codec).reader.codec is codec
+    provider = ProviderService("jps", keys, {}, TOPICS, _no_data, codec=codec, hub_public_key=HUB)
+    assert provider.reader.codec is codec
 
 
 async def test_run_before_start_is_refused() -> None:
-    reader = InboxReader("jps", {}, TOPICS)
+    reader = InboxReader("jps", {}, TOPICS, hub_public_key=HUB)
     with pytest.raises(ConfigurationError, match="before start"):
         await reader.run()
     provider = ProviderService("jps", _keys(), {}, TOPICS, _no_data, inbox=reader)

@@ -236,9 +236,11 @@ async def test_subscriber_dispatches_by_kind_skips_the_rest_and_deduplicates(
             raise failures.pop()
         handled.append(notice)
 
+    # Messages built here, unsigned: routing is the subject (signatures: test_inbox.py).
     subscriber = LifecycleSubscriber(
-        "jps", keystore.load(tmp_path, "jps"), {}, Topics(), {EventKind.DIED: on_death}
-    )
+        "jps", keystore.load(tmp_path, "jps"), {}, Topics(), {EventKind.DIED: on_death},
+        verify_hub=False,
+    )  # fmt: skip
     death = LifeEventNotice(
         header=Header.new("hub"), link_code="c", event_id="e", kind=EventKind.DIED,
         action=EventAction.ORIGINAL, effective_date=DAY, body=PersonDied(date_of_death=DAY),
@@ -274,7 +276,7 @@ def test_subscriber_refuses_another_agencys_keys(tmp_path: Path) -> None:
     init_keys(tmp_path)
     keys: Any = keystore.load(tmp_path, "jasso")
     with pytest.raises(Exception, match="jasso"):
-        LifecycleSubscriber("jps", keys, {}, Topics(), {})
+        LifecycleSubscriber("jps", keys, {}, Topics(), {}, verify_hub=False)
 
 
 # -- spliced encodings ---------------------------------------------------------------------
