@@ -129,8 +129,8 @@ class ProviderService(InboxService):
     concurrently; their offsets are committed once every answer is acknowledged.
     Parameters before ``handler`` and the keyword-only reader settings are
     :class:`~consumers.service.InboxService`'s; a reader of its own defaults to the
-    group ``"<agency_id>-provider"``, whose members share the partitions, and 500
-    records per poll.
+    group ``"<prefix>agency.<agency_id>.provider"`` (within the agency principal's ACLs),
+    whose members share the partitions, and 500 records per poll.
 
     :param handler: looks the values up; ``None`` means NO_DATA. An exception answers
         REFUSED with a fixed detail (never the exception's text, which may hold data).
@@ -151,8 +151,8 @@ class ProviderService(InboxService):
         self.reader.route(ForwardedRequest, self._on_forwarded, ordered=False)
 
     def _reader_defaults(self) -> dict[str, Any]:
-        return {"group_id": f"{self.agency_id}-provider", "share_partitions": True,
-                "max_batch": 500}  # fmt: skip
+        return {"group_id": f"{self.topics.prefix}agency.{self.agency_id}.provider",
+                "share_partitions": True, "max_batch": 500}  # fmt: skip
 
     async def _on_forwarded(self, request: ForwardedRequest) -> bool:
         answer = await self.answer(request)

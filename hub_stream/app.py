@@ -7,10 +7,12 @@ produces in Kafka transactions of whole batches, because faust's per-event agent
 reach the hub's throughput target and its exactly-once path has open defects
 (``docs/architecture.md`` explains both).
 
-Each worker's faust app id includes its worker id, so every worker reads the whole
-directory rather than sharing its one partition with the others. faust's data folder
-(``<app id>-data``, which faust would otherwise create in the current directory) lives
-under ``$RENKEI_HOME/hub/``.
+Each worker's faust app id (``<group id>-control-<worker id>``, so ``<prefix>hub-control-
+worker-1`` by default: its consumer group, within the hub principal's ACLs) includes its
+worker id, so every worker reads the whole directory rather than sharing its one
+partition with the others. faust connects with the same TLS and SASL settings as the
+data plane (``KafkaSettings``). faust's data folder (``<app id>-data``, which faust would
+otherwise create in the current directory) lives under ``$RENKEI_HOME/hub/``.
 """
 
 from __future__ import annotations
@@ -18,13 +20,31 @@ from __future__ import annotations
 from typing import Any
 
 import faust
+from faust.auth import Credentials, SASLCredentials, SSLCredentials
 
 from renkei.settings import KafkaSettings
 
 from .settings import HubSettings
 from .worker import HubService
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "faust_credentials"]
+
+
+def faust_credentials(kafka: KafkaSettings) -> Credentials | None:
+    """``KafkaSettings``' TLS and SASL settings as faust's ``broker_credentials``.
+
+    :raises ConfigurationError: as :meth:`KafkaSettings.kafka_kwargs`.
+    """
+    options = kafka.kafka_kwargs()
+    context = options.get("ssl_context")
+    if "sasl_mechanism" in options:
+        return SASLCredentials(
+            username=options["sasl_plain_username"],
+            password=options["sasl_plain_password"],
+            ssl_context=context,
+            mechanism=options["sasl_mechanism"],
+        )
+    return SSLCredentials(context) if context is not None else None
 
 
 def create_app(
@@ -34,12 +54,13 @@ def create_app(
     kafka = kafka or KafkaSettings()
     settings = settings or HubSettings()
     bootstrap = kafka.resolved_bootstrap()
-    app_id = f"renkei-hub-control-{settings.topic_prefix}{settings.worker_id}"
+    app_id = settings.control_app_id
     data_home = kafka.home.absolute() / "hub"
     data_home.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in bootstrap.split(",")],
+        broker_credentials=faust_credentials(kafka),
         store="memory://",
         # faust formats the path with its config: a brace in RENKEI_HOME must stay one.
         datadir=str(data_home / f"{app_id}-data").replace("{", "{{").replace("}", "}}"),

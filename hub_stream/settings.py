@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["HubSettings"]
+
+_HUB = "hub"
+"""The hub principal's names start with ``<prefix>hub`` (``principals.service_prefix``)."""
 
 
 class HubSettings(BaseSettings):
@@ -23,7 +26,10 @@ class HubSettings(BaseSettings):
         default=3, description="RENKEI_HUB_PARTITIONS: partitions of the topics the hub creates."
     )
     group_id: str = Field(
-        default="renkei-hub", description="RENKEI_HUB_GROUP_ID: consumer group of all workers."
+        default="",
+        description="RENKEI_HUB_GROUP_ID: consumer group of all workers; its transactional "
+        "ids are <group_id>-<worker_id>. Default <topic_prefix>hub; it must start with "
+        "that, which the hub principal's ACLs allow (docs/security.md).",
     )
     worker_id: str = Field(
         default="worker-1",
@@ -113,3 +119,27 @@ class HubSettings(BaseSettings):
         description="RENKEI_HUB_AUDIT_WITHHELD_SCENARIOS: comma-separated scenario ids whose "
         "audit records are not disclosable (the portal hides them until released).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _group_of_the_prefix(cls, data: Any) -> Any:
+        # One naming everywhere, secure or not: the hub principal may use the groups and
+        # transactional ids under "<prefix>hub" only (renkei/operator/principals.py).
+        if isinstance(data, dict) and not data.get("group_id"):
+            return {**data, "group_id": f"{data.get('topic_prefix', '')}{_HUB}"}
+        return data
+
+    @model_validator(mode="after")
+    def _group_fits_the_acls(self) -> HubSettings:
+        if not self.group_id.startswith(f"{self.topic_prefix}{_HUB}"):
+            raise ValueError(
+                f"RENKEI_HUB_GROUP_ID={self.group_id!r} must start with "
+                f"{self.topic_prefix + _HUB!r} (the topic prefix, then 'hub'): the hub's "
+                "ACLs allow only those consumer groups and transactional ids"
+            )
+        return self
+
+    @property
+    def control_app_id(self) -> str:
+        """The faust control app's id, which is its consumer group: one per worker."""
+        return f"{self.group_id}-control-{self.worker_id}"

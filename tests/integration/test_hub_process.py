@@ -108,7 +108,7 @@ async def test_ready_file_and_health_endpoint_follow_the_hub(
     # faust's data folder lives under RENKEI_HOME, not in the working directory.
     assert data_folders(tmp_path) == []
     assert data_folders(tmp_path / "home" / "hub") == [
-        f"renkei-hub-control-{topics.prefix}worker-1-data"
+        f"{topics.prefix}hub-control-worker-1-data"
     ]
 
 
