@@ -251,6 +251,8 @@ class Demo:
             table.add_row(f"hub {key}", str(value))
         dups = sum(c.duplicates_dropped for c in self.clients.values())
         table.add_row("duplicates dropped by agencies", str(dups))
+        forged = sum(c.bad_signatures for c in self.clients.values())
+        table.add_row("refused by agencies: not the hub's signature", str(forged))
         self.console.print(table)
 
 
