@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from consumers.provider import ProviderService
+from hub_stream.deadletters import open_letter
 from producers.agency_client import AgencyClient
 from producers.population import Person, duplicate_groups, generate_population
 from producers.registry_publisher import RegistryPublisher
@@ -78,9 +79,7 @@ async def wait_registered(kafka: dict[str, Any], topics: Topics, count: int) -> 
 
 
 def client(env: HubEnv, agency: str) -> AgencyClient:
-    return AgencyClient(
-        agency, env.keys(agency), env.kafka, env.topics, grace_s=5, hub_public_key=env.hub_key
-    )
+    return AgencyClient(agency, env.keys(agency), env.kafka, env.topics, grace_s=5)
 
 
 async def pension_handler(request: ForwardedRequest) -> dict[str, Any] | None:
@@ -162,9 +161,7 @@ async def test_exchange_answers_with_sealed_values(env: HubEnv) -> None:
         seen.append(request)
         return {item: f"value of {item}" for item in request.items}
 
-    provider = ProviderService(
-        "jps", env.keys("jps"), env.kafka, env.topics, handler, hub_public_key=env.hub_key
-    )
+    provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, handler)
     async with provider, client(env, "city-shinagawa") as city:
         values = await city.request(
             link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
@@ -251,8 +248,7 @@ async def test_provider_declines_and_deadline_times_out(env: HubEnv) -> None:
             return None
 
         provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, no_data,
-                                   group_id=f"{env.topics.prefix}jps-late",
-                                   hub_public_key=env.hub_key)  # fmt: skip
+                                   group_id=f"{env.topics.prefix}jps-late")  # fmt: skip
         async with provider:
             with pytest.raises(ProviderDeclinedError):
                 await city.request(
@@ -282,16 +278,18 @@ async def test_malformed_bytes_go_to_dead_letters_and_traffic_continues(env: Hub
     letters = await read_topic(env.kafka, env.topics.deadletter, lambda got: len(got) >= 2)
     assert all(isinstance(m, DeadLetter) for m in letters)
     assert {m.reason for m in letters} == {ErrorCode.MALFORMED_MESSAGE}
-    assert {m.value for m in letters} == {b"\xc3\x01garbage-bytes", b"not avro at all"}
+    # Sealed to the operators: only their key gives the input back.
+    operators = env.keys("operator").sealing
+    opened = {open_letter(m, operators).value for m in letters}
+    assert opened == {b"\xc3\x01garbage-bytes", b"not avro at all"}
+    assert not {m.value for m in letters} & opened
 
 
 async def test_bad_signature_is_refused(env: HubEnv) -> None:
     people = generate_population(2, seed=23)
     await register_all(env, people)
     # jasso's client signs with city-osaka's key: the hub must refuse it.
-    impostor = AgencyClient(
-        "jasso", env.keys("jasso"), env.kafka, env.topics, hub_public_key=env.hub_key
-    )
+    impostor = AgencyClient("jasso", env.keys("jasso"), env.kafka, env.topics)
     impostor.keys = AgencyKeys("jasso", env.keys("city-osaka").signing, env.keys("jasso").sealing)
     async with impostor:
         with pytest.raises(HubRefusedError) as caught:
@@ -310,9 +308,7 @@ async def test_late_answer_and_deenrolled_requester(env: HubEnv) -> None:
         await asyncio.sleep(2.5)  # past the 1.5 s deadline
         return dict.fromkeys(request.items, "too late")
 
-    provider = ProviderService(
-        "jps", env.keys("jps"), env.kafka, env.topics, slow, hub_public_key=env.hub_key
-    )
+    provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, slow)
     async with provider, client(env, "city-shinagawa") as city:
         with pytest.raises(HubRefusedError) as caught:
             await city.request(
