@@ -79,7 +79,9 @@ async def wait_registered(kafka: dict[str, Any], topics: Topics, count: int) -> 
 
 
 def client(env: HubEnv, agency: str) -> AgencyClient:
-    return AgencyClient(agency, env.keys(agency), env.kafka, env.topics, grace_s=5)
+    return AgencyClient(
+        agency, env.keys(agency), env.kafka, env.topics, grace_s=5, hub_public_key=env.hub_key
+    )
 
 
 async def pension_handler(request: ForwardedRequest) -> dict[str, Any] | None:
@@ -161,7 +163,9 @@ async def test_exchange_answers_with_sealed_values(env: HubEnv) -> None:
         seen.append(request)
         return {item: f"value of {item}" for item in request.items}
 
-    provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, handler)
+    provider = ProviderService(
+        "jps", env.keys("jps"), env.kafka, env.topics, handler, hub_public_key=env.hub_key
+    )
     async with provider, client(env, "city-shinagawa") as city:
         values = await city.request(
             link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
@@ -248,7 +252,8 @@ async def test_provider_declines_and_deadline_times_out(env: HubEnv) -> None:
             return None
 
         provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, no_data,
-                                   group_id=f"{env.topics.prefix}jps-late")  # fmt: skip
+                                   group_id=f"{env.topics.prefix}jps-late",
+                                   hub_public_key=env.hub_key)  # fmt: skip
         async with provider:
             with pytest.raises(ProviderDeclinedError):
                 await city.request(
@@ -289,7 +294,9 @@ async def test_bad_signature_is_refused(env: HubEnv) -> None:
     people = generate_population(2, seed=23)
     await register_all(env, people)
     # jasso's client signs with city-osaka's key: the hub must refuse it.
-    impostor = AgencyClient("jasso", env.keys("jasso"), env.kafka, env.topics)
+    impostor = AgencyClient(
+        "jasso", env.keys("jasso"), env.kafka, env.topics, hub_public_key=env.hub_key
+    )
     impostor.keys = AgencyKeys("jasso", env.keys("city-osaka").signing, env.keys("jasso").sealing)
     async with impostor:
         with pytest.raises(HubRefusedError) as caught:
@@ -308,7 +315,9 @@ async def test_late_answer_and_deenrolled_requester(env: HubEnv) -> None:
         await asyncio.sleep(2.5)  # past the 1.5 s deadline
         return dict.fromkeys(request.items, "too late")
 
-    provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, slow)
+    provider = ProviderService(
+        "jps", env.keys("jps"), env.kafka, env.topics, slow, hub_public_key=env.hub_key
+    )
     async with provider, client(env, "city-shinagawa") as city:
         with pytest.raises(HubRefusedError) as caught:
             await city.request(
