@@ -46,7 +46,8 @@ def build(mode: str, count: int) -> tuple[Hub, list[Record]]:
     init_keys(keys)
     topics = Topics("p.")
     master = MasterSecret.from_file(keys / "master.key")
-    settings = HubSettings(signatures=mode)  # type: ignore[arg-type]
+    # The key folder holds the pinned operators' and registry's bundles the hub reads.
+    settings = HubSettings(signatures=mode, key_dir=keys)  # type: ignore[arg-type]
     hub = Hub(topics, KeyRing(master), keystore.load_hub_signing_key(keys), settings)
     file = load_directory_file()
     ids = [a.agency_id for a in file.agencies] + [s[0] for s in SENDERS]
