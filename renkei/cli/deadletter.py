@@ -10,6 +10,9 @@ personal data, or write the raw value to a file (``--out``, mode 0600) instead.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -93,7 +96,19 @@ def open_command(
     try:
         message = codec.decode(opened.value)
     except ContractError:
-        console.print(f"value ({len(opened.value)} bytes, not a message): {opened.value.hex()}")
+        # soft_wrap: one unbroken line of hex, to copy as it is
+        what = f"value ({len(opened.value)} bytes, not a message): {opened.value.hex()}"
+        console.print(what, soft_wrap=True)
         return
     console.print(f"value: {type(message).__name__}", markup=False)
-    console.print(message.model_dump_json(indent=2), markup=False)
+    text = json.dumps(message.model_dump(), default=_plain, ensure_ascii=False, indent=2)
+    console.print(text, markup=False, soft_wrap=True)
+
+
+def _plain(value: object) -> str:
+    """JSON for what a message holds besides text and numbers: bytes as base64, dates ISO."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value)

@@ -10,6 +10,9 @@ logged, searched for the population's numbers, names, kana, addresses and birth 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +195,70 @@ async def test_no_identifier_in_clear_in_hub_topics_errors_or_logs(
     found["log"] = leaks(caplog.text, secrets)
     assert {where: hits for where, hits in found.items() if hits} == {}
     assert any(r.name.startswith("hub_stream") for r in caplog.records)  # it did log the run
+
+
+def deadletter_cli(env: HubEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "RENKEI_BOOTSTRAP": env.kafka["bootstrap_servers"],
+        "RENKEI_HUB_TOPIC_PREFIX": env.topics.prefix,
+        "RENKEI_HUB_KEY_DIR": str(env.key_dir),
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "renkei", "deadletter", *args],
+        capture_output=True, text=True, env=environment, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_operators_list_and_open_dead_letters(env: HubEnv, tmp_path: Path) -> None:
+    person = generate_population(1, seed=53)[0]
+    whole = EnrolmentRequest(
+        header=Header.new("jps"), record_ref="J-cut", my_number=person.my_number,
+        basic4=basic4_of(person), capacity="",
+    )  # fmt: skip
+    truncated = CODEC.encode(sign_message(whole, env.keys("jps").signing, CODEC))[:-3]
+    valid_but_unsigned = CODEC.encode(whole)  # refused, not parked: no letter
+    producer = AIOKafkaProducer(**env.kafka)
+    await producer.start()
+    try:
+        for value in (valid_but_unsigned, truncated):
+            await producer.send_and_wait(env.topics.agency_out("jps"), value, key=b"J-cut")
+    finally:
+        await producer.stop()
+    (letter,) = await read_topic(env.kafka, env.topics.deadletter, lambda got: len(got) >= 1)
+    listed = deadletter_cli(env, "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "1 letter(s)" in listed.stdout
+    assert f"{env.topics.agency_out('jps')}@" in listed.stdout
+    assert "(sealed)" in listed.stdout
+    assert person.my_number not in listed.stdout
+    offset = str(0)
+    opened = deadletter_cli(env, "open", "--offset", offset)
+    assert opened.returncode == 0, opened.stderr
+    assert "key: b'J-cut'" in opened.stdout
+    assert truncated.hex() in opened.stdout  # not a message any more: shown as hex
+    out = tmp_path / "letter.bin"
+    written = deadletter_cli(env, "open", "--offset", offset, "--out", str(out))
+    assert written.returncode == 0, written.stderr
+    assert out.read_bytes() == truncated
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert person.my_number not in written.stdout
+    # A registry event nobody pinned signed: parked whole, opened as the message it is.
+    forger = AgencyKeys("registry", SigningKey.generate(), env.keys("registry").sealing)
+    async with RegistryPublisher(forger, env.kafka, env.topics) as registry:
+        await registry.register(
+            person.resident_code, person.my_number, basic4_of(person), person.birth_date
+        )
+    raw = await read_topic(
+        env.kafka, env.topics.deadletter, lambda got: len(got) >= 2, decode=False
+    )
+    event = deadletter_cli(env, "open", "--offset", str(raw[1].offset))  # markers take offsets
+    assert event.returncode == 0, event.stderr
+    assert "BAD_SIGNATURE" in event.stdout
+    assert "value: RegistryEvent" in event.stdout
+    assert person.my_number in event.stdout  # the operators see what it held
+    missing = deadletter_cli(env, "open", "--offset", "99")
+    assert missing.returncode == 2
+    assert "no record at offset 99" in missing.stderr
+    assert letter.value not in (truncated, b"")
