@@ -3,6 +3,9 @@
 The broker comes from, in this order: ``RENKEI_BOOTSTRAP`` (CI starts one with
 ``renkei kafka up`` and names it), a testcontainers KRaft Kafka when a Docker engine
 answers, or a single node started here from the Maven Central jars and stopped at the end.
+
+With ``RENKEI_TEST_SECURE=1`` it is the secure cluster of ``secure_kafka`` instead, and
+``principals`` gives each actor its own login (``tests/integration/principals.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pytest
 
 from infra.kafka import LocalCluster
 from renkei.topics import Topics
+from tests.integration.principals import SECURE, Principals
 
 
 def _docker_answers() -> bool:
@@ -60,8 +64,14 @@ def _free_base_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """Bootstrap address of a real Kafka broker for the whole session."""
+    if SECURE:
+        home: Path = request.getfixturevalue("secure_kafka")
+        yield Principals("", home).settings("admin").resolved_bootstrap()
+        return
     external = os.environ.get("RENKEI_BOOTSTRAP")
     if external:
         yield external
@@ -85,13 +95,23 @@ def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     Started here from the Maven Central jars on free ports, whatever ``RENKEI_BOOTSTRAP``
     says, with a principal for every agency of the sample directory and every service;
-    ``KafkaSettings.for_principal(name, home)`` gives each one's settings.
+    ``KafkaSettings.for_principal(name, home)`` gives each one's settings. With
+    ``RENKEI_TEST_SECURE=1``, the secure cluster running under ``RENKEI_HOME`` if there is
+    one (left running afterwards).
     """
     from renkei.operator.directory_file import load_directory_file
     from renkei.operator.principals import principal_names
 
-    home = tmp_path_factory.mktemp("secure-home")
     principals = principal_names(load_directory_file())
+    if SECURE and os.environ.get("RENKEI_HOME"):
+        shared = Path(os.environ["RENKEI_HOME"]).resolve()
+        running = LocalCluster(shared / "kafka", secure=True, principals=principals)
+        state = running.state()
+        if state is not None and state.secure and running.running_pids():
+            running.up()  # running already: only gives new principals a login
+            yield shared
+            return
+    home = tmp_path_factory.mktemp("secure-home")
     cluster = LocalCluster(
         home / "kafka", base_port=_free_base_port(), secure=True, principals=principals
     )
@@ -108,14 +128,21 @@ def topic_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}."
 
 
+@pytest.fixture(scope="session")
+def principals(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Principals:
+    """How each actor connects: one login each on a secure cluster, else one for all."""
+    home = request.getfixturevalue("secure_kafka") if SECURE else None
+    return Principals(kafka_bootstrap, home)
+
+
 @pytest.fixture
-async def drop_test_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIterator[None]:
+async def drop_test_topics(principals: Principals, topic_prefix: str) -> AsyncIterator[None]:
     """Delete the test's topics afterwards: a broker keeps files open for every partition,
     and a whole suite's worth of them would exhaust its file limit (``ulimit -n``)."""
     yield
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**principals.admin)
     await admin.start()
     try:
         mine = [t for t in await admin.list_topics() if t.startswith(topic_prefix)]
@@ -123,6 +150,14 @@ async def drop_test_topics(kafka_bootstrap: str, topic_prefix: str) -> AsyncIter
             await admin.delete_topics(mine)
     finally:
         await admin.close()
+    if principals.secure:  # and its ACLs, or every sync would read all tests' bindings
+        from infra.kafka.acls import delete_acls, describe_acls
+        from infra.kafka.wire import admin_client, broker_ids
+        from renkei.operator.acl import in_scope
+
+        async with admin_client(principals.admin) as client:
+            held = await describe_acls(client, broker_ids(client)[0])
+            await delete_acls(client, [b for b in held if in_scope(b, Topics(topic_prefix))])
 
 
 @pytest.fixture

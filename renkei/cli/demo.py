@@ -1,4 +1,4 @@
-"""``renkei demo``: start Kafka unless one is given, then run the demo on it."""
+"""``renkei demo [--secure]``: start Kafka unless one is given, then run the demo on it."""
 
 from __future__ import annotations
 
@@ -18,17 +18,52 @@ __all__ = ["demo"]
 @friendly_errors
 def demo(
     people: Annotated[int, typer.Option(help="Size of the synthetic population.")] = 300,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            "--secure",
+            help="Run on the local secure cluster (TLS + SASL/SCRAM-SHA-512, ACLs), started "
+            "if needed: the admin syncs the run's ACLs and every actor logs in as its own "
+            "principal. Ignores RENKEI_BOOTSTRAP.",
+        ),
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="First broker port of a cluster started here.",
+            envvar="RENKEI_KAFKA_PORT",
+        ),
+    ] = 19092,
+    prefix: Annotated[
+        str | None,
+        typer.Option(help="Topic prefix of the run; default demo-<time>-<hex>."),
+    ] = None,
 ) -> None:
     """Registry, hub and agencies exchanging data on a local Kafka, with a summary."""
     from infra.kafka import LocalCluster
-    from renkei.demo import run_demo
+    from renkei.demo import Connections, run_demo, secure_cluster
+    from renkei.operator.directory_file import load_directory_file
 
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = KafkaSettings()
-    bootstrap = settings.bootstrap
-    if not bootstrap:
-        console.print("starting Kafka (renkei kafka up) …")
-        bootstrap = LocalCluster(settings.home / "kafka").up(timeout_s=120)
-        console.print(f"Kafka at {bootstrap} — `renkei kafka down` stops it")
-    asyncio.run(run_demo(bootstrap, settings.home, people))
+    home = settings.home
+    if secure:
+        cluster = secure_cluster(settings.home, port, load_directory_file())
+        home = cluster.home.parent
+        console.print(f"starting (or joining) the secure Kafka in {cluster.home} …")
+        bootstrap = cluster.up(timeout_s=120)
+        stop = "renkei kafka down"
+        if home != settings.home.resolve():
+            stop = f"RENKEI_HOME={home} {stop}"
+        console.print(f"secure Kafka at {bootstrap} — `{stop}` stops it", soft_wrap=True)
+        connections = Connections.secure(home)
+    else:
+        if not settings.bootstrap:
+            console.print("starting Kafka (renkei kafka up) …")
+            bootstrap = LocalCluster(home / "kafka", base_port=port).up(timeout_s=120)
+            console.print(f"Kafka at {bootstrap} — `renkei kafka down` stops it")
+            settings = settings.model_copy(update={"bootstrap": bootstrap})
+        connections = Connections.shared(settings)
+    asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console))

@@ -1,9 +1,10 @@
-"""``renkei demo``: a hub, a registry and six agencies on a real Kafka, as it happens.
+"""The demo's run: its actors and what they do, in order.
 
-The registry publishes a synthetic population; agencies enrol their records (some by My
-Number, some by the basic-4 as their own files spell it); providers answer with values
-sealed to the requester; requesters ask under the scenario table — including requests
-the hub must refuse and one nobody answers; life events fan out. A summary table ends it.
+On a secure cluster the admin first grants the run's ACLs (``renkei acl sync`` for its
+prefix); the operators publish the directory (creating the topics), the hub starts, each
+agency pins the hub's key from ``hub.directory``, the registry publishes the people,
+agencies enrol them, providers answer, requesters ask (refusals and a timeout
+included), the registry records life events, and the agencies count the notices.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import asyncio
 import contextlib
 import hashlib
 import random
-import statistics
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from consumers.provider import ProviderService
 from hub_stream.settings import HubSettings
@@ -29,18 +29,19 @@ from producers.population import Person, agency_view, generate_population
 from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import keystore
 from renkei.crypto.bundles import bundle_path, read_bundle
-from renkei.errors import ExchangeError, HubRefusedError
-from renkei.operator.directory_file import Scenario, load_directory_file
+from renkei.operator.acl import sync_acls
+from renkei.operator.directory_file import load_directory_file
 from renkei.operator.hub_key import hub_key_from_directory
+from renkei.operator.principals import ADMIN, HUB, OPERATOR, REGISTRY
 from renkei.operator.publish import init_keys, publish
-from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice, Message, Sex
 
-__all__ = ["run_demo"]
+from .asking import HOLDERS, OFFLINE, Asking
+from .connections import Connections
+from .summary import DemoSummary
 
-HOLDERS = ("city-shinagawa", "city-osaka", "jps", "kyokai-kenpo", "jasso")
-OFFLINE = "mhlw-hellowork"  # holds people, but its system is down: requests time out
+__all__ = ["Demo", "default_prefix"]
 
 
 def _value(item: str, link_code: str) -> Any:
@@ -56,21 +57,47 @@ def _basic4(view: Any) -> Basic4:
                   sex=Sex(view.sex), address=view.address)  # fmt: skip
 
 
-class Demo:
-    """One demo run under its own topic prefix."""
+def default_prefix() -> str:
+    """A topic prefix of its own for each run: the time, and a few random letters."""
+    return f"demo-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}."
 
-    def __init__(self, bootstrap: str, home: Path, people: int, console: Console) -> None:
+
+LIFE_EVENTS = 6
+"""What :meth:`Demo._life_events` records: 4 moves, a death and its annulment."""
+
+
+class Demo:
+    """One demo run under its own topic prefix.
+
+    :param connections: how each actor reaches Kafka.
+    :param home: ``RENKEI_HOME``; the run's keys go to ``<home>/demo-keys``.
+    :param people: size of the synthetic population.
+    :param prefix: the topic prefix; :func:`default_prefix` when not given.
+    :param exchanges: requests of the main batch (some are skipped when the two agencies
+        share nobody).
+    """
+
+    def __init__(
+        self,
+        connections: Connections,
+        home: Path,
+        people: int,
+        console: Console,
+        *,
+        prefix: str | None = None,
+        exchanges: int = 300,
+    ) -> None:
         self.console = console
-        self.kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
-        self.bootstrap = bootstrap
-        self.topics = Topics(f"demo-{time.strftime('%Y%m%d%H%M%S')}.")
+        self.connections = connections
+        self.topics = Topics(prefix if prefix is not None else default_prefix())
         self.key_dir = home / "demo-keys"
+        self.exchanges = exchanges
         self.population = generate_population(people, seed=2026, duplicates=2)
         self.rng = random.Random(2026)  # noqa: S311 - synthetic data, not security
         self.codes: dict[str, dict[str, str]] = {a: {} for a in (*HOLDERS, OFFLINE)}
         self.clients: dict[str, AgencyClient] = {}
         self.outcomes: Counter[str] = Counter()
-        self.latencies: list[float] = []
+        self.asking = Asking(self.clients, self.codes, self.outcomes, self.say, self.rng)
         self.notices: Counter[str] = Counter()
         self.hub_key = b""
         """The hub's verification key, once pinned."""
@@ -78,14 +105,15 @@ class Demo:
     def say(self, text: str) -> None:
         self.console.print(text, highlight=False)
 
-    async def run(self) -> None:
+    async def run(self) -> DemoSummary:
+        """Run every scene, print the summary table and return it."""
         init_keys(self.key_dir)
-        await publish(
-            KafkaSettings(bootstrap=self.bootstrap), self.topics.prefix, self.key_dir, None
-        )
-        settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir,
-                               group_id=f"{self.topics.prefix}hub")  # fmt: skip
-        hub = HubService(self.kafka, settings)
+        if self.connections.is_secure:
+            await self._grant()
+        await publish(self.connections.settings(OPERATOR), self.topics.prefix, self.key_dir, None)
+        # The default group (<prefix>hub) is the one the hub principal's ACLs allow.
+        settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir)
+        hub = HubService(self.connections.kafka(HUB), settings)
         await hub.start()
         self.say(f"[bold]hub[/] running, topics under [cyan]{self.topics.prefix}[/]")
         try:
@@ -100,7 +128,8 @@ class Demo:
                 await asyncio.sleep(0.05)
             for agency in (*HOLDERS, OFFLINE):
                 self.clients[agency] = AgencyClient(
-                    agency, keystore.load(self.key_dir, agency), self.kafka, self.topics,
+                    agency, keystore.load(self.key_dir, agency),
+                    self.connections.agency(agency), self.topics,
                     on_unmatched=self._unmatched, hub_public_key=self.hub_key,
                 )  # fmt: skip
                 await self.clients[agency].start()
@@ -108,29 +137,45 @@ class Demo:
             async with contextlib.AsyncExitStack() as providers:
                 for agency in HOLDERS:  # each provider answers in the background
                     await providers.enter_async_context(self._provider(agency))
-                await self._exchanges()
+                await self.asking.batch(self.exchanges)
+                await self.asking.refusals()
                 await self._life_events()
-                await asyncio.sleep(1.5)  # let the last notices arrive
-            self._summary(hub)
+                await self._notices_delivered(hub)
+            summary = self._summary(hub)
         finally:
             for client in self.clients.values():
                 await client.stop()
             await hub.stop()
+        self.console.print(summary.table())
+        return summary
+
+    async def _grant(self) -> None:
+        """As ``renkei acl sync --prefix P``: the admin grants what the directory says."""
+        report = await sync_acls(self.connections.kafka(ADMIN), load_directory_file(), self.topics)
+        self.say(f"[bold]admin[/] granted {len(report.added) + report.kept} ACLs under "
+                 f"[cyan]{self.topics.prefix}[/]: every actor logs in as its own principal "
+                 "(TLS + SASL/SCRAM-SHA-512)")  # fmt: skip
 
     async def _pin_hub_key(self) -> None:
-        """As an agency does: the hub's key from hub.directory, checked against the operators'.
+        """As agencies do: the hub's key from hub.directory, checked against the operators'.
 
-        Every agency reader refuses what this key did not sign.
+        Each agency reads it under its own principal; every agency reader then refuses
+        what this key did not sign.
         """
         operators = read_bundle(bundle_path(self.key_dir, "operator")).signing_public_key
-        hub = await hub_key_from_directory(self.kafka, self.topics, operators)
+        pinned = await asyncio.gather(*(
+            hub_key_from_directory(self.connections.agency(a), self.topics, operators)
+            for a in (*HOLDERS, OFFLINE)
+        ))  # fmt: skip
+        hub = pinned[0]
+        assert {k.signing_public_key for k in pinned} == {hub.signing_public_key}
         self.hub_key = hub.signing_public_key
         self.say(f"agencies pin the [bold]hub[/]'s key {hub.fingerprint()} "
                  "(its directory entry, signed by the operators)")  # fmt: skip
 
     async def _registry(self) -> None:
         async with RegistryPublisher(
-            keystore.load(self.key_dir, "registry"), self.kafka, self.topics
+            keystore.load(self.key_dir, "registry"), self.connections.kafka(REGISTRY), self.topics
         ) as reg:
             for p in self.population:
                 await reg.register(p.resident_code, p.my_number, _basic4(p), p.birth_date)
@@ -161,67 +206,15 @@ class Demo:
         async def handler(request: ForwardedRequest) -> dict[str, Any]:
             return {item: _value(item, request.provider_link_code) for item in request.items}
 
-        return ProviderService(agency, keystore.load(self.key_dir, agency), self.kafka,
-                               self.topics, handler, group_id=f"{self.topics.prefix}{agency}",
+        # Its default group, <prefix>agency.<id>.provider, is within the agency's ACLs.
+        return ProviderService(agency, keystore.load(self.key_dir, agency),
+                               self.connections.agency(agency), self.topics, handler,
                                hub_public_key=self.hub_key)  # fmt: skip
-
-    async def _ask(self, s: Scenario, resident: str, *, show: bool, **override: Any) -> None:
-        call: dict[str, Any] = {"link_code": self.codes[s.requester].get(resident, ""),
-                                "provider": s.provider, "scenario_id": s.scenario_id,
-                                "items": s.items, "deadline_s": 3, **override}  # fmt: skip
-        began = time.perf_counter()
-        label = f"{call['scenario_id']} {s.requester} → {call['provider']}"
-        try:
-            values = await self.clients[s.requester].request(**call)
-        except HubRefusedError as exc:
-            self.outcomes[f"refused {exc.code}"] += 1
-            self.say(f"  [red]✗[/] {label}: [red]{exc.code}[/] — {exc.detail}")
-            return
-        except ExchangeError as exc:
-            self.outcomes[type(exc).__name__] += 1
-            self.say(f"  [yellow]![/] {label}: {exc}")
-            return
-        self.latencies.append(time.perf_counter() - began)
-        self.outcomes["answered"] += 1
-        if show:
-            shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            self.say(f"  [green]✓[/] {label}: {shown} ({self.latencies[-1] * 1000:.0f} ms)")
-
-    async def _exchanges(self) -> None:
-        scenarios = [
-            s
-            for s in load_directory_file().scenarios
-            if s.requester in HOLDERS and s.provider in HOLDERS
-        ]
-        jobs = []
-        for i in range(300):
-            s = self.rng.choice(scenarios)
-            both = sorted(set(self.codes[s.requester]) & set(self.codes[s.provider]))
-            if both:
-                jobs.append(self._ask(s, self.rng.choice(both), show=i % 30 == 0))
-        self.say(f"[bold]exchanges[/]: {len(jobs)} requests under {len(scenarios)} scenarios")
-        await asyncio.gather(*jobs)
-        self.say("[bold]requests the hub must refuse[/]")
-        s = scenarios[0]
-        someone = next(iter(self.codes[s.requester]))
-        lone = next(
-            (r for r in self.codes[s.requester] if r not in self.codes[s.provider]), someone
-        )
-        forged = self.codes[s.requester][someone][:-4] + "aaaa"
-        await self._ask(s, someone, show=True, scenario_id="S999")
-        await self._ask(s, someone, show=True, items=("my_number.full_history",))
-        await self._ask(s, someone, show=True, provider="jasso")
-        await self._ask(s, lone, show=True)
-        await self._ask(s, someone, show=True, link_code=forged)
-        offline = next(x for x in load_directory_file().scenarios if x.provider == OFFLINE)
-        holder = next(iter(set(self.codes[offline.requester]) & set(self.codes[OFFLINE])))
-        self.say(f"[bold]{OFFLINE} is offline[/]: its request ends as a typed timeout")
-        await self._ask(offline, holder, show=True, deadline_s=2)
 
     async def _life_events(self) -> None:
         movers = self.rng.sample(self.population, 5)
         async with RegistryPublisher(
-            keystore.load(self.key_dir, "registry"), self.kafka, self.topics
+            keystore.load(self.key_dir, "registry"), self.connections.kafka(REGISTRY), self.topics
         ) as reg:
             for p in movers[:4]:
                 await reg.move(p.resident_code, "東京都品川区広町二丁目1番36号", p.birth_date)
@@ -234,28 +227,31 @@ class Demo:
         if isinstance(message, LifeEventNotice):
             self.notices[f"{message.kind} {message.action}"] += 1
 
-    def _summary(self, hub: HubService) -> None:
-        table = Table(title="Renkei demo — summary")
-        table.add_column("what")
-        table.add_column("count", justify="right")
-        for key, value in sorted(self.outcomes.items()):
-            table.add_row(key, str(value))
-        for key, value in sorted(self.notices.items()):
-            if value:
-                table.add_row(f"notice {key}", str(value))
-        if self.latencies:
-            lat = sorted(self.latencies)
-            table.add_row("exchange latency p50 / p99",
-                          f"{statistics.median(lat) * 1000:.0f} / {lat[int(len(lat) * .99)] * 1000:.0f} ms")  # fmt: skip  # noqa: E501
-        for key, value in sorted(hub.hub.metrics.items()):
-            table.add_row(f"hub {key}", str(value))
-        dups = sum(c.duplicates_dropped for c in self.clients.values())
-        table.add_row("duplicates dropped by agencies", str(dups))
-        forged = sum(c.bad_signatures for c in self.clients.values())
-        table.add_row("refused by agencies: not the hub's signature", str(forged))
-        self.console.print(table)
+    async def _notices_delivered(self, hub: HubService, timeout_s: float = 30) -> None:
+        """Until the hub has handled the life events and every notice it sent arrived.
 
+        Bounded: a demo goes on to its summary, which then shows what was missing.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline:
+            metrics = hub.hub.metrics
+            handled = sum(
+                v for k, v in metrics.items() if k.startswith(("registry.MOVED.", "registry.DIED."))
+            )
+            if handled >= LIFE_EVENTS and self.notices.total() >= metrics["notices"]:
+                return
+            await asyncio.sleep(0.05)
 
-async def run_demo(bootstrap: str, home: Path, people: int = 300) -> None:
-    """Run the demo against ``bootstrap``."""
-    await Demo(bootstrap, home, people, Console()).run()
+    def _summary(self, hub: HubService) -> DemoSummary:
+        return DemoSummary(
+            prefix=self.topics.prefix,
+            exchanges=self.asking.requested,
+            outcomes=dict(self.outcomes),
+            notices=dict(self.notices),
+            hub=dict(hub.hub.metrics),
+            latencies_s=tuple(self.asking.latencies),
+            duplicates_dropped=sum(c.duplicates_dropped for c in self.clients.values()),
+            principals=tuple(sorted(self.connections.used)),
+            secure=self.connections.is_secure,
+        )

@@ -1,4 +1,11 @@
-"""A running hub, agencies and a registry on the test broker, for the flow tests."""
+"""A running hub, agencies and a registry on the test broker, for the flow tests.
+
+Given :class:`~tests.integration.principals.Principals` of a secure cluster
+(``RENKEI_TEST_SECURE=1``), the admin syncs the ACLs for the test's prefix, the
+operators publish the directory, the hub runs as ``hub``, and ``env.kafka_of(who)``
+gives each actor its own login; ``env.kafka`` is then the super user's, for the test's
+own reads and writes.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +22,13 @@ from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from renkei.crypto import AgencyKeys, keystore
 from renkei.crypto.bundles import HUB_ID, bundle_path, read_bundle
+from renkei.operator.directory_file import load_directory_file
 from renkei.operator.publish import init_keys, publish
 from renkei.readers import committed_reader, topic_partitions
-from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.codec import default_codec
 from schemas.models import Message
+from tests.integration.principals import Principals
 
 
 @dataclass
@@ -33,9 +41,17 @@ class HubEnv:
     hub: HubService
     settings: HubSettings
     extra: list[Any] = field(default_factory=list)
+    principals: Principals | None = None
 
     def keys(self, agency_id: str) -> AgencyKeys:
         return keystore.load(self.key_dir, agency_id)
+
+    def kafka_of(self, who: str) -> dict[str, Any]:
+        """How ``who`` connects: an agency id, or ``hub``, ``registry``, ``operator``…
+
+        On a secure cluster each has its own login, whose ACLs are all it may use.
+        """
+        return self.kafka if self.principals is None else self.principals.of(who)
 
     @property
     def hub_bundle(self) -> Path:
@@ -56,22 +72,32 @@ async def start_hub(kafka: dict[str, Any], settings: HubSettings) -> HubService:
 
 @asynccontextmanager
 async def hub_env(
-    bootstrap: str, topics: Topics, key_dir: Path, **hub_settings: Any
+    broker: str | Principals,
+    topics: Topics,
+    key_dir: Path,
+    directory: Path | None = None,
+    **hub_settings: Any,
 ) -> AsyncIterator[HubEnv]:
-    """Keys, directory, agency topics and one hub worker under the test's prefix."""
-    init_keys(key_dir)
-    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, None)
-    kafka = {"bootstrap_servers": bootstrap}
+    """Keys, directory, agency topics and one hub worker under the test's prefix.
+
+    :param broker: the bootstrap address (everyone shares it), or the session's
+        ``principals`` fixture (each actor its own login when the broker is secure).
+    :param directory: the directory file; the packaged sample by default.
+    """
+    principals = broker if isinstance(broker, Principals) else Principals(broker)
+    init_keys(key_dir, directory)
+    if principals.secure:  # what `renkei acl sync --prefix P` does, before anything else
+        await principals.grant(load_directory_file(directory), topics)
+    await publish(principals.settings("operator"), topics.prefix, key_dir, directory)
     settings = HubSettings(
         topic_prefix=topics.prefix,
         partitions=topics.partitions,
         key_dir=key_dir,
-        group_id=f"{topics.prefix}hub",
         poll_ms=10,
         **hub_settings,
     )
-    service = await start_hub(kafka, settings)
-    env = HubEnv(kafka, topics, key_dir, service, settings)
+    service = await start_hub(principals.of("hub"), settings)
+    env = HubEnv(principals.admin, topics, key_dir, service, settings, principals=principals)
     try:
         yield env
     finally:

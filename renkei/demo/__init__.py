@@ -1,0 +1,48 @@
+"""``renkei demo``: a hub, a registry and six agencies on a real Kafka, as it happens.
+
+The registry publishes a synthetic population; agencies enrol their records (some by My
+Number, some by the basic-4 as their own files spell it); providers answer with values
+sealed to the requester; requesters ask under the scenario table — including requests
+the hub must refuse and one nobody answers; life events fan out. A summary table ends it.
+
+``renkei demo --secure`` runs the same on the local secure cluster (TLS, SASL/SCRAM,
+ACLs), each actor logged in as its own principal: :mod:`.connections`. The scenes are in
+:mod:`.run` (the requests in :mod:`.asking`), the summary in :mod:`.summary`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from .connections import SECURE_PORT_OFFSET, Connections, secure_cluster
+from .run import Demo, default_prefix
+from .summary import DemoSummary
+
+__all__ = [
+    "SECURE_PORT_OFFSET",
+    "Connections",
+    "Demo",
+    "DemoSummary",
+    "default_prefix",
+    "run_demo",
+    "secure_cluster",
+]
+
+
+async def run_demo(
+    connections: Connections,
+    home: Path,
+    people: int = 300,
+    *,
+    prefix: str | None = None,
+    console: Console | None = None,
+) -> DemoSummary:
+    """Run the demo with ``connections``; print its narration and summary, return it.
+
+    :param home: ``RENKEI_HOME``; the run's keys go to ``<home>/demo-keys``.
+    :param prefix: the run's topic prefix; a fresh one (``demo-<time>-<hex>.``) by default.
+    """
+    demo = Demo(connections, home, people, console or Console(), prefix=prefix)
+    return await demo.run()

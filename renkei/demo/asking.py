@@ -1,0 +1,117 @@
+"""The requesters' side of the demo: requests under the scenario table, counted.
+
+Every outcome is counted by name (``answered``, ``refused <code>``, or the exchange
+error's class) and the answered ones timed; the summary reports both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from producers.agency_client import AgencyClient
+from renkei.errors import ExchangeError, HubRefusedError
+from renkei.operator.directory_file import Scenario, load_directory_file
+
+__all__ = ["HOLDERS", "OFFLINE", "Asking"]
+
+HOLDERS = ("city-shinagawa", "city-osaka", "jps", "kyokai-kenpo", "jasso")
+"""The agencies that hold people and answer for them."""
+OFFLINE = "mhlw-hellowork"
+"""Holds people, but its system is down: requests to it time out."""
+
+
+class Asking:
+    """Requests of the demo's agencies.
+
+    :param clients: each agency's started client.
+    :param codes: each agency's link codes, by resident code (filled by enrolment).
+    :param outcomes: where outcomes are counted.
+    :param say: prints a line of narration.
+    :param rng: the run's random choices.
+    """
+
+    def __init__(
+        self,
+        clients: dict[str, AgencyClient],
+        codes: dict[str, dict[str, str]],
+        outcomes: Counter[str],
+        say: Callable[[str], None],
+        rng: random.Random,
+    ) -> None:
+        self.clients, self.codes, self.outcomes = clients, codes, outcomes
+        self.say, self.rng = say, rng
+        self.scenarios = [
+            s
+            for s in load_directory_file().scenarios
+            if s.requester in HOLDERS and s.provider in HOLDERS
+        ]
+        self.requested = 0
+        """Requests of the batch."""
+        self.latencies: list[float] = []
+        """Request to answer, in seconds, of every answered request."""
+
+    async def ask(self, s: Scenario, resident: str, *, show: bool, **override: Any) -> None:
+        """One request of ``s.requester`` about ``resident``, counted under its outcome.
+
+        :param show: narrate it (refusals and errors always are).
+        :param override: replaces a keyword of the client's ``request`` call.
+        """
+        call: dict[str, Any] = {"link_code": self.codes[s.requester].get(resident, ""),
+                                "provider": s.provider, "scenario_id": s.scenario_id,
+                                "items": s.items, "deadline_s": 3, **override}  # fmt: skip
+        began = time.perf_counter()
+        label = f"{call['scenario_id']} {s.requester} → {call['provider']}"
+        try:
+            values = await self.clients[s.requester].request(**call)
+        except HubRefusedError as exc:
+            self.outcomes[f"refused {exc.code}"] += 1
+            self.say(f"  [red]✗[/] {label}: [red]{exc.code}[/] — {exc.detail}")
+            return
+        except ExchangeError as exc:
+            self.outcomes[type(exc).__name__] += 1
+            self.say(f"  [yellow]![/] {label}: {exc}")
+            return
+        self.latencies.append(time.perf_counter() - began)
+        self.outcomes["answered"] += 1
+        if show:
+            shown = ", ".join(f"{k}={v}" for k, v in values.items())
+            self.say(f"  [green]✓[/] {label}: {shown} ({self.latencies[-1] * 1000:.0f} ms)")
+
+    async def batch(self, count: int) -> None:
+        """``count`` entitled requests at once, about people both agencies hold.
+
+        A draw whose two agencies share nobody is skipped (:attr:`requested` counts the rest).
+        """
+        jobs = []
+        for i in range(count):
+            s = self.rng.choice(self.scenarios)
+            both = sorted(set(self.codes[s.requester]) & set(self.codes[s.provider]))
+            if both:
+                jobs.append(self.ask(s, self.rng.choice(both), show=i % 30 == 0))
+        self.requested = len(jobs)
+        self.say(f"[bold]exchanges[/]: {len(jobs)} requests under {len(self.scenarios)} scenarios")
+        await asyncio.gather(*jobs)
+
+    async def refusals(self) -> None:
+        """A request for each refusal the hub answers, and one to the offline agency."""
+        self.say("[bold]requests the hub must refuse[/]")
+        s = self.scenarios[0]
+        someone = next(iter(self.codes[s.requester]))
+        lone = next(
+            (r for r in self.codes[s.requester] if r not in self.codes[s.provider]), someone
+        )
+        forged = self.codes[s.requester][someone][:-4] + "aaaa"
+        await self.ask(s, someone, show=True, scenario_id="S999")
+        await self.ask(s, someone, show=True, items=("my_number.full_history",))
+        await self.ask(s, someone, show=True, provider="jasso")
+        await self.ask(s, lone, show=True)
+        await self.ask(s, someone, show=True, link_code=forged)
+        offline = next(x for x in load_directory_file().scenarios if x.provider == OFFLINE)
+        holder = next(iter(set(self.codes[offline.requester]) & set(self.codes[OFFLINE])))
+        self.say(f"[bold]{OFFLINE} is offline[/]: its request ends as a typed timeout")
+        await self.ask(offline, holder, show=True, deadline_s=2)

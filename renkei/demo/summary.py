@@ -1,0 +1,56 @@
+"""What a demo run did, as counts: the table it ends with, and what tests check."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass
+
+from rich.table import Table
+
+__all__ = ["DemoSummary"]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """The outcome of one demo run.
+
+    Keys of ``outcomes``: ``answered``, ``enrolment <outcome>``, ``refused <code>`` and
+    the names of other exchange errors; of ``notices``: ``<kind> <action>``.
+    """
+
+    prefix: str
+    """The run's topic prefix."""
+    exchanges: int
+    """Requests of the main batch (entitled, both agencies hold the person)."""
+    outcomes: dict[str, int]
+    notices: dict[str, int]
+    """Life-event notices the agencies received."""
+    hub: dict[str, int]
+    """The hub's own counters (``Hub.metrics``)."""
+    latencies_s: tuple[float, ...]
+    """Request to answer, for each answered request."""
+    duplicates_dropped: int
+    principals: tuple[str, ...]
+    """Who connected, sorted; on a secure cluster each actor is its own principal."""
+    secure: bool
+
+    def table(self) -> Table:
+        """The summary as the demo prints it."""
+        table = Table(title="Renkei demo — summary")
+        table.add_column("what")
+        table.add_column("count", justify="right")
+        for key, value in sorted(self.outcomes.items()):
+            table.add_row(key, str(value))
+        for key, value in sorted(self.notices.items()):
+            if value:
+                table.add_row(f"notice {key}", str(value))
+        if self.latencies_s:
+            lat = sorted(self.latencies_s)
+            p50, p99 = statistics.median(lat), lat[int(len(lat) * 0.99)]
+            table.add_row("exchange latency p50 / p99", f"{p50 * 1000:.0f} / {p99 * 1000:.0f} ms")
+        for key, value in sorted(self.hub.items()):
+            table.add_row(f"hub {key}", str(value))
+        table.add_row("duplicates dropped by agencies", str(self.duplicates_dropped))
+        if self.secure:
+            table.add_row("principals (TLS + SCRAM, ACLs)", str(len(self.principals)))
+        return table
