@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from renkei.demo import Connections, Demo, DemoSummary
-from renkei.demo.run import HOLDERS, OFFLINE
+from renkei.demo.asking import HOLDERS, OFFLINE
 from renkei.operator.acl import desired_acls
 from renkei.operator.directory_file import load_directory_file
 from renkei.operator.principals import agency_principal
