@@ -1,0 +1,224 @@
+"""The Fellegi–Sunter model, in splink on DuckDB: comparisons, blocking and training.
+
+Six comparisons, each a ladder of levels from "agrees exactly" down to "disagrees" (a
+missing value on either side is a null level and counts neither way):
+
+- name: same key (term-frequency adjusted) · any name of one is a name of the other
+  (former name, 通称) · the same but for characters a legacy system could not store ·
+  one character apart · else;
+- kana: same reading (tf) · same coarse reading · one kana apart (coarse) · else;
+- birth: same date · one digit apart, two digits swapped, or day and month swapped ·
+  else;
+- sex: same · else;
+- address: same (tf) · same without building/room · one is a former address of the
+  other · same town · else;
+- my_number: same · different.
+
+Nothing is hard-coded about how much each level weighs: the u probabilities come from
+random pairs, the match rate from strict deterministic rules, and the m probabilities
+from expectation maximisation on the data being linked (two EM passes, blocked on birth
+date and on reading + town, so that each comparison is estimated in one of them). The
+trained model is a splink JSON file, and the same file runs on splink's Spark backend
+(``docs/linkage.md``).
+
+Candidate pairs come from the union of four blocking rules: the same My Number, the same
+birth date, the same coarse reading in the same town, the same name at the same address
+without building. A record none of them reaches has no candidate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from splink import DuckDBAPI, Linker, SettingsCreator
+from splink import comparison_level_library as cll
+from splink import comparison_library as cl
+from splink.blocking_rule_library import CustomRule
+from splink.internals.blocking_rule_creator import BlockingRuleCreator
+from splink.internals.comparison_level_creator import ComparisonLevelCreator
+from splink.internals.splink_dataframe import SplinkDataFrame
+
+__all__ = [
+    "BLOCKING_RULES",
+    "LEVELS",
+    "TF_COLUMNS",
+    "build_linker",
+    "settings",
+    "term_frequencies",
+    "train",
+]
+
+BLOCKING_RULES: Final = (
+    "l.mynum = r.mynum",
+    "l.birth = r.birth",
+    "l.kana_f = r.kana_f AND l.addr_town = r.addr_town",
+    "l.name_n = r.name_n AND l.addr_base = r.addr_base",
+)
+"""The rules whose union generates the candidate pairs."""
+
+LEVELS: Final = {
+    "name": ("else", "one_char", "legacy", "other_name", "exact"),
+    "kana": ("else", "one_kana", "coarse", "exact"),
+    "birth": ("else", "near", "exact"),
+    "sex": ("else", "exact"),
+    "address": ("else", "town", "former", "base", "exact"),
+    "my_number": ("else", "exact"),
+}
+"""Each comparison's levels by their gamma value (index); -1 is "missing"."""
+
+
+def _null(column: str) -> ComparisonLevelCreator:
+    return cll.CustomLevel(f"{column}_l IS NULL OR {column}_r IS NULL").configure(
+        is_null_level=True
+    )
+
+
+def _comparisons() -> list[Any]:
+    name = cl.CustomComparison(
+        output_column_name="name",
+        comparison_levels=[
+            _null("name_n"),
+            cll.ExactMatchLevel("name_n").configure(tf_adjustment_column="name_n"),
+            cll.CustomLevel("list_has_any(names_l, names_r)", "other_name"),
+            cll.CustomLevel(
+                "(contains(name_n_l, '_') OR contains(name_n_r, '_'))"
+                " AND length(name_n_l) = length(name_n_r)"
+                " AND (name_n_l LIKE name_n_r OR name_n_r LIKE name_n_l)",
+                "legacy",
+            ),
+            cll.DamerauLevenshteinLevel("name_n", 1),
+            cll.ElseLevel(),
+        ],
+    )
+    kana = cl.CustomComparison(
+        output_column_name="kana",
+        comparison_levels=[
+            _null("kana_n"),
+            cll.ExactMatchLevel("kana_n").configure(tf_adjustment_column="kana_n"),
+            cll.ExactMatchLevel("kana_f"),
+            cll.DamerauLevenshteinLevel("kana_f", 1),
+            cll.ElseLevel(),
+        ],
+    )
+    birth = cl.CustomComparison(
+        output_column_name="birth",
+        comparison_levels=[
+            _null("birth"),
+            cll.ExactMatchLevel("birth"),
+            cll.CustomLevel(
+                "damerau_levenshtein(birth_l, birth_r) <= 1"
+                " OR (substr(birth_l, 1, 4) = substr(birth_r, 1, 4)"
+                " AND substr(birth_l, 5, 2) = substr(birth_r, 7, 2)"
+                " AND substr(birth_l, 7, 2) = substr(birth_r, 5, 2))",
+                "near",
+            ),
+            cll.ElseLevel(),
+        ],
+    )
+    sex = cl.CustomComparison(
+        output_column_name="sex",
+        comparison_levels=[_null("sex"), cll.ExactMatchLevel("sex"), cll.ElseLevel()],
+    )
+    address = cl.CustomComparison(
+        output_column_name="address",
+        comparison_levels=[
+            _null("addr_n"),
+            cll.ExactMatchLevel("addr_n").configure(tf_adjustment_column="addr_n"),
+            cll.ExactMatchLevel("addr_base"),
+            cll.CustomLevel("list_has_any(addrs_l, addrs_r)", "former"),
+            cll.ExactMatchLevel("addr_town"),
+            cll.ElseLevel(),
+        ],
+    )
+    number = cl.CustomComparison(
+        output_column_name="my_number",
+        comparison_levels=[_null("mynum"), cll.ExactMatchLevel("mynum"), cll.ElseLevel()],
+    )
+    return [name, kana, birth, sex, address, number]
+
+
+def _rule(sql: str) -> BlockingRuleCreator:
+    return CustomRule(sql)
+
+
+def settings() -> SettingsCreator:
+    """The untrained model: comparisons and blocking rules, link-only."""
+    return SettingsCreator(
+        link_type="link_only",
+        unique_id_column_name="uid",
+        comparisons=_comparisons(),
+        blocking_rules_to_generate_predictions=[_rule(r) for r in BLOCKING_RULES],
+        # The gamma (level) columns come with the matching columns only; the rules of
+        # renkei.linkage.decide read the levels.
+        retain_intermediate_calculation_columns=False,
+        retain_matching_columns=True,
+    )
+
+
+TF_COLUMNS: Final = ("name_n", "kana_n", "addr_n")
+"""Columns whose exact agreement is weighted by how common the value is."""
+
+
+def term_frequencies(db: DuckDBAPI, registry: SplinkDataFrame) -> dict[str, SplinkDataFrame]:
+    """How common each name, reading and address is *in the registry*.
+
+    Computed once from the registry rather than per batch of records, so that a value's
+    weight does not depend on which batch a record falls in (and a resumed run scores
+    exactly as an uninterrupted one).
+    """
+    tables = {}
+    for column in TF_COLUMNS:
+        relation = db._con.sql(
+            f"SELECT {column}, count(*) / sum(count(*)) OVER () AS tf_{column} "  # noqa: S608
+            f"FROM {registry.physical_name} WHERE {column} IS NOT NULL GROUP BY {column}"
+        )
+        tables[column] = db.register(relation.to_arrow_table(), table_name=f"registry_tf_{column}")
+    return tables
+
+
+def build_linker(
+    db: DuckDBAPI,
+    registry: SplinkDataFrame,
+    records: SplinkDataFrame,
+    model: Any,
+    frequencies: dict[str, SplinkDataFrame],
+) -> Linker:
+    """A linker of ``records`` to ``registry`` with ``model`` (settings or a trained dict)."""
+    linker = Linker([registry, records], model, log_level=None)
+    # splink caches intermediate tables per connection; a new batch must not see the last's.
+    linker.table_management.invalidate_cache()  # type: ignore[no-untyped-call]  # splink leaves it unannotated
+    for column, table in frequencies.items():
+        linker.table_management.register_term_frequency_lookup(table, column)
+    return linker
+
+
+def train(
+    db: DuckDBAPI,
+    registry: SplinkDataFrame,
+    records: SplinkDataFrame,
+    frequencies: dict[str, SplinkDataFrame],
+) -> dict[str, Any]:
+    """Estimate the model's parameters from the data; return the trained model (a dict).
+
+    ``records`` should be a sample (tens of thousands are plenty): EM needs enough
+    matches to see, not every record.
+    """
+    linker = build_linker(db, registry, records, settings(), frequencies)
+    training = linker.training
+    training.estimate_probability_two_random_records_match(
+        [
+            "l.name_n = r.name_n AND l.kana_n = r.kana_n AND l.birth = r.birth"
+            " AND l.addr_base = r.addr_base",
+            "l.mynum = r.mynum AND l.birth = r.birth AND l.kana_f = r.kana_f",
+        ],
+        recall=0.7,
+    )
+    training.estimate_u_using_random_sampling(max_pairs=2_000_000, seed=1)
+    training.estimate_parameters_using_expectation_maximisation(
+        "l.birth = r.birth", record_sample_proportion=1.0
+    )
+    training.estimate_parameters_using_expectation_maximisation(
+        "l.kana_f = r.kana_f AND l.addr_town = r.addr_town", record_sample_proportion=1.0
+    )
+    model: dict[str, Any] = linker.misc.save_model_to_json(None)
+    return model

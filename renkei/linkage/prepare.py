@@ -1,0 +1,146 @@
+"""Turn registry and agency rows into the comparison columns the model reads.
+
+One output row per input row, keyed ``uid`` (the resident code or the record ref):
+
+| column | from | what |
+|---|---|---|
+| ``name_n`` | name | :func:`~renkei.linkage.japanese.name_key`; null when absent or kana only |
+| ``names`` | name, former_names | every name key of the person (通称, earlier names) |
+| ``kana_n`` / ``kana_f`` | name_kana | exact reading / coarse reading |
+| ``birth`` | birth_date | ``YYYYMMDD``, null when absent or unreadable |
+| ``sex`` | sex | 1, 2 or null |
+| ``addr_n`` / ``addr_base`` / ``addr_town`` | address | the three grains of an address |
+| ``addrs`` | address, former_addresses | every address base of the person |
+| ``mynum`` | my_number | the 12 digits when valid, else null (a bad number is no evidence) |
+| ``flags`` | | what could not be read: ``my_number``, ``birth_date`` (for the reasons) |
+
+A name written only in kana (legacy systems that stored no kanji) is read as the reading
+when the reading column is empty, and never compared with a kanji name.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Final, Literal
+
+import pyarrow as pa
+
+from renkei import mynumber
+from renkei.errors import InvalidMyNumberError
+
+from .dates import parse_birth_date, parse_sex
+from .errors import LinkageInputError
+from .japanese import address_keys, kana_fold, kana_key, name_key, other_names
+
+__all__ = ["FEATURE_SCHEMA", "Kind", "prepare"]
+
+Kind = Literal["registry", "records"]
+
+FEATURE_SCHEMA: Final = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("name_n", pa.string()),
+        ("names", pa.list_(pa.string())),
+        ("kana_n", pa.string()),
+        ("kana_f", pa.string()),
+        ("birth", pa.string()),
+        ("sex", pa.int8()),
+        ("addr_n", pa.string()),
+        ("addr_base", pa.string()),
+        ("addr_town", pa.string()),
+        ("addrs", pa.list_(pa.string())),
+        ("mynum", pa.string()),
+        ("flags", pa.string()),
+    ]
+)
+"""The columns :func:`prepare` returns."""
+
+_KANA_ONLY: Final = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\s・]+")
+_ID_COLUMN: Final = {"registry": "resident_code", "records": "record_ref"}
+
+
+def _column(table: pa.Table, name: str) -> list[str]:
+    if name not in table.column_names:
+        return [""] * table.num_rows
+    values: list[str] = table.column(name).to_pylist()
+    return values
+
+
+def _number(text: str) -> tuple[str | None, bool]:
+    """The valid number or None, and whether a number was given but is malformed."""
+    if not text.strip():
+        return None, False
+    try:
+        return mynumber.validate(text), False
+    except InvalidMyNumberError:
+        return None, True
+
+
+def _rows(table: pa.Table, kind: Kind) -> Iterator[tuple[object, ...]]:
+    columns = [
+        _column(table, c)
+        for c in (
+            _ID_COLUMN[kind],
+            "name",
+            "name_kana",
+            "birth_date",
+            "sex",
+            "address",
+            "my_number",
+            "former_names",
+            "former_addresses",
+        )
+    ]
+    for uid, name, kana, born, sex, address, number, former, moved in zip(*columns, strict=True):
+        flags = []
+        name_text = unicodedata.normalize("NFKC", name)
+        if _KANA_ONLY.fullmatch(name_text):
+            kana = kana if kana.strip() else name_text
+            name_text = ""
+        key = name_key(name_text)
+        names = [key, *other_names(name_text, former)] if key else other_names("", former)
+        kana_n = kana_key(kana)
+        birth = parse_birth_date(born)
+        if birth is None and born.strip():
+            flags.append("birth_date")
+        digits, bad = _number(number)
+        if bad:
+            flags.append("my_number")
+        full, base, town = address_keys(address)
+        addrs = [base] if base else []
+        addrs += [b for old in moved.split(";") if (b := address_keys(old).base) and b != base]
+        yield (
+            uid.strip(),
+            key or None,
+            names,
+            kana_n or None,
+            kana_fold(kana) or None,
+            None if birth is None else birth.strftime("%Y%m%d"),
+            parse_sex(sex),
+            full or None,
+            base or None,
+            town or None,
+            addrs,
+            digits,
+            ",".join(flags),
+        )
+
+
+def prepare(table: pa.Table, kind: Kind) -> pa.Table:
+    """Return the comparison columns (:data:`FEATURE_SCHEMA`) of registry or record rows.
+
+    :raises LinkageInputError: an id is empty or repeated.
+    """
+    rows = list(_rows(table, kind))
+    ids = [r[0] for r in rows]
+    if any(not i for i in ids):
+        raise LinkageInputError(f"{_ID_COLUMN[kind]} is empty on some rows")
+    if len(set(ids)) != len(ids):
+        raise LinkageInputError(f"{_ID_COLUMN[kind]} repeats on some rows")
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in FEATURE_SCHEMA]
+    return pa.table(
+        [pa.array(col, type=f.type) for col, f in zip(columns, FEATURE_SCHEMA, strict=True)],
+        schema=FEATURE_SCHEMA,
+    )

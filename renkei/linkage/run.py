@@ -1,0 +1,201 @@
+"""``renkei link match``: a whole run, resumable, with progress.
+
+Everything a run has done lives in ``OUT/.work/``:
+
+- ``manifest.json`` — the inputs (path, size, modification time), the batch size and
+  the policy; a later run over other inputs refuses to resume (``--restart`` clears it);
+- ``registry.parquet`` — the registry's comparison columns (prepared once);
+- ``model.json`` — the trained splink model (trained once, on a sample of the records);
+- ``batch-NNNNN.parquet`` — the decisions of one batch of records, written atomically.
+
+A run that is interrupted (Ctrl-C, a crash, a killed process) starts again where it
+stopped: finished batches are read back, not redone, and every step is deterministic, so
+the result is the same as an uninterrupted run's. When all batches are done the three
+outputs are assembled from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from splink import DuckDBAPI
+
+from .decide import Policy
+from .errors import LinkageInputError, ResumeMismatchError
+from .model import term_frequencies, train
+from .prepare import prepare
+from .score import DECISION_SCHEMA, score_batch
+from .tables import RECORD_COLUMNS, REGISTRY_COLUMNS, OutputFormat, read_table, write_table
+
+__all__ = ["Progress", "Summary", "match_files"]
+
+_VERSION: Final = 1
+_TRAINING_SAMPLE: Final = 50_000
+
+Progress = Callable[[str, int, int], None]
+"""Called as ``progress(phase, done, total)``; phases: prepare, train, match."""
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a run decided, by outcome, and where it wrote it."""
+
+    linked: int
+    review: int
+    not_found: int
+    batches_resumed: int
+    outputs: tuple[Path, ...]
+
+    @property
+    def records(self) -> int:
+        """Records decided."""
+        return self.linked + self.review + self.not_found
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _open_work(out: Path, manifest: dict[str, Any], restart: bool) -> Path:
+    work = out / ".work"
+    if restart and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "manifest.json"
+    if path.exists():
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        if previous != manifest:
+            raise ResumeMismatchError(
+                f"{out} holds partial work of a run over other inputs or settings; "
+                "pass --restart to discard it, or choose another --out"
+            )
+    else:
+        path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+    return work
+
+
+def _check_ids(table: pa.Table, column: str) -> None:
+    ids = table.column(column)
+    if pc.any(pc.equal(pc.utf8_trim_whitespace(ids), "")).as_py():
+        raise LinkageInputError(f"{column} is empty on some rows")
+    if pc.count_distinct(ids).as_py() != len(ids):
+        raise LinkageInputError(f"{column} repeats on some rows")
+
+
+def _registry_features(work: Path, registry: Path) -> pa.Table:
+    cached = work / "registry.parquet"
+    if cached.exists():
+        return pq.read_table(cached)
+    raw = read_table(registry, REGISTRY_COLUMNS)
+    _check_ids(raw, "resident_code")
+    features = prepare(raw, "registry")
+    write_table(features, cached)
+    return features
+
+
+def _model(
+    work: Path, db: DuckDBAPI, registry: Any, records: pa.Table, frequencies: dict[str, Any]
+) -> dict[str, Any]:
+    cached = work / "model.json"
+    if cached.exists():
+        model: dict[str, Any] = json.loads(cached.read_text(encoding="utf-8"))
+        return model
+    # Every n-th record, so the sample spreads over the whole file, the same every run.
+    step = max(1, records.num_rows // _TRAINING_SAMPLE)
+    sample = prepare(records.take(list(range(0, records.num_rows, step))), "records")
+    sample_df = db.register(sample, table_name="training_records", dataset_display_name="records")
+    model = train(db, registry, sample_df, frequencies)
+    sample_df.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
+    partial = cached.with_name("model.json.partial")
+    partial.write_text(json.dumps(model, ensure_ascii=False, indent=1), encoding="utf-8")
+    partial.replace(cached)
+    return model
+
+
+def match_files(
+    registry: Path,
+    records: Path,
+    out: Path,
+    *,
+    output_format: OutputFormat = "csv",
+    batch_size: int = 100_000,
+    policy: Policy | None = None,
+    restart: bool = False,
+    progress: Progress | None = None,
+) -> Summary:
+    """Link every record of ``records`` to ``registry``; write the three outputs to ``out``.
+
+    :raises LinkageInputError: an input is missing, unreadable, lacks a column or repeats
+        an id.
+    :raises ResumeMismatchError: ``out`` holds another run's partial work.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    policy = policy or Policy()
+    report = progress or (lambda _phase, _done, _total: None)
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    manifest = {
+        "version": _VERSION,
+        "registry": _fingerprint(registry) if registry.exists() else str(registry),
+        "records": _fingerprint(records) if records.exists() else str(records),
+        "batch_size": batch_size,
+        "policy": asdict(policy),
+    }
+    raw = read_table(records, RECORD_COLUMNS)
+    _check_ids(raw, "record_ref")
+    work = _open_work(out, manifest, restart)
+    report("prepare", 0, 1)
+    reg = _registry_features(work, registry)
+    report("prepare", 1, 1)
+    db = DuckDBAPI()
+    reg_df = db.register(reg, table_name="registry", dataset_display_name="registry")
+    report("train", 0, 1)
+    frequencies = term_frequencies(db, reg_df)
+    model = _model(work, db, reg_df, raw, frequencies)
+    report("train", 1, 1)
+    total = raw.num_rows
+    parts, resumed = [], 0
+    for index, start in enumerate(range(0, total, batch_size)):
+        part = work / f"batch-{index:05d}.parquet"
+        if part.exists():
+            resumed += 1
+        else:
+            chunk = prepare(raw.slice(start, batch_size), "records")
+            chunk_df = db.register(chunk, table_name=f"records_{index:05d}",
+                                   dataset_display_name="records")  # fmt: skip
+            decided = score_batch(
+                db, reg_df, chunk_df, chunk.column("uid").to_pylist(), model, frequencies, policy
+            )
+            chunk_df.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
+            write_table(decided, part)
+        parts.append(part)
+        report("match", min(total, start + batch_size), total)
+    decisions = (
+        pa.concat_tables([pq.read_table(p) for p in parts])
+        if parts
+        else DECISION_SCHEMA.empty_table()
+    )
+    return _write_outputs(decisions, out, output_format, resumed)
+
+
+def _write_outputs(decisions: pa.Table, out: Path, fmt: OutputFormat, resumed: int) -> Summary:
+    outcome = decisions.column("outcome")
+    linked = decisions.filter(pc.equal(outcome, "LINKED"))
+    review = decisions.filter(pc.equal(outcome, "REVIEW"))
+    missing = decisions.filter(pc.equal(outcome, "NOT_FOUND"))
+    suffix = "parquet" if fmt == "parquet" else "csv"
+    outputs = (out / f"linked.{suffix}", out / f"review.{suffix}", out / f"not_found.{suffix}")
+    write_table(linked.select(["record_ref", "resident_code", "score"]), outputs[0])
+    write_table(review.select(["record_ref", "candidates", "reason"]), outputs[1])
+    write_table(missing.select(["record_ref", "reason"]), outputs[2])
+    return Summary(linked.num_rows, review.num_rows, missing.num_rows, resumed, outputs)
