@@ -11,6 +11,7 @@ from .demo import demo
 from .hub import hub
 from .kafka import kafka_app
 from .keys import directory_app, keys_app
+from .link import link_app
 from .portal import portal_app
 from .registry import registry_app
 
@@ -31,3 +32,4 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(portal_app, name="portal")
 app.add_typer(registry_app, name="registry")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(link_app, name="link")

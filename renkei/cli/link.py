@@ -1,0 +1,112 @@
+"""``renkei link match|enrol``: bulk initial linkage (紐付け) of an agency's records.
+
+``match`` runs offline at the registry's side, without Kafka: it reads the registry and
+an agency's file (CSV or Parquet), and writes ``linked``, ``review`` and ``not_found``
+to the output folder (:mod:`renkei.linkage`, ``docs/linkage.md``). An interrupted run
+resumes where it stopped when started again with the same arguments.
+
+Exit codes: 0 done; 2 an error (an input missing or malformed, another run's partial
+work in the output folder, or ``enrol``, which is not available yet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from renkei.errors import ConfigurationError
+from renkei.linkage import Policy, match_files
+
+from ._common import console, friendly_errors
+
+__all__ = ["link_app"]
+
+link_app = typer.Typer(
+    help="Bulk initial linkage: tie an agency's existing records to registry persons.",
+    no_args_is_help=True,
+)
+
+_PHASES = {
+    "prepare": "reading the registry",
+    "train": "training the model (EM)",
+    "match": "matching records",
+}
+
+
+@link_app.command("match")
+@friendly_errors
+def match_command(
+    registry: Annotated[
+        Path, typer.Option(help="The person table: .csv or .parquet (docs/linkage.md).")
+    ],
+    records: Annotated[Path, typer.Option(help="The agency's records: .csv or .parquet.")],
+    out: Annotated[Path, typer.Option(help="Folder for linked, review and not_found.")],
+    output_format: Annotated[
+        Literal["csv", "parquet"], typer.Option("--format", help="Format of the outputs.")
+    ] = "csv",
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Records per batch (the unit of resuming).")
+    ] = 100_000,
+    link_probability: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Lowest match probability that links.")
+    ] = Policy().link_probability,
+    restart: Annotated[
+        bool, typer.Option(help="Discard a previous run's partial work in --out.")
+    ] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Link RECORDS to REGISTRY offline; write OUT/linked, OUT/review, OUT/not_found."""
+    policy = Policy(link_probability=link_probability)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        summary = match_files(
+            registry,
+            records,
+            out,
+            output_format=output_format,
+            batch_size=batch_size,
+            policy=policy,
+            restart=restart,
+            progress=report,
+        )
+    console.print(
+        f"{summary.records} records: {summary.linked} linked, {summary.review} to review, "
+        f"{summary.not_found} not found"
+        + (f" ({summary.batches_resumed} batches resumed)" if summary.batches_resumed else "")
+    )
+    for path in summary.outputs:
+        console.print(f"  {path}")
+
+
+@link_app.command("enrol")
+@friendly_errors
+def enrol_command(
+    linked: Annotated[Path, typer.Option(help="linked.csv of `renkei link match`.")],
+) -> None:
+    """Not yet: enrol the linked records through the hub (docs/linkage.md, "Later")."""
+    raise ConfigurationError(
+        f"`renkei link enrol` is not available yet (it needs a bulk-enrolment message in "
+        f"the contract); {linked} is unchanged — see docs/linkage.md"
+    )
