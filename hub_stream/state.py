@@ -23,9 +23,11 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import TopicPartition
 
+from renkei.errors import HubHaltedError
 from renkei.readers import committed_reader, topic_partitions
 
 from .outputs import Output
+from .redact import describe_exception
 
 __all__ = ["Restorable", "StagedState", "Table", "restore_tables"]
 
@@ -177,6 +179,10 @@ async def restore_tables(kafka: dict[str, Any], tables: Sequence[Restorable]) ->
     """Read every table's topic from the beginning to its current end; return records read.
 
     Records without a key are skipped: no table of the hub's writes one.
+
+    :raises HubHaltedError: a record a table cannot take (a state row that does not open
+        or parse): the hub does not run on state it cannot read. The error names where the
+        record is, not what it holds (state rows hold personal data).
     """
     by_topic = {t.topic: t for t in tables}
     consumer = committed_reader(kafka, group_id=None)
@@ -198,7 +204,13 @@ async def restore_tables(kafka: dict[str, Any], tables: Sequence[Restorable]) ->
                 table = by_topic[tp.topic]
                 for record in records:
                     if record.key is not None:
-                        table.load(record.key, record.value)
+                        try:
+                            table.load(record.key, record.value)
+                        except Exception as exc:
+                            where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                            raise HubHaltedError(
+                                f"{where} cannot be restored ({describe_exception(exc)})"
+                            ) from None  # its message may quote the row
                     read += 1
             for tp in list(remaining):
                 # Transaction markers occupy offsets too, so compare positions, not counts.

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,9 +18,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from hub_stream.control import RotateKey
 from hub_stream.settings import HubSettings
+from hub_stream.worker import STATE_TOPICS
 from producers.agency_client import AgencyClient
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
@@ -28,7 +31,7 @@ from renkei.envelope import sign_message
 from renkei.errors import HubRefusedError
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
-from renkei.topics import Topics
+from renkei.topics import Topics, ensure_topics
 from schemas.codec import default_codec
 from schemas.models import (
     AgencyEntry,
@@ -226,4 +229,34 @@ async def test_renkei_hub_starts_on_a_directory_with_bad_records(
         assert ready.exists()
     finally:
         assert stop(process) == 0, log.read_text()[-3000:]
-    assert "hub.directory" in log.read_text()
+    text = log.read_text()
+    assert "hub.directory record ignored" in text  # while restoring
+    assert "hub.directory 0:" in text  # the faust agent names where
+
+
+async def test_renkei_hub_exits_when_its_own_state_cannot_be_read(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+) -> None:
+    """Not a privileged input but the hub's own state: it stops, rather than idle or guess."""
+    kafka = await published(kafka_bootstrap, topics, tmp_path / "keys")
+    admin = AIOKafkaAdminClient(**kafka)
+    await admin.start()
+    try:
+        await ensure_topics(admin, topics.hub_specs(STATE_TOPICS))
+    finally:
+        await admin.close()
+    person = generate_population(1, seed=59)[0]
+    row = f'{{"my_number": "{person.my_number}", "name": "{person.name}"'.encode()
+    await write(kafka, topics.state("persons"), [(person.resident_code.encode(), row)])
+    process = start_hub_process(kafka_bootstrap, topics, tmp_path)
+    log = tmp_path / "hub.log"
+    try:
+        code = await asyncio.to_thread(process.wait, 120)
+    finally:
+        stop(process)
+    text = log.read_text()
+    assert code != 0, text[-3000:]
+    assert f"{topics.state('persons')}[" in text
+    assert "cannot be restored" in text
+    assert person.my_number not in text
+    assert person.name not in text
