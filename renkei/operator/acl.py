@@ -11,7 +11,8 @@ binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false`
   ``hub.control`` and its ``hub.state.*``; writes every ``.in``, ``hub.audit``,
   ``hub.deadletter`` and ``hub.state.*``; may create its topics; uses groups and
   transactional ids ``hub*``;
-* the registry alone writes ``registry.events``;
+* the registry alone writes ``registry.events``, and reads ``hub.audit`` for the hub's
+  verdicts on its events (``RegistryPublisher.wait_applied``, ``renkei registry wait``);
 * operators alone write ``hub.directory``, ``hub.control`` and ``hub.disclosure``; they
   create the contract's topics and read the audit trail, the state and the dead letters;
 * operators and the portal read ``hub.audit`` (the portal also ``hub.disclosure`` and
@@ -110,6 +111,8 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
     acls |= _allow(HUB, _TXN, service_prefix(t, HUB), (_W, _D), prefixed)
 
     acls |= _allow(REGISTRY, _TOPIC, t.registry_events, (_W, _D))
+    # The hub's verdict on each registry event is an audit record (REGISTRY_APPLIED...).
+    acls |= _allow(REGISTRY, _TOPIC, t.audit, (_R, _D))
 
     for topic in (t.directory, t.control, disclosure):
         acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _W, _D, _C))

@@ -11,7 +11,7 @@ principal          who                         consumer groups and transactional
 =================  ==========================  ========================================
 ``agency.<id>``    one per agency              groups ``<prefix>agency.<id>.*``
 ``hub``            every hub worker            groups and transactional ids ``<prefix>hub*``
-``registry``       the resident registry       none (it only produces)
+``registry``       the resident registry       none (it reads without a group)
 ``operator``       operators' CLI              groups ``<prefix>operator*``
 ``portal``         the citizen portal          groups ``<prefix>portal*``
 ``admin``          topic, ACL, user admin      any: a super user, like ``broker``

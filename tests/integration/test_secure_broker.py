@@ -172,7 +172,7 @@ READERS = {
     "registry.events": {"hub", "operator"},
     "hub.directory": {"hub", "operator", "portal", JPS, CITY},
     "hub.control": {"hub", "operator"},
-    "hub.audit": {"operator", "portal"},
+    "hub.audit": {"operator", "portal", "registry"},
     "hub.deadletter": {"operator"},
     "hub.state.persons": {"hub", "operator"},
     "hub.disclosure": {"operator", "portal"},

@@ -216,7 +216,7 @@ def test_acls_give_each_principal_exactly_its_topics() -> None:
     assert who(Operation.READ, "p1.hub.disclosure") == {"operator", "portal"}
     assert who(Operation.WRITE, topics.control) == {"operator"}
     assert who(Operation.WRITE, topics.registry_events) == {"registry"}
-    assert who(Operation.READ, topics.audit) == {"operator", "portal"}
+    assert who(Operation.READ, topics.audit) == {"operator", "portal", "registry"}
     assert who(Operation.WRITE, topics.audit) == {"hub"}
     assert who(Operation.WRITE, topics.state("persons")) == {"hub"}
     transactional = {
