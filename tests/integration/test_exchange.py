@@ -29,6 +29,7 @@ from schemas.models import (
     Sex,
 )
 from tests.integration.hub_env import HubEnv, hub_env, read_topic
+from tests.integration.principals import Principals
 
 PENSION_STATUS = {"pension.benefit_status": "PAID", "pension.annual_amount": 1_234_567}
 
@@ -52,7 +53,9 @@ async def register_all(env: HubEnv, people: list[Person]) -> None:
     order they were produced, the enrolment seeing the staged person. Larger populations
     need :func:`wait_registered`.
     """
-    async with RegistryPublisher(env.keys("registry"), env.kafka, env.topics) as registry:
+    async with RegistryPublisher(
+        env.keys("registry"), env.kafka_of("registry"), env.topics
+    ) as registry:
         for person in people:
             await registry.register(
                 person.resident_code, person.my_number, basic4_of(person), person.birth_date
@@ -80,7 +83,12 @@ async def wait_registered(kafka: dict[str, Any], topics: Topics, count: int) -> 
 
 def client(env: HubEnv, agency: str) -> AgencyClient:
     return AgencyClient(
-        agency, env.keys(agency), env.kafka, env.topics, grace_s=5, hub_public_key=env.hub_key
+        agency,
+        env.keys(agency),
+        env.kafka_of(agency),
+        env.topics,
+        grace_s=5,
+        hub_public_key=env.hub_key,
     )
 
 
@@ -89,8 +97,8 @@ async def pension_handler(request: ForwardedRequest) -> dict[str, Any] | None:
 
 
 @pytest.fixture
-async def env(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> Any:
-    async with hub_env(kafka_bootstrap, topics, tmp_path / "keys") as running:
+async def env(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
+    async with hub_env(principals, topics, tmp_path / "keys") as running:
         yield running
 
 
@@ -164,7 +172,12 @@ async def test_exchange_answers_with_sealed_values(env: HubEnv) -> None:
         return {item: f"value of {item}" for item in request.items}
 
     provider = ProviderService(
-        "jps", env.keys("jps"), env.kafka, env.topics, handler, hub_public_key=env.hub_key
+        "jps",
+        env.keys("jps"),
+        env.kafka_of("jps"),
+        env.topics,
+        handler,
+        hub_public_key=env.hub_key,
     )
     async with provider, client(env, "city-shinagawa") as city:
         values = await city.request(
@@ -251,8 +264,8 @@ async def test_provider_declines_and_deadline_times_out(env: HubEnv) -> None:
         async def no_data(request: ForwardedRequest) -> None:
             return None
 
-        provider = ProviderService("jps", env.keys("jps"), env.kafka, env.topics, no_data,
-                                   group_id=f"{env.topics.prefix}jps-late",
+        provider = ProviderService("jps", env.keys("jps"), env.kafka_of("jps"), env.topics,
+                                   no_data, group_id=f"{env.topics.prefix}agency.jps.late",
                                    hub_public_key=env.hub_key)  # fmt: skip
         async with provider:
             with pytest.raises(ProviderDeclinedError):
@@ -269,7 +282,7 @@ async def test_provider_declines_and_deadline_times_out(env: HubEnv) -> None:
 async def test_malformed_bytes_go_to_dead_letters_and_traffic_continues(env: HubEnv) -> None:
     people = generate_population(2, seed=19)
     await register_all(env, people)
-    producer = AIOKafkaProducer(**env.kafka)
+    producer = AIOKafkaProducer(**env.kafka_of("jps"))  # jps's own topic: it may write it
     await producer.start()
     try:
         await producer.send_and_wait(env.topics.agency_out("jps"), b"\xc3\x01garbage-bytes")
@@ -295,7 +308,7 @@ async def test_bad_signature_is_refused(env: HubEnv) -> None:
     await register_all(env, people)
     # jasso's client signs with city-osaka's key: the hub must refuse it.
     impostor = AgencyClient(
-        "jasso", env.keys("jasso"), env.kafka, env.topics, hub_public_key=env.hub_key
+        "jasso", env.keys("jasso"), env.kafka_of("jasso"), env.topics, hub_public_key=env.hub_key
     )
     impostor.keys = AgencyKeys("jasso", env.keys("city-osaka").signing, env.keys("jasso").sealing)
     async with impostor:
@@ -316,7 +329,7 @@ async def test_late_answer_and_deenrolled_requester(env: HubEnv) -> None:
         return dict.fromkeys(request.items, "too late")
 
     provider = ProviderService(
-        "jps", env.keys("jps"), env.kafka, env.topics, slow, hub_public_key=env.hub_key
+        "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, slow, hub_public_key=env.hub_key
     )
     async with provider, client(env, "city-shinagawa") as city:
         with pytest.raises(HubRefusedError) as caught:
