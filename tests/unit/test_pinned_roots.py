@@ -166,6 +166,35 @@ def test_the_feed_applies_signed_entries_and_ignores_everything_else(world: Worl
     assert world.hub.directory.scenario("S999") is not None
 
 
+def test_the_feed_refuses_other_senders_and_other_messages(world: World) -> None:
+    directory_feed, operator = feed(world), world.keys("operator").signing
+    as_jps = scenario(world).model_copy(update={"header": Header.new("jps")})
+    error = HubError(
+        header=Header.new("operator"), code=ErrorCode.INTERNAL, detail="", request_id=None,
+        retriable=False,
+    )  # fmt: skip
+    assert not directory_feed.apply(b"scenario/S999", encoded(as_jps, operator))
+    assert not directory_feed.apply(b"scenario/S999", encoded(error, operator))  # type: ignore[arg-type]  # deliberately no entry
+    assert world.hub.metrics["directory_ignored.BAD_SIGNATURE"] == 1
+    assert world.hub.metrics["directory_ignored.MALFORMED_MESSAGE"] == 1
+    assert world.hub.directory.scenario("S999") is None
+
+
+def test_a_defect_in_the_feed_ignores_the_record_and_never_raises(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub_stream import directory_feed as module
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a defect of ours")
+
+    monkeypatch.setattr(module, "admit_entry", broken)
+    directory_feed = feed(world)
+    assert directory_feed.apply(b"scenario/S999", b"anything", "0:7") is False
+    assert world.hub.metrics["directory_ignored.INTERNAL"] == 1
+    assert directory_feed.ignored == 1
+
+
 def test_an_unsigned_scenario_written_to_the_directory_allows_nothing(world: World) -> None:
     world.hub.directory = Directory()  # the directory as a starting worker restores it
     directory_feed, operator = feed(world), world.keys("operator").signing
