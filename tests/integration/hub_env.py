@@ -53,6 +53,12 @@ class HubEnv:
         """
         return self.kafka if self.principals is None else self.principals.of(who)
 
+    def cli_env(self, principal: str) -> dict[str, str]:
+        """``RENKEI_*`` variables for a ``renkei`` command run as ``principal``."""
+        if self.principals is None:
+            return {"RENKEI_BOOTSTRAP": self.kafka["bootstrap_servers"]}
+        return self.principals.environment(principal)
+
     @property
     def hub_bundle(self) -> Path:
         """The hub's public bundle, as an agency pins it (``hub.public.json``)."""
@@ -101,7 +107,7 @@ async def hub_env(
     try:
         yield env
     finally:
-        await service.stop()
+        await env.hub.stop()  # the one running now: a test may have restarted it
 
 
 async def read_topic(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.kafka import LocalCluster
+from infra.kafka.secure import SecureFiles, read_client_env
 from renkei.operator.acl import sync_acls
 from renkei.operator.directory_file import DirectoryFile
 from renkei.operator.principals import ADMIN, SERVICES, agency_principal, principal_names
@@ -62,6 +63,12 @@ class Principals:
         if principal not in self._cache:
             self._cache[principal] = self.settings(principal).kafka_kwargs()
         return self._cache[principal]
+
+    def environment(self, principal: str) -> dict[str, str]:
+        """``RENKEI_*`` variables that make a ``renkei`` command connect as ``principal``."""
+        if self.home is None:
+            return {"RENKEI_BOOTSTRAP": self.bootstrap}
+        return read_client_env(SecureFiles(self.home / "kafka").env_file(principal))
 
     def of(self, who: str) -> dict[str, Any]:
         """The keyword arguments of a service (``hub``, ``registry``…) or an agency id."""

@@ -25,14 +25,11 @@ import pytest
 from consumers.inbox import InboxReader
 from consumers.lifecycle import LifecycleSubscriber
 from consumers.provider import ProviderService
-from hub_stream.settings import HubSettings
 from producers.agency_client import AgencyClient
 from producers.population import Person, generate_population
 from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import LinkCodes
 from renkei.errors import HubRefusedError
-from renkei.operator.publish import init_keys, publish
-from renkei.settings import KafkaSettings
 from renkei.topics import Topics
 from schemas.models import (
     AuditRecord,
@@ -47,7 +44,8 @@ from schemas.models import (
     PersonMoved,
     PersonRenamed,
 )
-from tests.integration.hub_env import HubEnv, read_topic, start_hub
+from tests.integration.hub_env import HubEnv, hub_env, read_topic, start_hub
+from tests.integration.principals import Principals
 from tests.integration.test_exchange import basic4_of, scenario_between
 
 DEATHS_ONLY = "moj-koseki"
@@ -69,27 +67,16 @@ def directory_with_deaths_only_agency(path: Path) -> Path:
 
 
 @asynccontextmanager
-async def life_env(bootstrap: str, topics: Topics, tmp: Path) -> AsyncIterator[HubEnv]:
+async def life_env(broker: str | Principals, topics: Topics, tmp: Path) -> AsyncIterator[HubEnv]:
     """Like ``hub_env``, with the directory that has a deaths-only agency."""
-    key_dir = tmp / "keys"
     directory = directory_with_deaths_only_agency(tmp / "directory.json")
-    init_keys(key_dir, directory)
-    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, directory)
-    kafka = {"bootstrap_servers": bootstrap}
-    settings = HubSettings(
-        topic_prefix=topics.prefix, partitions=topics.partitions, key_dir=key_dir,
-        group_id=f"{topics.prefix}hub", poll_ms=10,
-    )  # fmt: skip
-    env = HubEnv(kafka, topics, key_dir, await start_hub(kafka, settings), settings)
-    try:
+    async with hub_env(broker, topics, tmp / "keys", directory) as env:
         yield env
-    finally:
-        await env.hub.stop()
 
 
 @pytest.fixture
-async def env(kafka_bootstrap: str, topics: Topics, tmp_path: Path) -> AsyncIterator[HubEnv]:
-    async with life_env(kafka_bootstrap, topics, tmp_path) as running:
+async def env(principals: Principals, topics: Topics, tmp_path: Path) -> AsyncIterator[HubEnv]:
+    async with life_env(principals, topics, tmp_path) as running:
         yield running
 
 
@@ -107,7 +94,7 @@ class Inbox:
             self.remaps.append(remap)
 
         self.subscriber = LifecycleSubscriber(
-            agency, env.keys(agency), env.kafka, env.topics,
+            agency, env.keys(agency), env.kafka_of(agency), env.topics,
             dict.fromkeys(ALL_KINDS, on_notice), on_remap,
             group_id=group or f"{env.topics.prefix}agency.{agency}.lifecycle",
             hub_public_key=env.hub_key,
@@ -144,7 +131,9 @@ async def register(env: HubEnv, people: Iterable[Person], wait: bool = False) ->
     hundreds do (test_exchange.wait_registered says why).
     """
     codes = []
-    async with RegistryPublisher(env.keys("registry"), env.kafka, env.topics) as registry:
+    async with RegistryPublisher(
+        env.keys("registry"), env.kafka_of("registry"), env.topics
+    ) as registry:
         for p in people:
             await registry.register(p.resident_code, p.my_number, basic4_of(p), p.birth_date)
             codes.append(p.resident_code)
@@ -156,7 +145,7 @@ async def register(env: HubEnv, people: Iterable[Person], wait: bool = False) ->
 async def enrol(env: HubEnv, agency: str, people: list[Person]) -> list[str]:
     """Link codes of ``people`` at ``agency``."""
     async with AgencyClient(
-        agency, env.keys(agency), env.kafka, env.topics, hub_public_key=env.hub_key
+        agency, env.keys(agency), env.kafka_of(agency), env.topics, hub_public_key=env.hub_key
     ) as client:
         results = await asyncio.gather(
             *(client.enrol(f"{agency}-{p.resident_code}", my_number=p.my_number) for p in people)
@@ -167,7 +156,7 @@ async def enrol(env: HubEnv, agency: str, people: list[Person]) -> list[str]:
 
 
 def registry(env: HubEnv) -> RegistryPublisher:
-    return RegistryPublisher(env.keys("registry"), env.kafka, env.topics)
+    return RegistryPublisher(env.keys("registry"), env.kafka_of("registry"), env.topics)
 
 
 TODAY = date(2026, 4, 1)
@@ -359,8 +348,9 @@ async def test_deenrolled_agency_gets_no_more_notices(env: HubEnv) -> None:
     async with inboxes(env, "jps", "city-shinagawa") as box, registry(env) as reg:
         first = await reg.move(person.resident_code, "住所一", TODAY)
         await until(lambda: len(box["city-shinagawa"].notices) == 1, "the first move")
-        async with AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka,
-                                env.topics, hub_public_key=env.hub_key) as city:  # fmt: skip
+        async with AgencyClient("city-shinagawa", env.keys("city-shinagawa"),
+                                env.kafka_of("city-shinagawa"), env.topics,
+                                hub_public_key=env.hub_key) as city:  # fmt: skip
             ack = await city.deenrol(city_code, f"city-shinagawa-{person.resident_code}")
             assert ack.link_code == city_code
             with pytest.raises(HubRefusedError) as again:
@@ -407,7 +397,7 @@ async def rotate_with_cli(env: HubEnv, agency: str, grace_s: float) -> str:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "renkei", "keys", "rotate", "--agency", agency,
         "--grace-s", str(grace_s), "--wait-s", "60",
-        env={**os.environ, "RENKEI_BOOTSTRAP": env.kafka["bootstrap_servers"],
+        env={**os.environ, **env.cli_env("operator"),
              "RENKEI_HUB_TOPIC_PREFIX": env.topics.prefix,
              "RENKEI_HUB_KEY_DIR": str(env.key_dir), "COLUMNS": "400"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
@@ -435,13 +425,14 @@ async def test_key_rotation_drill(env: HubEnv) -> None:
             link_code=code, provider=b, scenario_id=scenario, items=items[:1]
         )
 
-    provider = ProviderService(b, env.keys(b), env.kafka, env.topics, provide,
-                               group_id=f"{env.topics.prefix}{b}-provider",
+    provider = ProviderService(b, env.keys(b), env.kafka_of(b), env.topics, provide,
                                hub_public_key=env.hub_key)  # fmt: skip
     async with (
         inboxes(env, a, b) as box,
         provider,
-        AgencyClient(a, env.keys(a), env.kafka, env.topics, hub_public_key=env.hub_key) as client,
+        AgencyClient(
+            a, env.keys(a), env.kafka_of(a), env.topics, hub_public_key=env.hub_key
+        ) as client,
     ):
         assert await ask(client, a_codes[0]) == {items[0]: "ok"}
         printed = await rotate_with_cli(env, a, grace_s=2)
@@ -488,13 +479,13 @@ async def test_key_rotation_drill(env: HubEnv) -> None:
 
     # A restarted hub reads the key state back: old codes stay refused, new ones work.
     await env.hub.stop()
-    env.hub = await start_hub(env.kafka, env.settings)
+    env.hub = await start_hub(env.kafka_of("hub"), env.settings)
     hub = env.hub.hub
     assert hub.keyring.current_version(a) == 2
     assert hub.keyring.current_version(b) == 1
     assert await enrol(env, a, people[:2]) == [mapping[c] for c in a_codes[:2]]
     async with AgencyClient(
-        a, env.keys(a), env.kafka, env.topics, hub_public_key=env.hub_key
+        a, env.keys(a), env.kafka_of(a), env.topics, hub_public_key=env.hub_key
     ) as client:
         with pytest.raises(HubRefusedError) as still_expired:
             await client.deenrol(a_codes[5], "old-code")
@@ -518,7 +509,7 @@ async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEn
     scenario, items = scenario_between(env, "city-shinagawa", "jps")
     keys = env.keys("jps")
     inbox = InboxReader(
-        "jps", env.kafka, env.topics, group_id=f"{env.topics.prefix}agency.jps.main",
+        "jps", env.kafka_of("jps"), env.topics, group_id=f"{env.topics.prefix}agency.jps.main",
         hub_public_key=env.hub_bundle,  # the path of hub.public.json
     )  # fmt: skip
     notices: list[LifeEventNotice] = []
@@ -529,14 +520,16 @@ async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEn
     async def provide(request: ForwardedRequest) -> dict[str, Any]:
         return dict.fromkeys(request.items, f"for {request.provider_link_code}")
 
-    client = AgencyClient("jps", keys, env.kafka, env.topics, inbox=inbox)
-    provider = ProviderService("jps", keys, env.kafka, env.topics, provide, inbox=inbox)
+    jps = env.kafka_of("jps")
+    client = AgencyClient("jps", keys, jps, env.topics, inbox=inbox)
+    provider = ProviderService("jps", keys, jps, env.topics, provide, inbox=inbox)
     subscriber = LifecycleSubscriber(
-        "jps", keys, env.kafka, env.topics, {EventKind.MOVED: on_move}, inbox=inbox
+        "jps", keys, jps, env.topics, {EventKind.MOVED: on_move}, inbox=inbox
     )
     async with (
         client, provider, subscriber, inbox,
-        AgencyClient("city-shinagawa", env.keys("city-shinagawa"), env.kafka, env.topics,
+        AgencyClient("city-shinagawa", env.keys("city-shinagawa"),
+                     env.kafka_of("city-shinagawa"), env.topics,
                      hub_public_key=env.hub_key) as city,
     ):  # fmt: skip
         jps_code = (await client.enrol("jps-1", my_number=person.my_number)).link_code
