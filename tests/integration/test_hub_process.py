@@ -16,9 +16,11 @@ import aiohttp
 import pytest
 
 from infra.kafka import LocalCluster
+from renkei.operator.directory_file import load_directory_file
 from renkei.operator.publish import init_keys
 from renkei.topics import Topics
 from tests.conftest import _free_base_port
+from tests.integration.principals import Principals
 
 
 def _free_port() -> int:
@@ -29,14 +31,16 @@ def _free_port() -> int:
 
 
 def start_hub(
-    bootstrap: str, topics: Topics, tmp_path: Path, *args: str, **env: str
+    broker: str | Principals, topics: Topics, tmp_path: Path, *args: str, **env: str
 ) -> subprocess.Popen[bytes]:
+    """``renkei hub ARGS`` under the ``hub`` principal (on a secure broker, its login)."""
+    principals = broker if isinstance(broker, Principals) else Principals(broker)
     key_dir = tmp_path / "keys"
     if not key_dir.exists():
         init_keys(key_dir)
     environment = {
         **os.environ,
-        "RENKEI_BOOTSTRAP": bootstrap,
+        **principals.environment("hub"),
         "RENKEI_HOME": str(tmp_path / "home"),
         "RENKEI_HUB_TOPIC_PREFIX": topics.prefix,
         "RENKEI_HUB_KEY_DIR": str(key_dir),
@@ -82,10 +86,12 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 async def test_ready_file_and_health_endpoint_follow_the_hub(
-    kafka_bootstrap: str, topics: Topics, tmp_path: Path
+    principals: Principals, topics: Topics, tmp_path: Path
 ) -> None:
     ready, port = tmp_path / "run" / "hub.ready", _free_port()
-    hub = start_hub(kafka_bootstrap, topics, tmp_path, "--ready-file", str(ready),
+    if principals.secure:  # faust's control app and the data plane, both as `hub`
+        await principals.grant(load_directory_file(), topics)
+    hub = start_hub(principals, topics, tmp_path, "--ready-file", str(ready),
                     "--health-port", str(port))  # fmt: skip
     try:
         await wait_for(ready.exists, hub, tmp_path / "hub.log")
@@ -107,9 +113,7 @@ async def test_ready_file_and_health_endpoint_follow_the_hub(
     assert not ready.exists(), "the ready file outlived the hub"
     # faust's data folder lives under RENKEI_HOME, not in the working directory.
     assert data_folders(tmp_path) == []
-    assert data_folders(tmp_path / "home" / "hub") == [
-        f"{topics.prefix}hub-control-worker-1-data"
-    ]
+    assert data_folders(tmp_path / "home" / "hub") == [f"{topics.prefix}hub-control-worker-1-data"]
 
 
 @pytest.mark.slow
