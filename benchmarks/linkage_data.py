@@ -57,8 +57,9 @@ _FOREIGN_FAMILY: Final = (
     ("SANTOS", "サントス"), ("PARK", "パク"), ("CHEN", "チェン"), ("REYES", "レイエス"),
 )  # fmt: skip
 _FOREIGN_GIVEN: Final = (
-    ("JOHN", "ジョン"), ("MARY", "メアリー"), ("MINH", "ミン"), ("ANH", "アイン"), ("WEI", "ウェイ"),
-    ("MARIA", "マリア"), ("JOSE", "ホセ"), ("LING", "リン"), ("JIHO", "ジホ"), ("ANA", "アナ"),
+    ("JOHN", "ジョン"), ("MARY", "メアリー"), ("MINH", "ミン"), ("ANH", "アイン"),
+    ("WEI", "ウェイ"), ("MARIA", "マリア"), ("JOSE", "ホセ"), ("LING", "リン"),
+    ("JIHO", "ジホ"), ("ANA", "アナ"),
 )  # fmt: skip
 _LONG_VOWELS: Final = (("オウ", "オー"), ("ユウ", "ユー"), ("オオ", "オー"), ("エイ", "エー"),
                        ("ョウ", "ョー"), ("ュウ", "ュー"), ("ウ", "ー"))  # fmt: skip
@@ -165,7 +166,9 @@ def _household(draw: _Draw, persons: list[Person], hid: int, size: int) -> None:
     add(head_sex, draw.birth(head_age))
     if size >= 2 and rng.random() < 0.8:
         age = max(18, min(99, head_age + rng.randint(-5, 5)))
-        maiden = None if foreign or rng.random() < 0.3 else draw.family()
+        # Most couples take the husband's surname; a few the wife's; some kept records.
+        takes = 0.95 if head_sex == 1 else 0.05
+        maiden = draw.family() if not foreign and rng.random() < 0.7 * takes else None
         add(3 - head_sex, draw.birth(age), maiden=maiden)
     while len(members) < size:
         born = draw.birth(draw.age(0, max(0, head_age - 20)))

@@ -11,6 +11,7 @@ work in the output folder, or ``enrol``, which is not available yet).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,6 +61,9 @@ def match_command(
     link_probability: Annotated[
         float, typer.Option(min=0.5, max=1.0, help="Lowest match probability that links.")
     ] = Policy().link_probability,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Processes preparing rows (default: the cores, up to 4).")
+    ] = min(4, os.cpu_count() or 1),
     restart: Annotated[
         bool, typer.Option(help="Discard a previous run's partial work in --out.")
     ] = False,
@@ -89,6 +93,7 @@ def match_command(
             batch_size=batch_size,
             policy=policy,
             restart=restart,
+            workers=workers,
             progress=report,
         )
     console.print(

@@ -10,7 +10,8 @@ A wrong link is worse than a review, so a record is ``LINKED`` only when *all* h
 4. enough independent items agree at a strong level: the birth date (exact, or one
    typo); the name or the reading; the address (current, without building, or a former
    one) or the My Number — name, reading, birth date and sex alone are shared by
-   strangers often enough in a national registry that they never link; and at least
+   strangers often enough in a national registry that they never link (within one
+   town, with every other item agreeing and the birth date exactly, they do); and at least
    ``min_items`` of the six items. A My Number that agrees is *confirmed* only when at
    least ``min_items - 1`` of the other items agree too — it never links alone.
 
@@ -31,7 +32,8 @@ __all__ = ["Candidate", "Decision", "Outcome", "Policy", "decide"]
 Outcome = Literal["LINKED", "REVIEW", "NOT_FOUND"]
 
 # Gamma values that count as "this item agrees" (model.LEVELS: higher is stronger).
-_STRONG: Final = {"name": 2, "kana": 2, "birth": 2, "sex": 1, "address": 2, "my_number": 1}
+_STRONG: Final = {"name": 3, "kana": 3, "birth": 2, "sex": 1, "address": 2, "my_number": 1}
+_TOWN: Final = 1  # model.LEVELS["address"]: same town, another block
 _MAX_CANDIDATES: Final = 5
 
 
@@ -73,6 +75,16 @@ class Decision:
     reason: str = ""
 
 
+def _moved_in_town(best: Candidate) -> bool:
+    """Same town, another block — and every other item agrees, the birth date exactly.
+
+    A stranger who shares name, reading, sex and birth date is rare in a country and
+    rarer still in one town, while moves within a town are common.
+    """
+    strong = all(best.agrees(i) for i in ("name", "kana", "sex"))
+    return best.gammas.get("address") == _TOWN and best.gammas.get("birth") == 2 and strong
+
+
 def _unconfirmed(best: Candidate, policy: Policy) -> str:
     """The item rule (4) the best candidate fails, or ''."""
     born = best.gammas.get("birth", -1)
@@ -80,7 +92,7 @@ def _unconfirmed(best: Candidate, policy: Policy) -> str:
         return "birth date missing or different"
     if not (best.agrees("name") or best.agrees("kana")):
         return "neither name nor reading agrees"
-    if not (best.agrees("address") or best.agrees("my_number")):
+    if not (best.agrees("address") or best.agrees("my_number") or _moved_in_town(best)):
         return "address differs and no My Number confirms the person"
     others = sum(best.agrees(i) for i in ("name", "kana", "birth", "sex", "address"))
     if best.agrees("my_number"):
@@ -109,7 +121,7 @@ def decide(candidates: Sequence[Candidate], policy: Policy = _DEFAULT) -> Decisi
         return Decision("REVIEW", score=best.probability, candidates=codes, reason=reason)
 
     if best.gammas.get("my_number", -1) == 0:
-        return review("My Number belongs to someone else than the best candidate")
+        return review("the record's My Number is not the best candidate's")
     if number_holders and number_holders[0] is not best:
         return review("My Number points at another candidate")
     if best.probability < policy.link_probability:

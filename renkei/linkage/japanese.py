@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Final, NamedTuple
 
 import jntajis
@@ -102,6 +103,7 @@ def fold_kanji(text: str) -> str:
     return text.translate(_FOLDS)
 
 
+@lru_cache(maxsize=1 << 18)  # names repeat: a common one is typed thousands of times
 def name_key(name: str) -> str:
     """The comparison key of one name (no alias): see the module docstring."""
     text = _ALIAS.sub("", _nfkc(name).upper()).strip()
@@ -128,6 +130,7 @@ def other_names(name: str, former_names: str = "") -> list[str]:
 _KANA_PUNCT: Final = re.compile(r"[^ァ-ヺーA-Z0-9]")
 
 
+@lru_cache(maxsize=1 << 18)
 def kana_key(kana: str) -> str:
     """A reading as large full-width katakana, without spaces or punctuation."""
     return _KANA_PUNCT.sub("", normalise_kana(kana))
@@ -149,6 +152,7 @@ _VOWEL_OF: Final = {
 _LENGTHENS: Final = {"A": "ア", "I": "イ", "U": "ウ", "E": "イエ", "O": "ウオ"}
 
 
+@lru_cache(maxsize=1 << 18)
 def kana_fold(kana: str) -> str:
     """A coarse reading: voicing dropped and long vowels collapsed (オオタ = オータ = オタ)."""
     text = kana_key(kana).translate(_UNVOICED)
@@ -170,6 +174,7 @@ class AddressKeys(NamedTuple):
     town: str
 
 
+_PREFECTURE: Final = re.compile("^(?:" + "|".join(PREFECTURES) + ")")
 _KE: Final = re.compile(r"(?<=[\u3400-\u9fff])[ヶケがガヵカ](?=[\u3400-\u9fff])")
 _AZA: Final = re.compile(r"大字|字")
 # A county (郡) before its town or village is often left out; 郡山市 has none before it.
@@ -178,13 +183,10 @@ _BASE: Final = re.compile(r"^(\D*\d+(?:-\d+)*)")
 _TOWN: Final = re.compile(r"^(\D*?)(?:\d|$)")
 
 
+@lru_cache(maxsize=1 << 18)  # a household shares its address
 def address_keys(address: str) -> AddressKeys:
     """The comparison keys of an address (module docstring); empty for no address."""
-    text = _SPACE.sub("", _nfkc(address))
-    for prefecture in PREFECTURES:
-        if text.startswith(prefecture):
-            text = text[len(prefecture) :]
-            break
+    text = _PREFECTURE.sub("", _SPACE.sub("", _nfkc(address)))
     text = _AZA.sub("", _KE.sub("ケ", text))
     text = _COUNTY.sub("", text)
     full = fold_kanji(normalise_address(text))

@@ -5,8 +5,9 @@ missing value on either side is a null level and counts neither way):
 
 - name: same key (term-frequency adjusted) · any name of one is a name of the other
   (former name, 通称) · the same but for characters a legacy system could not store ·
-  one character apart · else;
-- kana: same reading (tf) · same coarse reading · one kana apart (coarse) · else;
+  one character apart · the same given name (a marriage changes the surname) · else;
+- kana: same reading (tf) · same coarse reading · one kana apart (coarse) · the same
+  given-name reading · else;
 - birth: same date · one digit apart, two digits swapped, or day and month swapped ·
   else;
 - sex: same · else;
@@ -57,8 +58,8 @@ BLOCKING_RULES: Final = (
 """The rules whose union generates the candidate pairs."""
 
 LEVELS: Final = {
-    "name": ("else", "one_char", "legacy", "other_name", "exact"),
-    "kana": ("else", "one_kana", "coarse", "exact"),
+    "name": ("else", "given", "one_char", "legacy", "other_name", "exact"),
+    "kana": ("else", "given", "one_kana", "coarse", "exact"),
     "birth": ("else", "near", "exact"),
     "sex": ("else", "exact"),
     "address": ("else", "town", "former", "base", "exact"),
@@ -87,6 +88,7 @@ def _comparisons() -> list[Any]:
                 "legacy",
             ),
             cll.DamerauLevenshteinLevel("name_n", 1),
+            cll.ExactMatchLevel("name_given"),
             cll.ElseLevel(),
         ],
     )
@@ -97,6 +99,7 @@ def _comparisons() -> list[Any]:
             cll.ExactMatchLevel("kana_n").configure(tf_adjustment_column="kana_n"),
             cll.ExactMatchLevel("kana_f"),
             cll.DamerauLevenshteinLevel("kana_f", 1),
+            cll.ExactMatchLevel("kana_given"),
             cll.ElseLevel(),
         ],
     )

@@ -7,6 +7,7 @@ One output row per input row, keyed ``uid`` (the resident code or the record ref
 | ``name_n`` | name | :func:`~renkei.linkage.japanese.name_key`; null when absent or kana only |
 | ``names`` | name, former_names | every name key of the person (通称, earlier names) |
 | ``kana_n`` / ``kana_f`` | name_kana | exact reading / coarse reading |
+| ``name_given`` / ``kana_given`` | name, name_kana | the given name: the last word, if any space |
 | ``birth`` | birth_date | ``YYYYMMDD``, null when absent or unreadable |
 | ``sex`` | sex | 1, 2 or null |
 | ``addr_n`` / ``addr_base`` / ``addr_town`` | address | the three grains of an address |
@@ -45,6 +46,8 @@ FEATURE_SCHEMA: Final = pa.schema(
         ("names", pa.list_(pa.string())),
         ("kana_n", pa.string()),
         ("kana_f", pa.string()),
+        ("name_given", pa.string()),
+        ("kana_given", pa.string()),
         ("birth", pa.string()),
         ("sex", pa.int8()),
         ("addr_n", pa.string()),
@@ -58,6 +61,16 @@ FEATURE_SCHEMA: Final = pa.schema(
 """The columns :func:`prepare` returns."""
 
 _KANA_ONLY: Final = re.compile(r"[\u3041-\u309f\u30a0-\u30ff\s・]+")
+_LATIN_NAME: Final = re.compile(r"[A-Za-z]")
+_WORDS: Final = re.compile(r"\s+")
+
+
+def _given(text: str) -> str:
+    """The last of two or more words: the given name (a marriage changes the other)."""
+    words = _WORDS.split(text.strip())
+    return words[-1] if len(words) > 1 else ""
+
+
 _ID_COLUMN: Final = {"registry": "resident_code", "records": "record_ref"}
 
 
@@ -102,6 +115,8 @@ def _rows(table: pa.Table, kind: Kind) -> Iterator[tuple[object, ...]]:
         key = name_key(name_text)
         names = [key, *other_names(name_text, former)] if key else other_names("", former)
         kana_n = kana_key(kana)
+        name_given = name_key(_given(name_text)) if not _LATIN_NAME.search(name_text) else ""
+        kana_given = kana_fold(_given(unicodedata.normalize("NFKC", kana)))
         birth = parse_birth_date(born)
         if birth is None and born.strip():
             flags.append("birth_date")
@@ -110,13 +125,16 @@ def _rows(table: pa.Table, kind: Kind) -> Iterator[tuple[object, ...]]:
             flags.append("my_number")
         full, base, town = address_keys(address)
         addrs = [base] if base else []
-        addrs += [b for old in moved.split(";") if (b := address_keys(old).base) and b != base]
+        if moved:
+            addrs += [b for m in moved.split(";") if (b := address_keys(m).base) and b != base]
         yield (
             uid.strip(),
             key or None,
             names,
             kana_n or None,
             kana_fold(kana) or None,
+            name_given or None,
+            kana_given or None,
             None if birth is None else birth.strftime("%Y%m%d"),
             parse_sex(sex),
             full or None,

@@ -32,9 +32,9 @@ from splink import DuckDBAPI
 from .decide import Policy
 from .errors import LinkageInputError, ResumeMismatchError
 from .model import term_frequencies, train
-from .prepare import prepare
 from .score import DECISION_SCHEMA, score_batch
 from .tables import RECORD_COLUMNS, REGISTRY_COLUMNS, OutputFormat, read_table, write_table
+from .workers import Pending, Preparer
 
 __all__ = ["Progress", "Summary", "match_files"]
 
@@ -92,19 +92,24 @@ def _check_ids(table: pa.Table, column: str) -> None:
         raise LinkageInputError(f"{column} repeats on some rows")
 
 
-def _registry_features(work: Path, registry: Path) -> pa.Table:
+def _registry_features(work: Path, registry: Path, preparer: Preparer) -> pa.Table:
     cached = work / "registry.parquet"
     if cached.exists():
         return pq.read_table(cached)
     raw = read_table(registry, REGISTRY_COLUMNS)
     _check_ids(raw, "resident_code")
-    features = prepare(raw, "registry")
+    features = preparer.prepare(raw, "registry")
     write_table(features, cached)
     return features
 
 
 def _model(
-    work: Path, db: DuckDBAPI, registry: Any, records: pa.Table, frequencies: dict[str, Any]
+    work: Path,
+    db: DuckDBAPI,
+    registry: Any,
+    records: pa.Table,
+    frequencies: dict[str, Any],
+    preparer: Preparer,
 ) -> dict[str, Any]:
     cached = work / "model.json"
     if cached.exists():
@@ -112,7 +117,7 @@ def _model(
         return model
     # Every n-th record, so the sample spreads over the whole file, the same every run.
     step = max(1, records.num_rows // _TRAINING_SAMPLE)
-    sample = prepare(records.take(list(range(0, records.num_rows, step))), "records")
+    sample = preparer.prepare(records.take(list(range(0, records.num_rows, step))), "records")
     sample_df = db.register(sample, table_name="training_records", dataset_display_name="records")
     model = train(db, registry, sample_df, frequencies)
     sample_df.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
@@ -131,10 +136,13 @@ def match_files(
     batch_size: int = 100_000,
     policy: Policy | None = None,
     restart: bool = False,
+    workers: int = 1,
     progress: Progress | None = None,
 ) -> Summary:
     """Link every record of ``records`` to ``registry``; write the three outputs to ``out``.
 
+    :param workers: processes that prepare rows (:class:`~.workers.Preparer`); the
+        result does not depend on it.
     :raises LinkageInputError: an input is missing, unreadable, lacks a column or repeats
         an id.
     :raises ResumeMismatchError: ``out`` holds another run's partial work.
@@ -154,38 +162,65 @@ def match_files(
     raw = read_table(records, RECORD_COLUMNS)
     _check_ids(raw, "record_ref")
     work = _open_work(out, manifest, restart)
-    report("prepare", 0, 1)
-    reg = _registry_features(work, registry)
-    report("prepare", 1, 1)
-    db = DuckDBAPI()
-    reg_df = db.register(reg, table_name="registry", dataset_display_name="registry")
-    report("train", 0, 1)
-    frequencies = term_frequencies(db, reg_df)
-    model = _model(work, db, reg_df, raw, frequencies)
-    report("train", 1, 1)
-    total = raw.num_rows
-    parts, resumed = [], 0
-    for index, start in enumerate(range(0, total, batch_size)):
-        part = work / f"batch-{index:05d}.parquet"
-        if part.exists():
-            resumed += 1
-        else:
-            chunk = prepare(raw.slice(start, batch_size), "records")
+    with Preparer(workers) as preparer:
+        report("prepare", 0, 1)
+        reg = _registry_features(work, registry, preparer)
+        report("prepare", 1, 1)
+        db = DuckDBAPI()
+        reg_df = db.register(reg, table_name="registry", dataset_display_name="registry")
+        report("train", 0, 1)
+        frequencies = term_frequencies(db, reg_df)
+        model = _model(work, db, reg_df, raw, frequencies, preparer)
+        report("train", 1, 1)
+        batches = _Batches(work, raw, batch_size)
+
+        def score(index: int, chunk: pa.Table) -> pa.Table:
             chunk_df = db.register(chunk, table_name=f"records_{index:05d}",
                                    dataset_display_name="records")  # fmt: skip
-            decided = score_batch(
-                db, reg_df, chunk_df, chunk.column("uid").to_pylist(), model, frequencies, policy
-            )
+            refs = chunk.column("uid").to_pylist()
+            decided = score_batch(db, reg_df, chunk_df, refs, model, frequencies, policy)
             chunk_df.drop_table_from_database_and_remove_from_cache(force_non_splink_table=True)
-            write_table(decided, part)
-        parts.append(part)
-        report("match", min(total, start + batch_size), total)
-    decisions = (
-        pa.concat_tables([pq.read_table(p) for p in parts])
-        if parts
-        else DECISION_SCHEMA.empty_table()
-    )
-    return _write_outputs(decisions, out, output_format, resumed)
+            return decided
+
+        batches.run(preparer, score, report)
+    tables = [pq.read_table(p) for p in batches.paths]
+    decisions = pa.concat_tables(tables) if tables else DECISION_SCHEMA.empty_table()
+    return _write_outputs(decisions, out, output_format, batches.resumed)
+
+
+class _Batches:
+    """The records cut into batches, each done once and kept as ``batch-NNNNN.parquet``."""
+
+    def __init__(self, work: Path, raw: pa.Table, size: int) -> None:
+        self.raw, self.size = raw, size
+        starts = range(0, raw.num_rows, size)
+        self.paths = [work / f"batch-{i:05d}.parquet" for i in range(len(starts))]
+        self.todo = [(i, start) for i, start in enumerate(starts) if not self.paths[i].exists()]
+        self.resumed = len(self.paths) - len(self.todo)
+
+    def run(
+        self,
+        preparer: Preparer,
+        score: Callable[[int, pa.Table], pa.Table],
+        report: Progress,
+    ) -> None:
+        """Prepare each batch while the one before is scored; write each as it is done."""
+        total = self.raw.num_rows
+        done = min(total, self.resumed * self.size) if self.todo else total
+        report("match", done, total)
+        pending: Pending | None = None
+        for k, (index, start) in enumerate(self.todo):
+            chunk = (pending or preparer.submit(self._slice(start), "records")).result()
+            following = self.todo[k + 1][1] if k + 1 < len(self.todo) else None
+            pending = (
+                None if following is None else preparer.submit(self._slice(following), "records")
+            )
+            write_table(score(index, chunk), self.paths[index])
+            done += chunk.num_rows
+            report("match", done, total)
+
+    def _slice(self, start: int) -> pa.Table:
+        return self.raw.slice(start, self.size)
 
 
 def _write_outputs(decisions: pa.Table, out: Path, fmt: OutputFormat, resumed: int) -> Summary:
