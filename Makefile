@@ -1,13 +1,15 @@
 # Renkei — the two commands of the README, and the pieces they are made of.
 #   make demo   install everything, start a local Kafka, run the demo
+#               (make demo SECURE=1: on the local secure Kafka, each actor its own principal)
 #   make test   install everything, lint, type-check and run the whole test suite
+#               (make test-secure: the flow tests again on a secure Kafka, as CI does)
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit integration bench kafka-up kafka-down clean
+.PHONY: setup demo test test-secure lint unit integration bench kafka-up kafka-down clean
 
 setup: $(STAMP)
 
@@ -17,7 +19,7 @@ $(STAMP): pyproject.toml infra/setup.sh
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/renkei demo
+	$(BIN)/renkei demo $(if $(SECURE),--secure)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -34,6 +36,15 @@ integration: setup
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The tests whose every actor logs in as its own principal (tests/integration/principals.py),
+# on the secure cluster under RENKEI_HOME if one runs there, else on one started for them;
+# with the attack suite, tests/security/, once it exists.
+SECURE_TESTS := $(addprefix tests/integration/,test_exchange.py test_life_events.py \
+	test_audit.py test_demo.py test_hub_process.py) $(wildcard tests/security)
+
+test-secure: setup
+	RENKEI_TEST_SECURE=1 $(BIN)/pytest -q -p no:cacheprovider -m "not slow" $(SECURE_TESTS)
 
 # `make bench` runs the quick set, `make bench BENCH="exchange 20000"` one benchmark; both
 # start the local Kafka when RENKEI_BOOTSTRAP is unset, as `make demo` does, and leave it up.

@@ -182,6 +182,8 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        if "/security/" in str(item.path):
+            item.add_marker(pytest.mark.security)
         if "/integration/" in str(item.path):
             item.add_marker(pytest.mark.integration)
             if "topic_prefix" in item.fixturenames:  # type: ignore[attr-defined]
