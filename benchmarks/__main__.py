@@ -73,6 +73,7 @@ BENCHMARKS = (
         kafka=False,
         quick=("--records", "100000", "--persons", "10000", "--citizens", "200", "--seconds", "3"),
     ),
+    Benchmark("linkage", kafka=False, quick=("--people", "20000", "--records", "5000")),
 )
 """Every benchmark, in the order the quick set runs them."""
 
