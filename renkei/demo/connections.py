@@ -17,7 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from infra.kafka import LocalCluster
+from infra.kafka.secure import SecureFiles, read_client_env
 from renkei.operator.directory_file import DirectoryFile
 from renkei.operator.principals import agency_principal, principal_names
 from renkei.settings import KafkaSettings
@@ -77,6 +80,21 @@ class Connections:
             self._kafka[principal] = self.settings(principal).kafka_kwargs()
         self.used.add(principal)
         return self._kafka[principal]
+
+    def environment(self, principal: str) -> dict[str, str]:
+        """``RENKEI_*`` variables that make a ``renkei`` command connect as ``principal``."""
+        self.used.add(principal)
+        if self.home is not None:
+            return read_client_env(SecureFiles(self.home / "kafka").env_file(principal))
+        assert self._shared is not None
+        values = self._shared.model_dump(exclude={"home"}, exclude_none=True)
+        values["bootstrap"] = self._shared.resolved_bootstrap()
+        return {
+            f"RENKEI_{name.upper()}": str(
+                value.get_secret_value() if isinstance(value, SecretStr) else value
+            )
+            for name, value in values.items()
+        }
 
     def agency(self, agency_id: str) -> dict[str, Any]:
         """aiokafka keyword arguments of agency ``agency_id`` (principal ``agency.<id>``)."""
