@@ -7,13 +7,18 @@ A wrong link is worse than a review, so a record is ``LINKED`` only when *all* h
    best is 2^margin times likelier), and no other candidate holds the record's number;
 3. the record's My Number, when given, does not contradict the best candidate (a family
    member's number copied from the same form disagrees with the person's own);
-4. enough independent items agree at a strong level: the birth date (exact, or one
-   typo); the name or the reading; the address (current, without building, or a former
-   one) or the My Number — name, reading, birth date and sex alone are shared by
-   strangers often enough in a national registry that they never link (within one
-   town, with every other item agreeing and the birth date exactly, they do); and at least
-   ``min_items`` of the six items. A My Number that agrees is *confirmed* only when at
-   least ``min_items - 1`` of the other items agree too — it never links alone.
+4. enough independent items agree at a strong level:
+
+   - the birth date — exactly, or one typo or day and month swapped (then it is not
+     counted among the items);
+   - the name or the reading;
+   - the address (current, without building, or a former one) or the My Number: name,
+     reading, birth date and sex alone are shared by strangers often enough in a
+     national registry that they never link — except within one town, with every
+     other item agreeing and the birth date exactly;
+   - at least ``min_items`` of the six items. A My Number that agrees is *confirmed*
+     only when at least ``min_items - 1`` of the other items agree too: it never links
+     alone.
 
 Otherwise the record goes to ``REVIEW`` with its candidates (best first) and the first
 rule it failed, unless nothing is even plausible: no candidate at all, or none with a
@@ -32,8 +37,9 @@ __all__ = ["Candidate", "Decision", "Outcome", "Policy", "decide"]
 Outcome = Literal["LINKED", "REVIEW", "NOT_FOUND"]
 
 # Gamma values that count as "this item agrees" (model.LEVELS: higher is stronger).
-_STRONG: Final = {"name": 3, "kana": 3, "birth": 2, "sex": 1, "address": 2, "my_number": 1}
+_STRONG: Final = {"name": 3, "kana": 3, "birth": 3, "sex": 1, "address": 2, "my_number": 1}
 _TOWN: Final = 1  # model.LEVELS["address"]: same town, another block
+_BIRTH_EXACT: Final = 3  # model.LEVELS["birth"]
 _MAX_CANDIDATES: Final = 5
 
 
@@ -82,7 +88,8 @@ def _moved_in_town(best: Candidate) -> bool:
     rarer still in one town, while moves within a town are common.
     """
     strong = all(best.agrees(i) for i in ("name", "kana", "sex"))
-    return best.gammas.get("address") == _TOWN and best.gammas.get("birth") == 2 and strong
+    exact_birth = best.gammas.get("birth") == _BIRTH_EXACT
+    return best.gammas.get("address") == _TOWN and exact_birth and strong
 
 
 def _unconfirmed(best: Candidate, policy: Policy) -> str:

@@ -29,7 +29,7 @@ without building. A record none of them reaches has no candidate.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from splink import DuckDBAPI, Linker, SettingsCreator
 from splink import comparison_level_library as cll
@@ -43,7 +43,9 @@ __all__ = [
     "BLOCKING_RULES",
     "LEVELS",
     "TF_COLUMNS",
+    "Dialect",
     "build_linker",
+    "for_dialect",
     "settings",
     "term_frequencies",
     "train",
@@ -60,7 +62,7 @@ BLOCKING_RULES: Final = (
 LEVELS: Final = {
     "name": ("else", "given", "one_char", "legacy", "other_name", "exact"),
     "kana": ("else", "given", "one_kana", "coarse", "exact"),
-    "birth": ("else", "near", "exact"),
+    "birth": ("else", "day_month_swapped", "one_typo", "exact"),
     "sex": ("else", "exact"),
     "address": ("else", "town", "former", "base", "exact"),
     "my_number": ("else", "exact"),
@@ -74,15 +76,25 @@ def _null(column: str) -> ComparisonLevelCreator:
     )
 
 
-def _comparisons() -> list[Any]:
+# The few SQL functions of the custom levels that differ between splink's backends.
+_SQL: Final = {
+    "duckdb": {"has_any": "list_has_any({a}, {b})", "contains": "contains({a}, {b})"},
+    "spark": {"has_any": "arrays_overlap({a}, {b})", "contains": "instr({a}, {b}) > 0"},
+}
+Dialect = Literal["duckdb", "spark"]
+
+
+def _comparisons(dialect: Dialect) -> list[Any]:
+    sql = _SQL[dialect]
+    has_any, contains = sql["has_any"].format, sql["contains"].format
     name = cl.CustomComparison(
         output_column_name="name",
         comparison_levels=[
             _null("name_n"),
             cll.ExactMatchLevel("name_n").configure(tf_adjustment_column="name_n"),
-            cll.CustomLevel("list_has_any(names_l, names_r)", "other_name"),
+            cll.CustomLevel(has_any(a="names_l", b="names_r"), "other_name"),
             cll.CustomLevel(
-                "(contains(name_n_l, '_') OR contains(name_n_r, '_'))"
+                f"({contains(a='name_n_l', b=repr('_'))} OR {contains(a='name_n_r', b=repr('_'))})"
                 " AND length(name_n_l) = length(name_n_r)"
                 " AND (name_n_l LIKE name_n_r OR name_n_r LIKE name_n_l)",
                 "legacy",
@@ -108,12 +120,12 @@ def _comparisons() -> list[Any]:
         comparison_levels=[
             _null("birth"),
             cll.ExactMatchLevel("birth"),
+            cll.DamerauLevenshteinLevel("birth", 1),
             cll.CustomLevel(
-                "damerau_levenshtein(birth_l, birth_r) <= 1"
-                " OR (substr(birth_l, 1, 4) = substr(birth_r, 1, 4)"
+                "substr(birth_l, 1, 4) = substr(birth_r, 1, 4)"
                 " AND substr(birth_l, 5, 2) = substr(birth_r, 7, 2)"
-                " AND substr(birth_l, 7, 2) = substr(birth_r, 5, 2))",
-                "near",
+                " AND substr(birth_l, 7, 2) = substr(birth_r, 5, 2)",
+                "day_month_swapped",
             ),
             cll.ElseLevel(),
         ],
@@ -128,7 +140,7 @@ def _comparisons() -> list[Any]:
             _null("addr_n"),
             cll.ExactMatchLevel("addr_n").configure(tf_adjustment_column="addr_n"),
             cll.ExactMatchLevel("addr_base"),
-            cll.CustomLevel("list_has_any(addrs_l, addrs_r)", "former"),
+            cll.CustomLevel(has_any(a="addrs_l", b="addrs_r"), "former"),
             cll.ExactMatchLevel("addr_town"),
             cll.ElseLevel(),
         ],
@@ -144,12 +156,12 @@ def _rule(sql: str) -> BlockingRuleCreator:
     return CustomRule(sql)
 
 
-def settings() -> SettingsCreator:
+def settings(dialect: Dialect = "duckdb") -> SettingsCreator:
     """The untrained model: comparisons and blocking rules, link-only."""
     return SettingsCreator(
         link_type="link_only",
         unique_id_column_name="uid",
-        comparisons=_comparisons(),
+        comparisons=_comparisons(dialect),
         blocking_rules_to_generate_predictions=[_rule(r) for r in BLOCKING_RULES],
         # The gamma (level) columns come with the matching columns only; the rules of
         # renkei.linkage.decide read the levels.
@@ -225,3 +237,28 @@ def train(
     )
     model: dict[str, Any] = linker.misc.save_model_to_json(None)
     return model
+
+
+def for_dialect(model: dict[str, Any], dialect: Dialect) -> dict[str, Any]:
+    """The trained ``model`` with its SQL written for another splink backend.
+
+    Every level keeps its trained m and u probabilities; only the SQL changes (``spark``:
+    ``arrays_overlap`` for DuckDB's ``list_has_any``, ``instr`` for ``contains``, and
+    splink's own rendering of its library levels). Train on DuckDB over a sample, score
+    on Spark over everything (``docs/linkage.md``).
+    """
+    rendered_settings = settings(dialect).get_settings(dialect)
+    target: dict[str, Any] = rendered_settings.as_dict()  # type: ignore[no-untyped-call]  # splink leaves it unannotated
+    out = {**model, "sql_dialect": dialect}
+    out["blocking_rules_to_generate_predictions"] = target["blocking_rules_to_generate_predictions"]
+    comparisons = []
+    for trained, rendered in zip(model["comparisons"], target["comparisons"], strict=True):
+        levels = [
+            {**level, "sql_condition": new["sql_condition"]}
+            for level, new in zip(
+                trained["comparison_levels"], rendered["comparison_levels"], strict=True
+            )
+        ]
+        comparisons.append({**trained, "comparison_levels": levels})
+    out["comparisons"] = comparisons
+    return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 from renkei.linkage.decide import Candidate, Policy, decide
 
 # Gammas at their strongest level (model.LEVELS), and "missing" (-1).
-ALL = {"name": 5, "kana": 4, "birth": 2, "sex": 1, "address": 4, "my_number": -1}
+ALL = {"name": 5, "kana": 4, "birth": 3, "sex": 1, "address": 4, "my_number": -1}
 
 
 def cand(code: str, weight: float = 30.0, probability: float = 1.0, **gammas: int) -> Candidate:
@@ -80,7 +80,7 @@ def test_name_birth_date_and_sex_without_address_or_number_never_link() -> None:
 
 def test_a_move_within_the_town_links_only_when_everything_else_agrees() -> None:
     assert decide([cand("R1", address=1)]).outcome == "LINKED"
-    assert decide([cand("R1", address=1, birth=1)]).outcome == "REVIEW"
+    assert decide([cand("R1", address=1, birth=2)]).outcome == "REVIEW"
     assert decide([cand("R1", address=1, sex=-1)]).outcome == "REVIEW"
     assert decide([cand("R1", address=1, kana=3)]).outcome == "LINKED"  # coarse reading
 
@@ -92,7 +92,10 @@ def test_a_former_address_counts_as_an_address() -> None:
 def test_the_birth_date_must_agree() -> None:
     assert decide([cand("R1", birth=0)]).outcome == "REVIEW"
     assert decide([cand("R1", birth=-1)]).outcome == "REVIEW"
-    assert decide([cand("R1", birth=1)]).outcome == "LINKED"  # one typo
+    assert decide([cand("R1", birth=2)]).outcome == "LINKED"  # one typo
+    assert decide([cand("R1", birth=1)]).outcome == "LINKED"  # day and month swapped
+    # A near birth date is not counted as an item: four others must still agree.
+    assert decide([cand("R1", birth=2, sex=-1)]).outcome == "REVIEW"
 
 
 def test_name_or_reading_must_agree() -> None:
@@ -105,3 +108,12 @@ def test_decisions_do_not_depend_on_candidate_order() -> None:
     a, b = cand("R1", weight=30.0), cand("R2", weight=30.0)
     assert decide([a, b]) == decide([b, a])
     assert decide([a, b]).outcome == "REVIEW"
+
+
+def test_levels_named_by_the_model_match_the_rules() -> None:
+    from renkei.linkage.model import LEVELS
+
+    assert LEVELS["address"][1] == "town"
+    assert LEVELS["birth"][3] == "exact"
+    assert LEVELS["name"][3] == "legacy"
+    assert LEVELS["kana"][3] == "coarse"
