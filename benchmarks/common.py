@@ -52,11 +52,24 @@ async def broker(home: Path) -> AsyncIterator[str]:
         await asyncio.to_thread(cluster.down)
 
 
-async def passthrough(bootstrap: str, count: int, size: int, partitions: int = 3) -> float:
-    """Bare aiokafka consume → produce, the baseline: messages per second."""
-    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
+async def passthrough(
+    bootstrap: str,
+    count: int,
+    size: int,
+    partitions: int = 3,
+    *,
+    kafka: dict[str, Any] | None = None,
+    names: tuple[str, str, str] | None = None,
+) -> float:
+    """Bare aiokafka consume → produce, the baseline: messages per second.
+
+    :param kafka: connection keyword arguments (TLS, SASL) instead of ``bootstrap`` alone.
+    :param names: source topic, sink topic and consumer group, where ACLs decide which
+        names a principal may use; fresh ones by default.
+    """
+    kafka = kafka if kafka is not None else {"bootstrap_servers": bootstrap}
     p = prefix()
-    source, sink = f"{p}pass.in", f"{p}pass.out"
+    source, sink, group = names or (f"{p}pass.in", f"{p}pass.out", f"{p}pass")
     admin = AIOKafkaAdminClient(**kafka)
     await admin.start()
     await ensure_topics(admin, [TopicSpec(source, partitions), TopicSpec(sink, partitions)])
@@ -68,7 +81,7 @@ async def passthrough(bootstrap: str, count: int, size: int, partitions: int = 3
         await producer.send(source, payload, key=str(i).encode())
     await producer.flush()
     consumer = AIOKafkaConsumer(
-        source, **kafka, group_id=f"{p}pass", auto_offset_reset="earliest",
+        source, **kafka, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=False, max_poll_records=1000,
     )  # fmt: skip
     await consumer.start()

@@ -1,6 +1,7 @@
 """Attribute exchanges through one hub worker, beside a bare aiokafka pass-through.
 
-Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures strict|trust-acl]``
+Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures MODE] [--secure]``
+(MODE: ``strict`` or ``trust-acl``)
 
 1. Baseline: aiokafka consume → produce of the same number of messages, same broker,
    same run (``benchmarks.common.passthrough``).
@@ -10,6 +11,11 @@ Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures strict|
    messages; ``hub messages/s`` counts inbound messages, like the baseline.
 3. Latency: a `renkei hub` process, a provider and a requester; the requester offers a
    fixed 2,000 exchanges/s for 10 s and times each request to its answer.
+
+``--secure`` then runs all three again on a secure single node started here (TLS +
+SASL/SCRAM-SHA-512, ACLs synced for each run's prefix), every actor as its own principal
+— the baseline too, as ``hub`` on names its ACLs allow — and prints both transports side
+by side. Every actor connects through :class:`renkei.demo.Connections`, as the demo does.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ from consumers.provider import ProviderService
 from hub_stream.ids import derive_id
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
+from infra.kafka import LocalCluster
 from producers.agency_client import AgencyClient
 from producers.population import generate_population
 from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import SealingKeyPair, keystore, seal
+from renkei.demo import Connections
 from renkei.envelope import sign_message
+from renkei.operator.acl import sync_acls
 from renkei.operator.directory_file import load_directory_file
+from renkei.operator.principals import ADMIN, HUB, OPERATOR, REGISTRY, principal_names
 from renkei.operator.publish import init_keys, publish
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics
@@ -57,17 +67,26 @@ from schemas.models import (
 
 REQUESTER, PROVIDER = "city-shinagawa", "jps"
 PEOPLE = 500
+SECURE_PORT = 29192  # benchmarks.common.broker's plaintext node listens on 29092
 
 
-async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str], list[str]]:
+async def fresh_topics(conn: Connections) -> Topics:
+    """A new prefix; on a secure cluster its ACLs first, as `renkei acl sync --prefix`."""
+    topics = Topics(prefix())
+    if conn.is_secure:
+        await sync_acls(conn.kafka(ADMIN), load_directory_file(), topics)
+    return topics
+
+
+async def setup(conn: Connections, key_dir: Path, topics: Topics) -> tuple[list[str], list[str]]:
     """Keys, directory, a population enrolled at both agencies; their link codes."""
     init_keys(key_dir)
-    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, None)
-    kafka = {"bootstrap_servers": bootstrap}
-    service = HubService(kafka, hub_settings(topics, key_dir, "strict"))
+    await publish(conn.settings(OPERATOR), topics.prefix, key_dir, None)
+    service = HubService(conn.kafka(HUB), hub_settings(topics, key_dir, "strict"))
     await service.start()
     people = generate_population(PEOPLE, seed=5)
-    async with RegistryPublisher(keystore.load(key_dir, "registry"), kafka, topics) as registry:
+    registry_keys = keystore.load(key_dir, "registry")
+    async with RegistryPublisher(registry_keys, conn.kafka(REGISTRY), topics) as registry:
         for p in people:
             b4 = Basic4(name=p.name, name_kana=p.name_kana, birth_date=p.birth_date,
                         sex=Sex(p.sex), address=p.address)  # fmt: skip
@@ -76,8 +95,8 @@ async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str
         await asyncio.sleep(0.05)
     codes: dict[str, list[str]] = {}
     for agency in (REQUESTER, PROVIDER):
-        async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics,
-                                **agency_trust(key_dir, "strict")) as client:  # fmt: skip
+        async with AgencyClient(agency, keystore.load(key_dir, agency), conn.agency(agency),
+                                topics, **agency_trust(key_dir, "strict")) as client:  # fmt: skip
             results = await asyncio.gather(
                 *(client.enrol(p.resident_code, my_number=p.my_number) for p in people)
             )
@@ -87,9 +106,10 @@ async def setup(bootstrap: str, key_dir: Path, topics: Topics) -> tuple[list[str
 
 
 def hub_settings(topics: Topics, key_dir: Path, signatures: str) -> HubSettings:
+    # The default group, <prefix>hub, is the one the hub principal's ACLs allow.
     return HubSettings(
         topic_prefix=topics.prefix, partitions=topics.partitions, key_dir=key_dir,
-        group_id=f"{topics.prefix}hub", signatures=signatures,  # type: ignore[arg-type]
+        signatures=signatures,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -110,20 +130,19 @@ async def timed_hub_pass(kafka: dict[str, Any], settings: HubSettings, expect: i
     return elapsed
 
 
-async def throughput(bootstrap: str, count: int, signatures: str) -> dict[str, float]:
-    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
-    topics = Topics(prefix())
+async def throughput(conn: Connections, count: int, signatures: str) -> dict[str, float]:
+    topics = await fresh_topics(conn)
     with tempfile.TemporaryDirectory() as tmp:
         key_dir = Path(tmp)
-        city_codes, jps_codes = await setup(bootstrap, key_dir, topics)
+        city_codes, jps_codes = await setup(conn, key_dir, topics)
         settings = hub_settings(topics, key_dir, signatures)
         codec = default_codec()
         scenario = next(s for s in load_directory_file().scenarios
                         if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
         city, jps = keystore.load(key_dir, REQUESTER), keystore.load(key_dir, PROVIDER)
         reply = SealingKeyPair.generate()
-        producer = AIOKafkaProducer(**kafka, linger_ms=5, acks="all", enable_idempotence=True)
-        await producer.start()
+        # Each agency writes its own topic (on a secure cluster, the only one it may).
+        producer = await _producer(conn.agency(REQUESTER))
         requests = []
         for i in range(count):
             header = Header.new(REQUESTER)
@@ -139,9 +158,11 @@ async def throughput(bootstrap: str, count: int, signatures: str) -> dict[str, f
                 topics.agency_out(REQUESTER), codec.encode(req), req.requester_link_code.encode()
             )
         await producer.flush()
-        t_requests = await timed_hub_pass(kafka, settings, count)
+        await producer.stop()
+        t_requests = await timed_hub_pass(conn.kafka(HUB), settings, count)
         enc, ciphertext = seal("X25519", reply.public_bytes, b'{"v":1}', aad=b"bench")
         sealed = SealedPayload(suite=HpkeSuite.X25519, enc=enc, ciphertext=ciphertext)
+        producer = await _producer(conn.agency(PROVIDER))
         for i, req in enumerate(requests):
             resp = ProviderResponse(
                 header=Header.new(PROVIDER),
@@ -155,24 +176,28 @@ async def throughput(bootstrap: str, count: int, signatures: str) -> dict[str, f
             )
         await producer.flush()
         await producer.stop()
-        t_responses = await timed_hub_pass(kafka, settings, count)
+        t_responses = await timed_hub_pass(conn.kafka(HUB), settings, count)
     elapsed = t_requests + t_responses
     return {"exchanges_per_s": count / elapsed, "messages_per_s": 2 * count / elapsed,
             "requests_s": t_requests, "responses_s": t_responses}  # fmt: skip
 
 
-async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> dict[str, float]:
-    kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
-    topics = Topics(prefix())
+async def _producer(kafka: dict[str, Any]) -> AIOKafkaProducer:
+    producer = AIOKafkaProducer(**kafka, linger_ms=5, acks="all", enable_idempotence=True)
+    await producer.start()
+    return producer
+
+
+async def latency(conn: Connections, rate: int, seconds: int, signatures: str) -> dict[str, float]:
+    topics = await fresh_topics(conn)
     with tempfile.TemporaryDirectory() as tmp:
         key_dir = Path(tmp)
-        city_codes, _ = await setup(bootstrap, key_dir, topics)
+        city_codes, _ = await setup(conn, key_dir, topics)
         scenario = next(s for s in load_directory_file().scenarios
                         if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
-        env = {**os.environ, "RENKEI_BOOTSTRAP": bootstrap,
+        env = {**os.environ, **conn.environment(HUB),
                "RENKEI_HUB_TOPIC_PREFIX": topics.prefix, "RENKEI_HUB_KEY_DIR": str(key_dir),
-               "RENKEI_HUB_GROUP_ID": f"{topics.prefix}hub", "RENKEI_HUB_SIGNATURES": signatures,
-               "RENKEI_HUB_POLL_MS": "5"}  # fmt: skip
+               "RENKEI_HUB_SIGNATURES": signatures, "RENKEI_HUB_POLL_MS": "5"}  # fmt: skip
         # Started once, before the clock runs: blocking here is fine.
         hub = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "renkei", "hub", "--loglevel", "error"],
@@ -182,12 +207,17 @@ async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> d
             return {scenario.items[0]: "ok"}
 
         trust = agency_trust(key_dir, signatures)
-        provider = ProviderService(PROVIDER, keystore.load(key_dir, PROVIDER), kafka, topics,
-                                   handler, group_id=f"{topics.prefix}jps", **trust)  # fmt: skip
+        # Its default group, <prefix>agency.jps.provider, is within the agency's ACLs.
+        provider = ProviderService(PROVIDER, keystore.load(key_dir, PROVIDER),
+                                   conn.agency(PROVIDER), topics, handler, **trust)  # fmt: skip
         latencies: list[float] = []
         try:
             client = AgencyClient(
-                REQUESTER, keystore.load(key_dir, REQUESTER), kafka, topics, **trust
+                REQUESTER,
+                keystore.load(key_dir, REQUESTER),
+                conn.agency(REQUESTER),
+                topics,
+                **trust,
             )
             async with provider, client:
                 # Warm-up: the hub is ready once one exchange goes through.
@@ -221,21 +251,66 @@ async def latency(bootstrap: str, rate: int, seconds: int, signatures: str) -> d
             "max_ms": latencies[-1] * 1000}  # fmt: skip
 
 
-async def main(count: int, signatures: str, rate: int) -> None:
+async def measure(conn: Connections, count: int, signatures: str, rate: int) -> dict[str, float]:
+    """Baseline, hub throughput and latency on one cluster, each actor as ``conn`` says."""
+    # The baseline connects like the hub: as `hub` on names its ACLs allow when secure.
+    p = prefix()
+    if conn.is_secure:
+        await sync_acls(conn.kafka(ADMIN), load_directory_file(), Topics(p))
+    names = (f"{p}hub.state.pass-in", f"{p}hub.state.pass-out", f"{p}hub-pass")
+    base = await passthrough("", 2 * count, 300, kafka=conn.kafka(HUB), names=names)
+    hub = await throughput(conn, count, signatures)
+    lat = await latency(conn, rate, 10, signatures)
+    return {"base": base, **hub, **lat}
+
+
+def report(name: str, r: dict[str, float], count: int) -> None:
+    print(f"[{name}] baseline aiokafka pass-through: {r['base']:,.0f} msg/s")
+    print(f"[{name}] hub: {r['messages_per_s']:,.0f} msg/s = {r['exchanges_per_s']:,.0f} "
+          f"exchanges/s (requests {r['requests_s']:.2f} s, answers "
+          f"{r['responses_s']:.2f} s for {count:,})")  # fmt: skip
+    print(f"[{name}] ratio hub/pass-through: {r['messages_per_s'] / r['base']:.2f} "
+          "(target >= 0.5)")  # fmt: skip
+    print(f"[{name}] latency at {r['offered_per_s']:,.0f} exchanges/s offered: "
+          f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, "
+          f"max {r['max_ms']:.1f} ms (target p99 <= 25 ms)")  # fmt: skip
+
+
+def compare(plain: dict[str, float], secure: dict[str, float]) -> None:
+    print("\n| transport | pass-through msg/s | hub msg/s | exchanges/s | ratio | "
+          "offered/s | p50 ms | p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in (("plaintext", plain), ("TLS + SASL/SCRAM, ACLs", secure)):
+        print(f"| {name} | {r['base']:,.0f} | {r['messages_per_s']:,.0f} | "
+              f"{r['exchanges_per_s']:,.0f} | {r['messages_per_s'] / r['base']:.2f} | "
+              f"{r['offered_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")  # fmt: skip
+    print(f"secure / plaintext: pass-through {secure['base'] / plain['base']:.2f}, "
+          f"hub {secure['messages_per_s'] / plain['messages_per_s']:.2f}, "
+          f"p50 {secure['p50_ms'] / plain['p50_ms']:.2f}, "
+          f"p99 {secure['p99_ms'] / plain['p99_ms']:.2f}")  # fmt: skip
+
+
+async def main(count: int, signatures: str, rate: int, secure: bool) -> None:
+    print(f"signatures={signatures}")
     with tempfile.TemporaryDirectory() as home:
-        async with broker(Path(home)) as bootstrap:
-            base = await passthrough(bootstrap, 2 * count, 300)
-            hub = await throughput(bootstrap, count, signatures)
-            print(f"signatures={signatures}")
-            print(f"baseline aiokafka pass-through: {base:,.0f} msg/s")
-            print(f"hub: {hub['messages_per_s']:,.0f} msg/s = {hub['exchanges_per_s']:,.0f} "
-                  f"exchanges/s (requests {hub['requests_s']:.2f} s, answers "
-                  f"{hub['responses_s']:.2f} s for {count:,})")  # fmt: skip
-            print(f"ratio hub/pass-through: {hub['messages_per_s'] / base:.2f} (target >= 0.5)")
-            lat = await latency(bootstrap, rate, 10, signatures)
-            print(f"latency at {lat['offered_per_s']:,.0f} exchanges/s offered: "
-                  f"p50 {lat['p50_ms']:.1f} ms, p99 {lat['p99_ms']:.1f} ms, "
-                  f"max {lat['max_ms']:.1f} ms (target p99 <= 25 ms)")  # fmt: skip
+        async with broker(Path(home) / "plain") as bootstrap:
+            plain = await measure(
+                Connections.shared(KafkaSettings(bootstrap=bootstrap)), count, signatures, rate
+            )
+        report("plaintext", plain, count)
+        if not secure:
+            return
+        # One node like the plaintext one, on its own ports, stopped afterwards.
+        principals = principal_names(load_directory_file())
+        cluster = LocalCluster(Path(home) / "secure" / "kafka", base_port=SECURE_PORT,
+                               secure=True, principals=principals)  # fmt: skip
+        await asyncio.to_thread(cluster.up, 120)
+        try:
+            tls = await measure(Connections.secure(Path(home) / "secure"), count, signatures, rate)
+        finally:
+            await asyncio.to_thread(cluster.down)
+        report("secure", tls, count)
+        compare(plain, tls)
 
 
 if __name__ == "__main__":
@@ -243,5 +318,9 @@ if __name__ == "__main__":
     parser.add_argument("count", nargs="?", type=int, default=20_000)
     parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="strict")
     parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument(
+        "--secure", action="store_true",
+        help="also on a secure node (TLS + SASL/SCRAM, ACLs), every actor its own principal",
+    )  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.signatures, args.rate))
+    asyncio.run(main(args.count, args.signatures, args.rate, args.secure))
