@@ -1,7 +1,8 @@
 """``renkei link match|enrol``: bulk initial linkage (紐付け) of an agency's records.
 
-``match`` runs offline at the registry's side, without Kafka: it reads the registry and
-an agency's file (CSV or Parquet), and writes ``linked``, ``review`` and ``not_found``
+``match`` runs offline at the registry's side, without Kafka: it reads the registry (a
+file, or ``--registry-topic``: the registry's own feed, read to its end) and an agency's
+file (CSV or Parquet), and writes ``linked``, ``review`` and ``not_found``
 to the output folder (:mod:`renkei.linkage`, ``docs/linkage.md``). An interrupted run
 resumes where it stopped when started again with the same arguments.
 
@@ -15,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
+import pyarrow as pa
 import typer
 from rich.progress import (
     BarColumn,
@@ -25,8 +27,11 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from renkei.crypto import keystore
 from renkei.errors import ConfigurationError
 from renkei.linkage import Policy, match_files
+from renkei.linkage.registry_events import read_registry_topic
+from renkei.settings import KafkaSettings
 
 from ._common import console, friendly_errors
 
@@ -47,11 +52,22 @@ _PHASES = {
 @link_app.command("match")
 @friendly_errors
 def match_command(
-    registry: Annotated[
-        Path, typer.Option(help="The person table: .csv or .parquet (docs/linkage.md).")
-    ],
     records: Annotated[Path, typer.Option(help="The agency's records: .csv or .parquet.")],
     out: Annotated[Path, typer.Option(help="Folder for linked, review and not_found.")],
+    registry: Annotated[
+        Path | None, typer.Option(help="The person table: .csv or .parquet (docs/linkage.md).")
+    ] = None,
+    registry_topic: Annotated[
+        str | None,
+        typer.Option(help="Read the person table from this topic instead (registry.events)."),
+    ] = None,
+    key_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Key folder with the registry's key (for --registry-topic).",
+            envvar="RENKEI_HUB_KEY_DIR",
+        ),
+    ] = Path(".renkei/keys"),
     output_format: Annotated[
         Literal["csv", "parquet"], typer.Option("--format", help="Format of the outputs.")
     ] = "csv",
@@ -71,6 +87,7 @@ def match_command(
 ) -> None:
     """Link RECORDS to REGISTRY offline; write OUT/linked, OUT/review, OUT/not_found."""
     policy = Policy(link_probability=link_probability)
+    source = _registry(registry, registry_topic, key_dir)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -86,7 +103,7 @@ def match_command(
             bar.update(tasks[phase], completed=done, total=total)
 
         summary = match_files(
-            registry,
+            source,
             records,
             out,
             output_format=output_format,
@@ -103,6 +120,18 @@ def match_command(
     )
     for path in summary.outputs:
         console.print(f"  {path}")
+
+
+def _registry(file: Path | None, topic: str | None, key_dir: Path) -> Path | pa.Table:
+    """The registry file, or the table read from the registry's topic (signatures checked)."""
+    if (file is None) == (topic is None):
+        raise ConfigurationError("give exactly one of --registry and --registry-topic")
+    if file is not None:
+        return file
+    assert topic is not None
+    public = keystore.load(key_dir, "registry").public().signing_public_key
+    console.print(f"reading {topic} …")
+    return read_registry_topic(KafkaSettings().kafka_kwargs(), topic, public)
 
 
 @link_app.command("enrol")

@@ -16,6 +16,7 @@ outputs are assembled from them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
@@ -92,11 +93,11 @@ def _check_ids(table: pa.Table, column: str) -> None:
         raise LinkageInputError(f"{column} repeats on some rows")
 
 
-def _registry_features(work: Path, registry: Path, preparer: Preparer) -> pa.Table:
+def _registry_features(work: Path, registry: Path | pa.Table, preparer: Preparer) -> pa.Table:
     cached = work / "registry.parquet"
     if cached.exists():
         return pq.read_table(cached)
-    raw = read_table(registry, REGISTRY_COLUMNS)
+    raw = read_table(registry, REGISTRY_COLUMNS) if isinstance(registry, Path) else registry
     _check_ids(raw, "resident_code")
     features = preparer.prepare(raw, "registry")
     write_table(features, cached)
@@ -127,8 +128,18 @@ def _model(
     return model
 
 
+def _source(source: Path | pa.Table) -> dict[str, Any] | str:
+    """What identifies an input for resuming: a file's stat, a table's content hash."""
+    if isinstance(source, Path):
+        return _fingerprint(source) if source.exists() else str(source)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, source.schema) as writer:
+        writer.write_table(source)
+    return {"sha256": hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()}
+
+
 def match_files(
-    registry: Path,
+    registry: Path | pa.Table,
     records: Path,
     out: Path,
     *,
@@ -141,6 +152,8 @@ def match_files(
 ) -> Summary:
     """Link every record of ``records`` to ``registry``; write the three outputs to ``out``.
 
+    :param registry: the person table's file, or the table itself (as
+        :func:`~.registry_events.read_registry_topic` returns it).
     :param workers: processes that prepare rows (:class:`~.workers.Preparer`); the
         result does not depend on it.
     :raises LinkageInputError: an input is missing, unreadable, lacks a column or repeats
@@ -154,8 +167,8 @@ def match_files(
     logging.getLogger("splink").setLevel(logging.ERROR)
     manifest = {
         "version": _VERSION,
-        "registry": _fingerprint(registry) if registry.exists() else str(registry),
-        "records": _fingerprint(records) if records.exists() else str(records),
+        "registry": _source(registry),
+        "records": _source(records),
         "batch_size": batch_size,
         "policy": asdict(policy),
     }
