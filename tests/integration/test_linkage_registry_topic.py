@@ -20,16 +20,18 @@ from schemas.codec import default_codec
 from schemas.models import (
     Basic4,
     EventAction,
+    EventBody,
     EventKind,
     Header,
     PersonMoved,
     PersonRegistered,
     RegistryEvent,
+    Sex,
 )
 from tests.integration.principals import Principals
 
 
-def _event(event_id: str, code: str, kind: EventKind, body: object) -> RegistryEvent:
+def _event(event_id: str, code: str, kind: EventKind, body: EventBody | None) -> RegistryEvent:
     message_id = hashlib.blake2b(event_id.encode(), digest_size=16).hexdigest()
     return RegistryEvent(
         header=Header.new("registry", message_id=message_id),
@@ -40,7 +42,7 @@ def _event(event_id: str, code: str, kind: EventKind, body: object) -> RegistryE
 
 def _registered(i: int) -> RegistryEvent:
     b4 = Basic4(name=f"佐藤 花子{i}", name_kana="サトウ ハナコ", birth_date=date(1980, 1, 1 + i),
-                sex="FEMALE", address=f"東京都品川区広町2-1-{i}")  # fmt: skip
+                sex=Sex.FEMALE, address=f"東京都品川区広町2-1-{i}")  # fmt: skip
     number = f"{i:011d}"
     body = PersonRegistered(my_number=number + str(check_digit(number)), basic4=b4)
     return _event(f"r{i}", f"{10_000_000_000 + i}", EventKind.REGISTERED, body)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
-from renkei.linkage.model import LEVELS, for_dialect, settings
+from renkei.linkage.model import LEVELS, Dialect, for_dialect, settings
 
 
-def _rendered(dialect: str) -> dict:
-    return settings(dialect).get_settings(dialect).as_dict()  # type: ignore[arg-type]
+def _rendered(dialect: Dialect) -> dict[str, Any]:
+    rendered: dict[str, Any] = settings(dialect).get_settings(dialect).as_dict()  # type: ignore[no-untyped-call]  # splink leaves it unannotated
+    return rendered
 
 
 def test_levels_are_the_comparisons_of_the_model() -> None:

@@ -17,6 +17,7 @@ from schemas.codec import default_codec
 from schemas.models import (
     Basic4,
     EventAction,
+    EventBody,
     EventKind,
     Header,
     NumberReissued,
@@ -25,16 +26,17 @@ from schemas.models import (
     PersonRegistered,
     PersonRenamed,
     RegistryEvent,
+    Sex,
 )
 
 B4 = Basic4(name="佐藤 花子", name_kana="サトウ ハナコ", birth_date=date(1980, 1, 2),
-            sex="FEMALE", address="東京都品川区広町2-1-36")  # fmt: skip
+            sex=Sex.FEMALE, address="東京都品川区広町2-1-36")  # fmt: skip
 
 
 def ev(
     event_id: str,
     kind: EventKind,
-    body: object,
+    body: EventBody | None,
     action: EventAction = EventAction.ORIGINAL,
     corrects: str | None = None,
     code: str = "12345678901",
