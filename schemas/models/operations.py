@@ -115,7 +115,7 @@ class ScenarioEntry(Message):
 
 
 class DeadLetter(Message):
-    """Input the hub could not process, kept byte for byte with the reason."""
+    """Input the hub could not process or would not apply, the input sealed to the operators."""
 
     avro_name: ClassVar[str] = "jp.renkei.DeadLetter"
 
