@@ -88,10 +88,10 @@ class StandIns:
             reason=ErrorCode.INTERNAL,
             detail=f"{what} of {len(value)} bytes for {output.topic}[{partition}] not "
             f"written: {reason}; its value was dropped"[:1000],
-            key=output.key,
+            key=None,  # as every letter: a key may be an identifier too
             value=b"",
         )
-        outputs = [Output(self.topics.deadletter, output.key, self.codec.encode(letter))]
+        outputs = [Output(self.topics.deadletter, None, self.codec.encode(letter))]
         if header is not None and self._is_agency_inbox(output.topic):
             request_id = getattr(original, "request_id", None) or getattr(
                 original, "hub_request_id", None
