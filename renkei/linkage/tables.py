@@ -1,7 +1,9 @@
 """Reading the inputs and writing the outputs, as CSV or Parquet (through pyarrow).
 
 Every input column is read as text, whatever it looks like: ``0012`` stays ``0012``, a
-date stays as written for :mod:`renkei.linkage.dates`. The format is chosen by the file's
+date stays as written for :mod:`renkei.linkage.dates`. A Parquet file may hold
+``my_number`` as an integer column (a spreadsheet export does that); its leading zeros
+are put back. The format is chosen by the file's
 suffix (``.parquet`` / ``.pq``, else CSV with a header line, UTF-8).
 """
 
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -87,10 +90,16 @@ def read_table(path: Path, required: Sequence[str]) -> pa.Table:
     missing = [c for c in required if c not in table.column_names]
     if missing:
         raise LinkageInputError(f"{path}: missing column(s) {', '.join(missing)}")
-    columns = {
-        name: table.column(name).cast(pa.string()).fill_null("") for name in table.column_names
-    }
+    columns = {name: _text(name, table.column(name)) for name in table.column_names}
     return pa.table(columns)
+
+
+def _text(name: str, column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column as text; a My Number stored as an integer gets back its leading zeros."""
+    text = column.cast(pa.string()).fill_null("")
+    if name == "my_number" and pa.types.is_integer(column.type):
+        text = pc.utf8_lpad(text, width=12, padding="0")
+    return text
 
 
 def write_table(table: pa.Table, path: Path) -> None:

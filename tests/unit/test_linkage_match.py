@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from benchmarks.linkage_data import write
 from renkei.cli import app
 from renkei.linkage import LinkageInputError, ResumeMismatchError, match_files
+from renkei.linkage.tables import REGISTRY_COLUMNS, read_table
 
 HEADER = ("record_ref", "my_number", "name", "name_kana", "birth_date", "sex", "address")
 
@@ -137,6 +138,14 @@ def test_workers_do_not_change_the_result(data: Path, result: Path, tmp_path: Pa
         assert (out / name).read_bytes() == (result / name).read_bytes()
 
 
+def test_a_registry_table_links_as_its_file_does(data: Path, result: Path, tmp_path: Path) -> None:
+    # --registry-topic hands match_files the table folded from the feed.
+    table = read_table(data / "registry.csv", REGISTRY_COLUMNS)
+    out = tmp_path / "table"
+    match_files(table, data / "records.csv", out, batch_size=300)
+    assert (out / "linked.csv").read_bytes() == (result / "linked.csv").read_bytes()
+
+
 def test_other_inputs_refuse_to_resume(data: Path, result: Path) -> None:
     with pytest.raises(ResumeMismatchError):
         match_files(data / "registry.csv", data / "records.csv", result, batch_size=100)
@@ -150,6 +159,11 @@ def test_parquet_in_and_out(data: Path, tmp_path: Path) -> None:
     pq.write_table(pacsv.read_csv(data / "registry.csv"), registry)
     summary = match_files(registry, records, tmp_path / "out", output_format="parquet")
     assert summary.records == 200
+    # The numbers were stored as integers; those that begin with 0 must still match.
+    assert pq.read_table(registry).schema.field("my_number").type == "int64"
+    numbers = read_table(registry, REGISTRY_COLUMNS).column("my_number").to_pylist()
+    assert all(len(n) == 12 for n in numbers)
+    assert any(n.startswith("0") for n in numbers)
     assert pq.read_table(tmp_path / "out" / "linked.parquet").column_names == [
         "record_ref",
         "resident_code",
