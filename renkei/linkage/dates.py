@@ -53,6 +53,7 @@ _ERA_ALIASES: Final = {
 _KANJI_DIGIT: Final = {c: i for i, c in enumerate("〇一二三四五六七八九")}
 _KANJI_NUMBER: Final = re.compile("[〇一二三四五六七八九十]+")
 _WESTERN: Final = re.compile(r"(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?")
+_ISO: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII)
 _COMPACT: Final = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _ERA: Final = re.compile(
     r"(明治|大正|昭和|平成|令和|[MTSHR明大昭平令])\.?\s*(\d{1,2})\s*[-/.年]\s*"
@@ -83,6 +84,8 @@ def parse_birth_date(text: str | None) -> dt.date | None:
     """Read a birth date in any form of the module docstring; ``None`` if unreadable."""
     if text is None:
         return None
+    if len(text) == 10 and text[4] == text[7] == "-" and (m := _ISO.fullmatch(text)):
+        return _date(int(m[1]), int(m[2]), int(m[3]))  # the registry's own form: no folding
     value = unicodedata.normalize("NFKC", text).strip().upper()
     value = _TRAILER.sub("", value.replace("元年", "1年")).strip()
     value = _KANJI_NUMBER.sub(_kanji_to_digits, value)

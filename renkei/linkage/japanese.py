@@ -121,6 +121,8 @@ def other_names(name: str, former_names: str = "") -> list[str]:
 
     :param former_names: earlier names, separated by ``;`` (the registry's column).
     """
+    if not former_names and "(" not in name and "（" not in name:
+        return []  # most people: no alias, no earlier name
     found = [name_key(alias) for alias in _ALIAS.findall(_nfkc(name).upper())]
     found += [name_key(old) for old in former_names.split(";")]
     primary = name_key(name)

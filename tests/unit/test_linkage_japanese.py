@@ -152,3 +152,26 @@ def test_unreadable_dates_are_missing(written: str) -> None:
 )
 def test_sex_forms(written: str, sex: int | None) -> None:
     assert parse_sex(written) == sex
+
+
+def test_numbers_are_checked_as_renkei_mynumber_checks_them() -> None:
+    import random
+
+    import pyarrow as pa
+
+    from renkei import mynumber
+    from renkei.linkage.prepare import _numbers
+
+    rng = random.Random(5)
+    good = [mynumber.generate(rng) for _ in range(300)]
+    written = [
+        *good,
+        *(n[:11] + str((int(n[11]) + 1) % 10) for n in good[:100]),  # wrong check digit
+        "1234-5678-9018", "１２３４５６７８９０１８", "1234 5678 9018", "123456789018\u3000",
+        "12345678901", "1234567890189", "12345678901a", "①２３４５６７８９０１８", "", "  ",
+    ]  # fmt: skip
+    numbers, bad = _numbers(pa.chunked_array([written], pa.string()))
+    for text, number, malformed in zip(written, numbers, bad, strict=True):
+        expected = mynumber.validate(text) if mynumber.is_valid(text) else None
+        assert number == expected, text
+        assert malformed == (bool(text.strip()) and expected is None), text
