@@ -8,6 +8,8 @@ agency. Both, and :class:`producers.AgencyClient`, derive from :class:`InboxServ
 uses a reader of its own or one shared by all of them. :class:`Deduplicator` is the
 reader's memory of the message ids it handled; :mod:`consumers.trust` says where the
 hub's verification key, which every reader requires by default, comes from.
+:class:`BackgroundService` and :class:`Service` (:mod:`consumers.running`) are the
+``async with`` life cycle they, the client and the registry publisher share.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from consumers.dispatch import Dispatcher
 from consumers.inbox import InboxReader, StartAt
 from consumers.lifecycle import LifecycleSubscriber, NoticeHandler, RemapHandler
 from consumers.provider import Handler, ProviderService, build_response, response_id
-from consumers.running import BackgroundService
+from consumers.running import BackgroundService, Service
 from consumers.service import InboxService
 from consumers.trust import HUB_BUNDLE_ENV, HubKey, TrustSettings, hub_verification_key
 
@@ -35,6 +37,7 @@ __all__ = [
     "NoticeHandler",
     "ProviderService",
     "RemapHandler",
+    "Service",
     "StartAt",
     "TrustSettings",
     "build_response",

@@ -1,8 +1,10 @@
-"""The life cycle every agency-side class shares: start, run in the background, stop.
+"""The life cycle every agency-side class shares: start, (run in the background,) stop.
 
-``async with thing:`` starts it, lets it read in the background and stops it on exit
-(raising the error that stopped it, if one did). The inbox reader and the services that
-use it (client, provider, subscriber) are all driven this way.
+``async with thing:`` starts it and stops it on exit. A :class:`Service` only connects
+and disconnects (the registry publisher); a :class:`BackgroundService` also reads in the
+background between the two and, on exit, raises the error that stopped the reading, if
+one did. The inbox reader and the services that use it (client, provider, subscriber)
+are driven that way.
 """
 
 from __future__ import annotations
@@ -10,15 +12,35 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Self
 
-__all__ = ["BackgroundService"]
+__all__ = ["BackgroundService", "Service"]
 
 
-class BackgroundService:
-    """Something that connects, reads in the background and disconnects."""
+class Service:
+    """Something that connects and disconnects: ``async with`` is start, then stop."""
 
     async def start(self) -> None:
         """Connect."""
         raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Disconnect."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+class BackgroundService(Service):
+    """Something that connects, reads in the background and disconnects."""
 
     def run_in_background(self) -> None:
         """Start reading in a background task (a no-op if nothing is to be read here)."""
@@ -32,11 +54,3 @@ class BackgroundService:
         await self.start()
         self.run_in_background()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()

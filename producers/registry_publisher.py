@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from datetime import date
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka.errors import KafkaError
 
+from consumers.running import Service
 from producers.registry_wait import APPLIED, audit_mark, wait_applied
 from renkei.crypto import AgencyKeys
 from renkei.envelope import sign_message
@@ -29,16 +29,12 @@ from renkei.errors import ConfigurationError, PublishError
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import (
+    BODY_FOR_KIND,
     Basic4,
     EventAction,
     EventBody,
     EventKind,
     Header,
-    NumberReissued,
-    PersonDied,
-    PersonMoved,
-    PersonRegistered,
-    PersonRenamed,
     RegistryEvent,
     new_message_id,
 )
@@ -54,7 +50,7 @@ def event_message_id(event_id: str) -> str:
     return hashlib.blake2b(event_id.encode(), digest_size=16, person=b"renkei-registry").hexdigest()
 
 
-class RegistryPublisher:
+class RegistryPublisher(Service):
     """Publishes signed registry events. Use as ``async with RegistryPublisher(...)``.
 
     :param keys: the registry's keys (agency id ``"registry"``).
@@ -105,18 +101,6 @@ class RegistryPublisher:
             self._producer = None
             await producer.stop()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
     async def flush(self) -> None:
         """Wait until Kafka has acknowledged every event published so far.
 
@@ -152,6 +136,9 @@ class RegistryPublisher:
         )  # fmt: skip
 
     # -- events -----------------------------------------------------------------------
+    # A first report names its kind and facts; _original makes the body the contract pairs
+    # with that kind (BODY_FOR_KIND), so no shorthand restates the pairing. Corrections and
+    # annulments carry their body (or none) as given, straight to publish.
 
     async def register(
         self,
@@ -162,19 +149,17 @@ class RegistryPublisher:
         event_id: str | None = None,
     ) -> str:
         """A person enters the register (birth, immigration). Returns the event id."""
-        body = PersonRegistered(my_number=my_number, basic4=basic4)
-        return await self.publish(
-            resident_code, EventKind.REGISTERED, body, effective_date, event_id=event_id
+        facts = {"my_number": my_number, "basic4": basic4}
+        return await self._original(
+            EventKind.REGISTERED, resident_code, effective_date, event_id, facts
         )
 
     async def move(
         self, resident_code: str, address: str, effective_date: date, event_id: str | None = None
     ) -> str:
         """The person moved to ``address``. Returns the event id."""
-        body = PersonMoved(address=address)
-        return await self.publish(
-            resident_code, EventKind.MOVED, body, effective_date, event_id=event_id
-        )
+        facts = {"address": address}
+        return await self._original(EventKind.MOVED, resident_code, effective_date, event_id, facts)
 
     async def rename(
         self,
@@ -185,9 +170,9 @@ class RegistryPublisher:
         event_id: str | None = None,
     ) -> str:
         """The person's name changed. Returns the event id."""
-        body = PersonRenamed(name=name, name_kana=name_kana)
-        return await self.publish(
-            resident_code, EventKind.RENAMED, body, effective_date, event_id=event_id
+        facts = {"name": name, "name_kana": name_kana}
+        return await self._original(
+            EventKind.RENAMED, resident_code, effective_date, event_id, facts
         )
 
     async def die(
@@ -198,18 +183,30 @@ class RegistryPublisher:
         event_id: str | None = None,
     ) -> str:
         """The person died; ``effective_date`` defaults to the date of death. Returns the id."""
-        body = PersonDied(date_of_death=date_of_death)
         when = effective_date if effective_date is not None else date_of_death
-        return await self.publish(resident_code, EventKind.DIED, body, when, event_id=event_id)
+        facts = {"date_of_death": date_of_death}
+        return await self._original(EventKind.DIED, resident_code, when, event_id, facts)
 
     async def reissue_number(
         self, resident_code: str, my_number: str, effective_date: date, event_id: str | None = None
     ) -> str:
         """The person got a new My Number (ID and link codes stay). Returns the event id."""
-        body = NumberReissued(my_number=my_number)
-        return await self.publish(
-            resident_code, EventKind.NUMBER_REISSUED, body, effective_date, event_id=event_id
+        facts = {"my_number": my_number}
+        return await self._original(
+            EventKind.NUMBER_REISSUED, resident_code, effective_date, event_id, facts
         )
+
+    async def _original(
+        self,
+        kind: EventKind,
+        resident_code: str,
+        effective_date: date,
+        event_id: str | None,
+        facts: dict[str, Any],
+    ) -> str:
+        """Publish a first report of ``kind``: its body holds ``facts``."""
+        body = BODY_FOR_KIND[kind](**facts)
+        return await self.publish(resident_code, kind, body, effective_date, event_id=event_id)
 
     async def correct(
         self,
@@ -222,14 +219,9 @@ class RegistryPublisher:
     ) -> str:
         """Replace the facts of event ``corrects_event_id`` (of ``kind``) with ``body``."""
         return await self.publish(
-            resident_code,
-            kind,
-            body,
-            effective_date,
-            action=EventAction.CORRECTION,
-            corrects_event_id=corrects_event_id,
-            event_id=event_id,
-        )
+            resident_code, kind, body, effective_date,
+            action=EventAction.CORRECTION, corrects_event_id=corrects_event_id, event_id=event_id,
+        )  # fmt: skip
 
     async def annul(
         self,
@@ -241,14 +233,9 @@ class RegistryPublisher:
     ) -> str:
         """Event ``corrects_event_id`` (of ``kind``) was registered in error: undo it."""
         return await self.publish(
-            resident_code,
-            kind,
-            None,
-            effective_date,
-            action=EventAction.ANNULMENT,
-            corrects_event_id=corrects_event_id,
-            event_id=event_id,
-        )
+            resident_code, kind, None, effective_date,
+            action=EventAction.ANNULMENT, corrects_event_id=corrects_event_id, event_id=event_id,
+        )  # fmt: skip
 
     async def publish(
         self,

@@ -23,10 +23,11 @@ as every verdict is in.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from renkei.errors import DecodeError, RequestTimeoutError
 from renkei.readers import committed_reader, topic_partitions
@@ -47,17 +48,13 @@ async def audit_mark(kafka: dict[str, Any], topics: Topics) -> Mark:
 
     Empty when the trail does not exist yet (then a wait reads it from the beginning).
     """
-    consumer = committed_reader(kafka, group_id=None)
-    await consumer.start()
-    try:
+    async with _reader(kafka) as consumer:
         parts = await topic_partitions(consumer, topics.audit)
         tps = [TopicPartition(topics.audit, p) for p in parts]
         if not tps:
             return {}
         consumer.assign(tps)  # aiokafka's stop() trips over a reader that never had any
         return dict(await consumer.end_offsets(tps))
-    finally:
-        await consumer.stop()
 
 
 async def wait_applied(
@@ -77,17 +74,16 @@ async def wait_applied(
     :param timeout_s: give up after this long.
     :raises RequestTimeoutError: some events got no verdict in time (named, up to five).
     """
-    codec = codec if codec is not None else default_codec()
-    by_message = {m: e for e, m in event_messages.items()}
-    outcomes: dict[str, str] = {}
+    verdicts = _Verdicts(event_messages, codec if codec is not None else default_codec())
     # Verdicts before the mark (events an earlier run applied) are looked up alongside,
     # and the look-up is cancelled as soon as every verdict is in.
-    earlier = asyncio.create_task(_before(kafka, topics, since, by_message, outcomes, codec))
+    earlier = asyncio.create_task(_before(kafka, since, verdicts))
     try:
-        await _follow(kafka, topics, since, by_message, outcomes, codec, timeout_s)
+        await _follow(kafka, topics.audit, since, verdicts, timeout_s)
     finally:
         earlier.cancel()
         await asyncio.gather(earlier, return_exceptions=True)
+    outcomes = verdicts.outcomes
     missing = [e for e in event_messages if e not in outcomes]
     if missing:
         raise RequestTimeoutError(
@@ -98,21 +94,24 @@ async def wait_applied(
     return {e: outcomes[e] for e in event_messages}
 
 
-async def _follow(
-    kafka: dict[str, Any],
-    topics: Topics,
-    since: Mark | None,
-    by_message: dict[str, str],
-    outcomes: dict[str, str],
-    codec: Codec,
-    timeout_s: float,
-) -> None:
-    """Read the trail from the mark (or its start) until every verdict is in, or time out."""
+@asynccontextmanager
+async def _reader(kafka: dict[str, Any]) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started reader of committed records with no group (partitions assigned by hand)."""
     consumer = committed_reader(kafka, group_id=None)
     await consumer.start()
     try:
-        parts = await topic_partitions(consumer, topics.audit, wait_s=min(timeout_s, 30))
-        tps = [TopicPartition(topics.audit, p) for p in parts]
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def _follow(
+    kafka: dict[str, Any], audit: str, since: Mark | None, verdicts: _Verdicts, timeout_s: float
+) -> None:
+    """Read the trail from the mark (or its start) until every verdict is in, or time out."""
+    async with _reader(kafka) as consumer:
+        parts = await topic_partitions(consumer, audit, wait_s=min(timeout_s, 30))
+        tps = [TopicPartition(audit, p) for p in parts]
         if not tps:
             return
         consumer.assign(tps)
@@ -122,60 +121,58 @@ async def _follow(
             else:
                 await consumer.seek_to_beginning(tp)
         deadline = asyncio.get_running_loop().time() + timeout_s
-        while len(outcomes) < len(by_message) and asyncio.get_running_loop().time() < deadline:
+        while not verdicts.complete and asyncio.get_running_loop().time() < deadline:
             for records in (await consumer.getmany(timeout_ms=200, max_records=5000)).values():
-                _verdicts((r.value for r in records), by_message, outcomes, codec)
-    finally:
-        await consumer.stop()
+                verdicts.take(r.value for r in records)
 
 
-async def _before(
-    kafka: dict[str, Any],
-    topics: Topics,
-    mark: Mark | None,
-    by_message: dict[str, str],
-    outcomes: dict[str, str],
-    codec: Codec,
-) -> None:
+async def _before(kafka: dict[str, Any], mark: Mark | None, verdicts: _Verdicts) -> None:
     """Read the trail from its start up to ``mark``: verdicts given before it."""
     behind = [tp for tp, end in (mark or {}).items() if end > 0]
     if not behind:
         return
     assert mark is not None
-    consumer = committed_reader(kafka, group_id=None)
-    await consumer.start()
-    try:
+    async with _reader(kafka) as consumer:
         consumer.assign(behind)
         await consumer.seek_to_beginning(*behind)
-        while behind and len(outcomes) < len(by_message):
+        while behind and not verdicts.complete:
             batch = await consumer.getmany(*behind, timeout_ms=200, max_records=5000)
             for tp, records in batch.items():
-                older = (r.value for r in records if r.offset < mark[tp])
-                _verdicts(older, by_message, outcomes, codec)
+                verdicts.take(r.value for r in records if r.offset < mark[tp])
             behind = [tp for tp in behind if await consumer.position(tp) < mark[tp]]
-    finally:
-        await consumer.stop()
 
 
-def _verdicts(
-    values: Iterable[bytes | None],
-    by_message: dict[str, str],
-    outcomes: dict[str, str],
-    codec: Codec,
-) -> None:
-    for value in values:
-        if value is None:
-            continue
-        try:
-            record = codec.decode(value)
-        except DecodeError:
-            continue
-        if not isinstance(record, AuditRecord) or record.actor != "registry":
-            continue
-        event_id = by_message.get(record.header.correlation_id or "")
-        if event_id is None or event_id in outcomes:
-            continue
-        if record.step is AuditStep.REGISTRY_APPLIED:
-            outcomes[event_id] = APPLIED
-        elif record.step is AuditStep.REFUSED:
-            outcomes[event_id] = str(record.error_code or "REFUSED")
+class _Verdicts:
+    """The outcomes found so far of the events waited for, filled in from audit records.
+
+    Both readers of a wait (before the mark and after it) fill in the same one.
+    """
+
+    def __init__(self, event_messages: dict[str, str], codec: Codec) -> None:
+        self.by_message = {m: e for e, m in event_messages.items()}
+        self.codec = codec
+        self.outcomes: dict[str, str] = {}
+
+    @property
+    def complete(self) -> bool:
+        """Whether every event waited for has its verdict."""
+        return len(self.outcomes) >= len(self.by_message)
+
+    def take(self, values: Iterable[bytes | None]) -> None:
+        """Note the verdicts among ``values`` (raw records of the audit trail)."""
+        for value in values:
+            if value is None:
+                continue
+            try:
+                record = self.codec.decode(value)
+            except DecodeError:
+                continue
+            if not isinstance(record, AuditRecord) or record.actor != "registry":
+                continue
+            event_id = self.by_message.get(record.header.correlation_id or "")
+            if event_id is None or event_id in self.outcomes:
+                continue
+            if record.step is AuditStep.REGISTRY_APPLIED:
+                self.outcomes[event_id] = APPLIED
+            elif record.step is AuditStep.REFUSED:
+                self.outcomes[event_id] = str(record.error_code or "REFUSED")

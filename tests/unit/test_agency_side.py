@@ -45,13 +45,18 @@ from schemas.models import (
     HubError,
     LifeEventNotice,
     Message,
+    NumberReissued,
+    PersonDied,
     PersonMoved,
+    PersonRegistered,
+    PersonRenamed,
     ProviderResponse,
     RegistryEvent,
     ResponseStatus,
     Sex,
     now_ms,
 )
+from tests.unit.hub_world import B4, NUMBERS
 
 CODEC = default_codec()
 M = TypeVar("M", bound=Message)
@@ -513,3 +518,59 @@ async def test_registry_events_are_signed_keyed_by_resident_code_with_stable_ids
     assert last.corrects_event_id == moved
     assert last.body is None
     assert publisher.published == 3
+
+
+async def test_each_registry_shorthand_publishes_its_kind_with_the_body_of_that_kind() -> None:
+    publisher = RegistryPublisher(_keys("registry"), {}, TOPICS)
+    publisher._producer = FakeProducer()
+    code, day, death = "12345678901", date(2025, 4, 1), date(2025, 3, 30)
+    registered = await publisher.register(code, NUMBERS[0], B4, day)
+    await publisher.move(code, "大阪府大阪市北区1-1", day)
+    await publisher.rename(code, "山田 花子", "ヤマダ ハナコ", day)
+    await publisher.die(code, death)  # effective on the date of death
+    await publisher.reissue_number(code, NUMBERS[1], day)
+    await publisher.correct(code, registered, EventKind.REGISTERED, PersonRegistered(
+        my_number=NUMBERS[2], basic4=B4), day)  # fmt: skip
+    await publisher.annul(code, registered, EventKind.REGISTERED, day)
+    decoded = [CODEC.decode(value) for _, value, _ in publisher._producer.sent]
+    events = [e for e in decoded if isinstance(e, RegistryEvent)]
+    assert len(events) == len(decoded)
+    seen = [(e.kind, e.action, e.body, e.effective_date, e.corrects_event_id) for e in events]
+    assert seen == [
+        (EventKind.REGISTERED, EventAction.ORIGINAL, PersonRegistered(
+            my_number=NUMBERS[0], basic4=B4), day, None),
+        (EventKind.MOVED, EventAction.ORIGINAL, PersonMoved(address="大阪府大阪市北区1-1"),
+            day, None),
+        (EventKind.RENAMED, EventAction.ORIGINAL, PersonRenamed(
+            name="山田 花子", name_kana="ヤマダ ハナコ"), day, None),
+        (EventKind.DIED, EventAction.ORIGINAL, PersonDied(date_of_death=death), death, None),
+        (EventKind.NUMBER_REISSUED, EventAction.ORIGINAL, NumberReissued(my_number=NUMBERS[1]),
+            day, None),
+        (EventKind.REGISTERED, EventAction.CORRECTION, PersonRegistered(
+            my_number=NUMBERS[2], basic4=B4), day, registered),
+        (EventKind.REGISTERED, EventAction.ANNULMENT, None, day, registered),
+    ]  # fmt: skip
+
+
+async def test_a_registry_publisher_in_async_with_stops_even_when_the_body_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publisher = RegistryPublisher(_keys("registry"), {}, TOPICS)
+    calls: list[str] = []
+
+    async def start() -> None:
+        calls.append("start")
+
+    async def stop() -> None:
+        calls.append("stop")
+
+    async def use() -> None:
+        async with publisher as entered:
+            assert entered is publisher
+            raise LookupError
+
+    monkeypatch.setattr(publisher, "start", start)  # no broker in unit tests
+    monkeypatch.setattr(publisher, "stop", stop)
+    with pytest.raises(LookupError):
+        await use()
+    assert calls == ["start", "stop"]
