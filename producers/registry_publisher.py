@@ -140,14 +140,9 @@ class RegistryPublisher(Service):
     # with that kind (BODY_FOR_KIND), so no shorthand restates the pairing. Corrections and
     # annulments carry their body (or none) as given, straight to publish.
 
-    async def register(
-        self,
-        resident_code: str,
-        my_number: str,
-        basic4: Basic4,
-        effective_date: date,
-        event_id: str | None = None,
-    ) -> str:
+    # fmt: off
+    async def register(self, resident_code: str, my_number: str, basic4: Basic4,
+                       effective_date: date, event_id: str | None = None) -> str:
         """A person enters the register (birth, immigration). Returns the event id."""
         facts = {"my_number": my_number, "basic4": basic4}
         return await self._original(
@@ -161,27 +156,16 @@ class RegistryPublisher(Service):
         facts = {"address": address}
         return await self._original(EventKind.MOVED, resident_code, effective_date, event_id, facts)
 
-    async def rename(
-        self,
-        resident_code: str,
-        name: str,
-        name_kana: str,
-        effective_date: date,
-        event_id: str | None = None,
-    ) -> str:
+    async def rename(self, resident_code: str, name: str, name_kana: str, effective_date: date,
+                     event_id: str | None = None) -> str:
         """The person's name changed. Returns the event id."""
         facts = {"name": name, "name_kana": name_kana}
         return await self._original(
             EventKind.RENAMED, resident_code, effective_date, event_id, facts
         )
 
-    async def die(
-        self,
-        resident_code: str,
-        date_of_death: date,
-        effective_date: date | None = None,
-        event_id: str | None = None,
-    ) -> str:
+    async def die(self, resident_code: str, date_of_death: date,
+                  effective_date: date | None = None, event_id: str | None = None) -> str:
         """The person died; ``effective_date`` defaults to the date of death. Returns the id."""
         when = effective_date if effective_date is not None else date_of_death
         facts = {"date_of_death": date_of_death}
@@ -208,34 +192,24 @@ class RegistryPublisher(Service):
         body = BODY_FOR_KIND[kind](**facts)
         return await self.publish(resident_code, kind, body, effective_date, event_id=event_id)
 
-    async def correct(
-        self,
-        resident_code: str,
-        corrects_event_id: str,
-        kind: EventKind,
-        body: EventBody,
-        effective_date: date,
-        event_id: str | None = None,
-    ) -> str:
+    async def correct(self, resident_code: str, corrects_event_id: str, kind: EventKind,
+                      body: EventBody, effective_date: date, event_id: str | None = None) -> str:
         """Replace the facts of event ``corrects_event_id`` (of ``kind``) with ``body``."""
-        return await self.publish(
-            resident_code, kind, body, effective_date,
-            action=EventAction.CORRECTION, corrects_event_id=corrects_event_id, event_id=event_id,
-        )  # fmt: skip
+        return await self._amend(EventAction.CORRECTION, resident_code, corrects_event_id, kind,
+                                 body, effective_date, event_id)
 
-    async def annul(
-        self,
-        resident_code: str,
-        corrects_event_id: str,
-        kind: EventKind,
-        effective_date: date,
-        event_id: str | None = None,
-    ) -> str:
+    async def annul(self, resident_code: str, corrects_event_id: str, kind: EventKind,
+                    effective_date: date, event_id: str | None = None) -> str:
         """Event ``corrects_event_id`` (of ``kind``) was registered in error: undo it."""
-        return await self.publish(
-            resident_code, kind, None, effective_date,
-            action=EventAction.ANNULMENT, corrects_event_id=corrects_event_id, event_id=event_id,
-        )  # fmt: skip
+        return await self._amend(EventAction.ANNULMENT, resident_code, corrects_event_id, kind,
+                                 None, effective_date, event_id)
+
+    async def _amend(self, action: EventAction, resident_code: str, corrects_event_id: str,
+                     kind: EventKind, body: EventBody | None, effective_date: date,
+                     event_id: str | None) -> str:
+        return await self.publish(resident_code, kind, body, effective_date, action=action,
+                                  corrects_event_id=corrects_event_id, event_id=event_id)
+    # fmt: on
 
     async def publish(
         self,
