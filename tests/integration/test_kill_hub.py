@@ -104,7 +104,8 @@ async def test_sigkill_mid_run_loses_and_duplicates_nothing(
         return {item: f"{item}-of-{request.provider_link_code}" for item in request.items}
 
     provider = ProviderService("jps", keystore.load(key_dir, "jps"), kafka, topics, handler,
-                               group_id=f"{topics.prefix}jps", hub_public_key=hub_key)  # fmt: skip
+                               group_id=f"{topics.prefix}agency.jps.provider",
+                               hub_public_key=hub_key)  # fmt: skip
     try:
         async with city, jps:
             city_codes, expected = [], []
