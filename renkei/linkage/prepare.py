@@ -148,7 +148,7 @@ def _rows(table: pa.Table, kind: Kind) -> Iterator[tuple[object, ...]]:
         if moved:
             addrs += [b for m in moved.split(";") if (b := address_keys(m).base) and b != base]
         yield (
-            uid.strip(),
+            uid,
             key or None,
             names,
             kana_n or None,
@@ -172,8 +172,8 @@ def prepare(table: pa.Table, kind: Kind) -> pa.Table:
     :raises LinkageInputError: an id is empty or repeated.
     """
     rows = list(_rows(table, kind))
-    ids = [r[0] for r in rows]
-    if any(not i for i in ids):
+    ids = [str(r[0]) for r in rows]
+    if any(not i.strip() for i in ids):
         raise LinkageInputError(f"{_ID_COLUMN[kind]} is empty on some rows")
     if len(set(ids)) != len(ids):
         raise LinkageInputError(f"{_ID_COLUMN[kind]} repeats on some rows")

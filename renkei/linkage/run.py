@@ -98,6 +98,8 @@ def _registry_features(work: Path, registry: Path | pa.Table, preparer: Preparer
     if cached.exists():
         return pq.read_table(cached)
     raw = read_table(registry, REGISTRY_COLUMNS) if isinstance(registry, Path) else registry
+    if missing := [c for c in REGISTRY_COLUMNS if c not in raw.column_names]:
+        raise LinkageInputError(f"the registry table lacks column(s) {', '.join(missing)}")
     _check_ids(raw, "resident_code")
     features = preparer.prepare(raw, "registry")
     write_table(features, cached)

@@ -178,6 +178,12 @@ def test_a_missing_column_is_a_clear_error(data: Path, tmp_path: Path) -> None:
         match_files(data / "registry.csv", bad, tmp_path / "out")
 
 
+def test_a_registry_table_without_a_column_is_a_clear_error(data: Path, tmp_path: Path) -> None:
+    table = read_table(data / "registry.csv", REGISTRY_COLUMNS).drop_columns(["birth_date"])
+    with pytest.raises(LinkageInputError, match="lacks column"):
+        match_files(table, data / "records.csv", tmp_path / "out")
+
+
 def test_a_repeated_record_ref_is_a_clear_error(data: Path, tmp_path: Path) -> None:
     bad = tmp_path / "records.csv"
     row = "A1,,佐藤 花子,サトウ ハナコ,1980-01-01,2,東京都品川区広町2-1-36\n"
