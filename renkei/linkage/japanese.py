@@ -6,8 +6,10 @@ coarse key agreeing is weaker evidence than the exact one, and the model (EM) le
 much weaker from the data. Each function here starts from the hub's normalisation and
 folds further; none changes the hub's exact matcher.
 
-- :func:`name_key`: the hub's name form, then every variant kanji folded through the MJ
-  degeneration map (MJ縮退マップ, through ``jntajis``) and the hub's own table; Latin
+- :func:`name_key`: the hub's name form, then every kanji outside JIS X 0208 (the set
+  legacy systems store) degenerated through the National Tax Agency's JIS map and the
+  Ministry of Justice's mappings in the MJ map (MJ縮退マップ, through ``jntajis``), and
+  the hub's own variant table; Latin
   names (foreign residents) upper-cased with their words sorted (SMITH JOHN = JOHN
   SMITH); characters a legacy system could not store (〓, ?, ■ …) become ``_``, which the
   comparison reads as "any one character".
@@ -59,12 +61,41 @@ PREFECTURES: Final = (
 )  # fmt: skip
 """The 47 prefectures, as written at the start of an address."""
 
+# The Ministry of Justice's family-register mappings only: the MJ map's other schemes
+# (JIS incorporation, inference by reading and glyph) also join distinct characters by
+# their look (玉→王, 切→功), which must never happen to a name.
 _MJ_COMBO: Final = (
-    jntajis.MJShrinkSchemeCombo.JIS_INCORPORATION_UCS_UNIFICATION_RULE
-    | jntajis.MJShrinkSchemeCombo.INFERENCE_BY_READING_AND_GLYPH
+    jntajis.MJShrinkSchemeCombo.MOJ_FAMILY_REGISTER_ACT_RELATED_NOTICE
     | jntajis.MJShrinkSchemeCombo.MOJ_NOTICE_582
-    | jntajis.MJShrinkSchemeCombo.MOJ_FAMILY_REGISTER_ACT_RELATED_NOTICE
 )
+
+
+def _in_jis_x0208(char: str) -> bool:
+    """Whether ``char`` is in JIS X 0208, the set every legacy system can store."""
+    try:
+        encoded = char.encode("euc_jp")
+    except UnicodeEncodeError:
+        return False
+    return len(encoded) == 2 and encoded[0] >= 0xA1
+
+
+def _degenerate(char: str) -> str:
+    """A character outside JIS X 0208 as the published maps degenerate it, else itself.
+
+    The National Tax Agency's JIS map first (JIS X 0213 → 0208), then the MJ map; only
+    a single character that is itself in JIS X 0208 is taken. A character already in
+    JIS X 0208 is never degenerated: the maps are for what a system cannot store.
+    """
+    if _in_jis_x0208(char):
+        return char
+    shrunk = jntajis.jnta_shrink_translit(char, passthrough=True)
+    if len(shrunk) == 1 and shrunk != char and _in_jis_x0208(shrunk):
+        return shrunk
+    for candidate in jntajis.mj_shrink_candidates(char, _MJ_COMBO, 8):
+        folded = unicodedata.normalize("NFKC", candidate)
+        if len(folded) == 1 and _in_jis_x0208(folded):
+            return folded
+    return char
 
 
 class _KanjiFolds(dict[int, str]):
@@ -74,11 +105,9 @@ class _KanjiFolds(dict[int, str]):
         char = chr(code)
         folded = VARIANT_KANJI.get(char, char)
         if code >= 0x3400 and not 0xFF00 <= code <= 0xFFEF:
-            # The MJ map's first candidate is its degenerate (common) form; the hub's
-            # table then merges pairs the MJ map keeps apart on purpose (斉/斎).
-            candidates = jntajis.mj_shrink_candidates(folded, _MJ_COMBO, 4)
-            if candidates and len(candidates[0]) == 1:
-                folded = candidates[0]
+            # Degenerated, then the hub's table once more: it merges variants that are
+            # both in JIS X 0208 (邊/辺, 澤/沢), which the maps leave alone.
+            folded = _degenerate(folded)
             folded = VARIANT_KANJI.get(folded, folded)
         self[code] = folded
         return folded
@@ -188,7 +217,8 @@ _TOWN: Final = re.compile(r"^(\D*?)(?:\d|$)")
 @lru_cache(maxsize=1 << 18)  # a household shares its address
 def address_keys(address: str) -> AddressKeys:
     """The comparison keys of an address (module docstring); empty for no address."""
-    text = _PREFECTURE.sub("", _SPACE.sub("", _nfkc(address)))
+    # Variants folded first: 広嶋県 and 廣島県 are 広島県, which is then dropped.
+    text = _PREFECTURE.sub("", fold_kanji(_SPACE.sub("", _nfkc(address))))
     text = _AZA.sub("", _KE.sub("ケ", text))
     text = _COUNTY.sub("", text)
     full = fold_kanji(normalise_address(text))

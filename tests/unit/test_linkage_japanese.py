@@ -41,6 +41,26 @@ def test_different_names_stay_different(a: str, b: str) -> None:
     assert name_key(a) != name_key(b)
 
 
+@pytest.mark.parametrize(
+    ("a", "b"), [("玉置", "王置"), ("切田", "功田"), ("師岡", "帥岡"), ("着田", "著田")]
+)
+def test_characters_that_only_look_alike_are_never_merged(a: str, b: str) -> None:
+    # The MJ map's glyph-inference schemes join these; a name must keep them apart.
+    assert name_key(a) != name_key(b)
+    assert fold_kanji(a) == a
+
+
+def test_every_fold_lands_in_jis_x0208_or_stays() -> None:
+    from renkei.linkage.japanese import _in_jis_x0208
+
+    for code in (*range(0x3400, 0x4DC0), *range(0x4E00, 0xA000), *range(0x20000, 0x20400)):
+        char = chr(code)
+        folded = fold_kanji(char)
+        assert folded == char or _in_jis_x0208(folded), char
+        if _in_jis_x0208(char):
+            assert folded in (char, normalise_name(char)), char  # only the hub's table
+
+
 def test_mj_folding_reaches_beyond_the_hubs_table() -> None:
     # 𠮷 (tsuchi-yoshi) is not in the hub's exact table; the MJ map folds it.
     assert normalise_name("𠮷田") != normalise_name("吉田")
@@ -95,6 +115,13 @@ def test_different_readings_stay_different() -> None:
 )
 def test_address_notations_agree_without_building(written: str) -> None:
     assert address_keys(written).base == "千代田区霞ケ関1-2-3"
+
+
+@pytest.mark.parametrize(
+    "written", ["広嶋県広島市中区浅草橋1089番１２", "廣島県廣島市中区浅草橋1089-12"]
+)
+def test_a_prefecture_written_with_a_variant_is_still_dropped(written: str) -> None:
+    assert address_keys(written) == address_keys("広島市中区浅草橋1089番地12")
 
 
 def test_oaza_aza_and_county_are_dropped() -> None:
