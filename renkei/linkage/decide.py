@@ -10,7 +10,7 @@ A wrong link is worse than a review, so a record is ``LINKED`` only when *all* h
 4. enough independent items agree at a strong level:
 
    - the birth date — exactly, or one typo or day and month swapped (then it is not
-     counted among the items);
+     counted among the items); a missing birth date only when the My Number agrees;
    - the name or the reading;
    - the address (current, without building, or a former one) or the My Number: name,
      reading, birth date and sex alone are shared by strangers often enough in a
@@ -37,7 +37,7 @@ __all__ = ["Candidate", "Decision", "Outcome", "Policy", "decide"]
 Outcome = Literal["LINKED", "REVIEW", "NOT_FOUND"]
 
 # Gamma values that count as "this item agrees" (model.LEVELS: higher is stronger).
-_STRONG: Final = {"name": 3, "kana": 3, "birth": 3, "sex": 1, "address": 2, "my_number": 1}
+_STRONG: Final = {"name": 3, "kana": 4, "birth": 3, "sex": 1, "address": 2, "my_number": 1}
 _TOWN: Final = 1  # model.LEVELS["address"]: same town, another block
 _BIRTH_EXACT: Final = 3  # model.LEVELS["birth"]
 _MAX_CANDIDATES: Final = 5
@@ -95,8 +95,10 @@ def _moved_in_town(best: Candidate) -> bool:
 def _unconfirmed(best: Candidate, policy: Policy) -> str:
     """The item rule (4) the best candidate fails, or ''."""
     born = best.gammas.get("birth", -1)
-    if born < 1:
-        return "birth date missing or different"
+    if born == 0:
+        return "birth date different"
+    if born < 0 and not best.agrees("my_number"):
+        return "birth date missing and no My Number confirms the person"
     if not (best.agrees("name") or best.agrees("kana")):
         return "neither name nor reading agrees"
     if not (best.agrees("address") or best.agrees("my_number") or _moved_in_town(best)):

@@ -6,7 +6,8 @@ missing value on either side is a null level and counts neither way):
 - name: same key (term-frequency adjusted) · any name of one is a name of the other
   (former name, 通称) · the same but for characters a legacy system could not store ·
   one character apart · the same given name (a marriage changes the surname) · else;
-- kana: same reading (tf) · same coarse reading · one kana apart (coarse) · the same
+- kana: same reading (tf) · same coarse reading · the same given-name reading where the
+  name agrees through an earlier name (a marriage) · one kana apart (coarse) · the same
   given-name reading · else;
 - birth: same date · one digit apart, two digits swapped, or day and month swapped ·
   else;
@@ -69,7 +70,7 @@ BLOCKING_RULES: Final = (
 
 LEVELS: Final = {
     "name": ("else", "given", "one_char", "legacy", "other_name", "exact"),
-    "kana": ("else", "given", "one_kana", "coarse", "exact"),
+    "kana": ("else", "given", "one_kana", "married", "coarse", "exact"),
     "birth": ("else", "day_month_swapped", "one_typo", "exact"),
     "sex": ("else", "exact"),
     "address": ("else", "town", "former", "base", "exact"),
@@ -118,6 +119,13 @@ def _comparisons(dialect: Dialect) -> list[Any]:
             _null("kana_n"),
             cll.ExactMatchLevel("kana_n").configure(tf_adjustment_column="kana_n"),
             cll.ExactMatchLevel("kana_f"),
+            # Married: the given name's reading agrees and the name agrees through an
+            # earlier name — the surname's reading is expected to differ then.
+            cll.CustomLevel(
+                f"kana_given_l = kana_given_r AND {has_any(a='names_l', b='names_r')}"
+                " AND name_n_l <> name_n_r",
+                "married",
+            ),
             cll.DamerauLevenshteinLevel("kana_f", 1),
             cll.ExactMatchLevel("kana_given"),
             cll.ElseLevel(),

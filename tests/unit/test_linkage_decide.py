@@ -5,7 +5,7 @@ from __future__ import annotations
 from renkei.linkage.decide import Candidate, Policy, decide
 
 # Gammas at their strongest level (model.LEVELS), and "missing" (-1).
-ALL = {"name": 5, "kana": 4, "birth": 3, "sex": 1, "address": 4, "my_number": -1}
+ALL = {"name": 5, "kana": 5, "birth": 3, "sex": 1, "address": 4, "my_number": -1}
 
 
 def cand(code: str, weight: float = 30.0, probability: float = 1.0, **gammas: int) -> Candidate:
@@ -82,7 +82,7 @@ def test_a_move_within_the_town_links_only_when_everything_else_agrees() -> None
     assert decide([cand("R1", address=1)]).outcome == "LINKED"
     assert decide([cand("R1", address=1, birth=2)]).outcome == "REVIEW"
     assert decide([cand("R1", address=1, sex=-1)]).outcome == "REVIEW"
-    assert decide([cand("R1", address=1, kana=3)]).outcome == "LINKED"  # coarse reading
+    assert decide([cand("R1", address=1, kana=4)]).outcome == "LINKED"  # coarse reading
 
 
 def test_a_former_address_counts_as_an_address() -> None:
@@ -92,6 +92,9 @@ def test_a_former_address_counts_as_an_address() -> None:
 def test_the_birth_date_must_agree() -> None:
     assert decide([cand("R1", birth=0)]).outcome == "REVIEW"
     assert decide([cand("R1", birth=-1)]).outcome == "REVIEW"
+    # A missing birth date, but the number and four other items agree: confirmed.
+    assert decide([cand("R1", birth=-1, my_number=1)]).outcome == "LINKED"
+    assert decide([cand("R1", birth=0, my_number=1)]).outcome == "REVIEW"  # contradicts
     assert decide([cand("R1", birth=2)]).outcome == "LINKED"  # one typo
     assert decide([cand("R1", birth=1)]).outcome == "LINKED"  # day and month swapped
     # A near birth date is not counted as an item: four others must still agree.
@@ -116,4 +119,10 @@ def test_levels_named_by_the_model_match_the_rules() -> None:
     assert LEVELS["address"][1] == "town"
     assert LEVELS["birth"][3] == "exact"
     assert LEVELS["name"][3] == "legacy"
-    assert LEVELS["kana"][3] == "coarse"
+    assert LEVELS["kana"][4] == "coarse"
+
+
+def test_a_married_name_links_on_the_earlier_name_and_the_given_reading() -> None:
+    # Name through a former name (4), reading agrees on the given name only (3).
+    assert decide([cand("R1", name=4, kana=3)]).outcome == "LINKED"
+    assert decide([cand("R1", name=4, kana=3, sex=-1)]).outcome == "REVIEW"  # not an item
