@@ -43,8 +43,11 @@ test: lint
 SECURE_TESTS := $(addprefix tests/integration/,test_exchange.py test_life_events.py \
 	test_audit.py test_demo.py test_hub_process.py) $(wildcard tests/security)
 
+# Of tests/security, the attacks on the broker (marked integration): the fuzz tests and the
+# other in-memory ones need no broker, and `make test` has run them already.
 test-secure: setup
-	RENKEI_TEST_SECURE=1 $(BIN)/pytest -q -p no:cacheprovider -m "not slow" $(SECURE_TESTS)
+	RENKEI_TEST_SECURE=1 $(BIN)/pytest -q -p no:cacheprovider \
+		-m "not slow and not (security and not integration)" $(SECURE_TESTS)
 
 # `make bench` runs the quick set, `make bench BENCH="exchange 20000"` one benchmark; both
 # start the local Kafka when RENKEI_BOOTSTRAP is unset, as `make demo` does, and leave it up.
