@@ -1,10 +1,14 @@
-"""The attack suite's deployment: the secure broker, one hub for the session.
+"""The attack suite's deployment: the secure broker, one hub per module.
 
-``secure_deployment`` is built once, on the first attack that asks for it, and torn down
-at the end of the session with its topics and ACLs. The broker is ``secure_kafka``'s: a
-cluster started for the session, or with ``RENKEI_TEST_SECURE=1`` the one CI runs under
-``RENKEI_HOME``. If it cannot start, the fixture raises and every attack errors: nothing
-here is ever skipped. The fuzz tests need none of it.
+``secure_deployment`` is built for each attack module and torn down, with its topics and
+ACLs, when the module is done: its hub runs in a thread of its own, and a thread that
+touches the ``random`` module while hypothesis draws an example makes hypothesis fail
+that example as flaky, so no hub may outlive its module into the fuzz tests.
+
+The broker is ``secure_kafka``'s: a cluster started for the session, or with
+``RENKEI_TEST_SECURE=1`` the one CI runs under ``RENKEI_HOME``. If it cannot start, the
+fixture raises and every attack errors: nothing here is ever skipped. The fuzz tests need
+none of it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def secure_principals(secure_kafka: Path) -> Principals:
     return Principals(bootstrap, secure_kafka)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def secure_deployment(
     secure_principals: Principals, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:

@@ -1,11 +1,11 @@
-"""One secure deployment for the whole attack suite, and the attacker's tools.
+"""One secure deployment per attack module, and the attacker's tools.
 
 The broker is always the secure one (``secure_kafka``: TLS, SASL/SCRAM, ACLs), whatever
 ``RENKEI_TEST_SECURE`` says: an attack that passes on a plaintext broker proves nothing.
 The hub, the registry and the agencies log in as themselves (``hub_env``'s principals);
 the suite's own look at the topics is the super user's.
 
-The hub runs for the whole session on an event loop of its own, in a thread
+The hub runs for the whole module on an event loop of its own, in a thread
 (:class:`Background`): each test keeps its own loop and its leaked-task guard, and a test
 cannot stop the hub by ending. One registered person is enrolled at the attacker
 (``city-osaka``), at its victim (``city-shinagawa``) and at the provider (``jps``).
@@ -29,6 +29,7 @@ from producers.population import Person
 from renkei.crypto import SealingKeyPair
 from renkei.envelope import encode_signed
 from renkei.readers import committed_reader, topic_partitions
+from renkei.topics import Topics
 from schemas.codec import default_codec
 from schemas.models import (
     AttributeRequest,
@@ -95,7 +96,8 @@ class Deployment:
     reply: SealingKeyPair = field(default_factory=SealingKeyPair.generate)
 
     @property
-    def topics(self) -> Any:
+    def topics(self) -> Topics:
+        """The deployment's topic names (its own prefix)."""
         return self.env.topics
 
     def value(self, message: Message, signer: str | None = None) -> bytes:

@@ -41,7 +41,8 @@ __all__ = [
 
 
 def inbox(d: Deployment, agency: str = ATTACKER) -> str:
-    return str(d.topics.agency_in(agency))
+    """``agency.<agency>.in`` of the deployment: the attacker's by default."""
+    return d.topics.agency_in(agency)
 
 
 def answers(tap: Tap, topic: str, message_id: str) -> list[Message]:
@@ -50,6 +51,7 @@ def answers(tap: Tap, topic: str, message_id: str) -> list[Message]:
 
 
 def with_id(tap: Tap, topic: str, message_id: str) -> list[Message]:
+    """What ``topic`` holds under ``message_id`` (an id the hub derived)."""
     return [m for m in tap.on(topic) if m.header.message_id == message_id]
 
 
@@ -59,6 +61,7 @@ def audited(tap: Tap, d: Deployment, cause: str) -> list[tuple[AuditStep, str | 
 
 
 def enrolled(tap: Tap, d: Deployment, valid: EnrolmentRequest) -> bool:
+    """Whether ``valid`` has been answered."""
     return bool(answers(tap, inbox(d, valid.header.sender), valid.header.message_id))
 
 
@@ -101,6 +104,7 @@ def refused(tap: Tap, d: Deployment, message: Message) -> list[tuple[ErrorCode, 
 
 
 def refusal_seen(d: Deployment, message: Message) -> Callable[[Tap], bool]:
+    """A check that holds once ``message`` has caused an audit record."""
     return lambda t: bool(t.audit(d.topics.audit, message.header.message_id))
 
 
