@@ -9,8 +9,8 @@ hub instead, or not signed; genuine entries filed under another key; random byte
 tombstones — and one genuine entry again, each as the restore reads it or as the faust
 agent hands it over. Whatever they are: the feed never raises, and the directory
 afterwards is exactly the genuine one (nothing forged applied, nothing genuine lost); the
-hub's loop reading the same records parks and audits exactly those
-the feed ignored, with the same code, and nothing else.
+hub's loop reading the same records parks and audits exactly those the feed ignored, with
+the same code, and nothing else.
 """
 
 from __future__ import annotations
