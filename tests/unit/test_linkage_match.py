@@ -199,6 +199,12 @@ def test_cli_match_and_enrol_not_yet(data: Path, tmp_path: Path) -> None:
     missing = runner.invoke(app, args)
     assert missing.exit_code == 2
     assert "no such file" in missing.output
+    neither = runner.invoke(app, ["link", "match", *args[4:]])
+    assert neither.exit_code == 2
+    assert "exactly one of --registry and --registry-topic" in neither.output
+    both = runner.invoke(app, [*args, "--registry-topic", "registry.events"])
+    assert both.exit_code == 2
+    assert "exactly one" in both.output
     enrol = runner.invoke(app, ["link", "enrol", "--linked", str(tmp_path / "linked.csv")])
     assert enrol.exit_code == 2
     assert "not available yet" in enrol.output
