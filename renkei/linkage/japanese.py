@@ -9,17 +9,17 @@ folds further; none changes the hub's exact matcher.
 - :func:`name_key`: the hub's name form, then every kanji outside JIS X 0208 (the set
   legacy systems store) degenerated through the National Tax Agency's JIS map and the
   Ministry of Justice's mappings in the MJ map (MJ縮退マップ, through ``jntajis``), and
-  the hub's own variant table; Latin
-  names (foreign residents) upper-cased with their words sorted (SMITH JOHN = JOHN
-  SMITH); characters a legacy system could not store (〓, ?, ■ …) become ``_``, which the
-  comparison reads as "any one character".
+  the hub's own variant table; Latin names (foreign residents) upper-cased with their
+  words sorted (SMITH JOHN = JOHN SMITH); characters a legacy system could not store
+  (〓, ?, ■ …) become ``_``, which the comparison reads as "any one character".
 - :func:`other_names`: the 通称 (alias) written inside a name, e.g. ``JOHN SMITH（通称
   山田太郎）``, plus the registry's former names.
 - :func:`kana_key` (exact reading) and :func:`kana_fold` (coarse: voicing dropped,
   ヂ/ジ ヅ/ズ ヲ/オ merged, long vowels — ー, オウ, オオ, エイ … — collapsed).
-- :func:`address_keys`: the hub's address form without the prefecture (so a missing one
-  agrees), with ケ/ヶ/が merged between kanji and 大字/字 dropped; also the address
-  without building and room, and the town part before the first block number.
+- :func:`address_keys`: the hub's address form, variants folded, without the prefecture
+  (so a missing one agrees) or a county before its town, with ケ/ヶ/が merged between
+  kanji and 大字/字 dropped; also the address without building and room, and the town
+  part before the first block number.
 
 Licences: the MJ map is CC BY-SA 2.1 JP (文字情報技術促進協議会 / IPA), shipped inside
 ``jntajis-python`` (BSD-3-Clause) with the National Tax Agency's JIS map (CC BY 4.0).
@@ -61,9 +61,8 @@ PREFECTURES: Final = (
 )  # fmt: skip
 """The 47 prefectures, as written at the start of an address."""
 
-# The Ministry of Justice's family-register mappings only: the MJ map's other schemes
-# (JIS incorporation, inference by reading and glyph) also join distinct characters by
-# their look (玉→王, 切→功), which must never happen to a name.
+# Of the MJ map's schemes, the Ministry of Justice's (告示582号, the family-register act
+# notices): the published degenerations of characters a system cannot store.
 _MJ_COMBO: Final = (
     jntajis.MJShrinkSchemeCombo.MOJ_FAMILY_REGISTER_ACT_RELATED_NOTICE
     | jntajis.MJShrinkSchemeCombo.MOJ_NOTICE_582
@@ -84,7 +83,8 @@ def _degenerate(char: str) -> str:
 
     The National Tax Agency's JIS map first (JIS X 0213 → 0208), then the MJ map; only
     a single character that is itself in JIS X 0208 is taken. A character already in
-    JIS X 0208 is never degenerated: the maps are for what a system cannot store.
+    JIS X 0208 is never degenerated: the maps are for what a system cannot store, and
+    applied to characters it can they join distinct ones (切→功, 書→昼, 玉→王).
     """
     if _in_jis_x0208(char):
         return char
