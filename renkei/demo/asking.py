@@ -61,9 +61,11 @@ class Asking:
         :param show: narrate it (refusals and errors always are).
         :param override: replaces a keyword of the client's ``request`` call.
         """
+        # A generous deadline: only the offline agency's request (2 s) is meant to time out,
+        # and a busy machine (TLS, several processes on two cores) must not add more.
         call: dict[str, Any] = {"link_code": self.codes[s.requester].get(resident, ""),
                                 "provider": s.provider, "scenario_id": s.scenario_id,
-                                "items": s.items, "deadline_s": 3, **override}  # fmt: skip
+                                "items": s.items, "deadline_s": 15, **override}  # fmt: skip
         began = time.perf_counter()
         label = f"{call['scenario_id']} {s.requester} → {call['provider']}"
         try:
