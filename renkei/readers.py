@@ -8,14 +8,16 @@ offsets itself after handling, and fetch promptly (:data:`FETCH_MAX_WAIT_MS`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from renkei.aiokafka_internals import force_metadata_update
+from renkei.errors import RequestTimeoutError
 from renkei.settings import FETCH_MAX_WAIT_MS
 
-__all__ = ["committed_reader", "topic_partitions"]
+__all__ = ["committed_reader", "read_to_end", "topic_partitions"]
 
 
 def committed_reader(
@@ -58,3 +60,40 @@ async def topic_partitions(consumer: AIOKafkaConsumer, topic: str, wait_s: float
             return []
         await force_metadata_update(consumer)
         await asyncio.sleep(0.1)
+
+
+async def read_to_end(
+    kafka: dict[str, Any], topic: str, timeout_s: float
+) -> AsyncIterator[ConsumerRecord[bytes, bytes]]:
+    """Every committed record of ``topic``, from its beginning to its end as of the call.
+
+    Records written after the call are not waited for; a missing topic yields nothing.
+
+    :raises RequestTimeoutError: the topic could not be read to its end in ``timeout_s``.
+    """
+    consumer = committed_reader(kafka, group_id=None)
+    await consumer.start()
+    try:
+        try:
+            async with asyncio.timeout(timeout_s):
+                partitions = await topic_partitions(consumer, topic)
+                tps = [TopicPartition(topic, p) for p in partitions]
+                if not tps:
+                    return
+                consumer.assign(tps)
+                await consumer.seek_to_beginning(*tps)
+                end = await consumer.end_offsets(tps)
+                remaining = {tp for tp in tps if end[tp] > 0}
+                while remaining:
+                    batch = await consumer.getmany(*remaining, timeout_ms=500)
+                    for records in batch.values():
+                        for record in records:
+                            yield record
+                    for tp in list(remaining):
+                        # Transaction markers take offsets too: compare positions, not counts.
+                        if await consumer.position(tp) >= end[tp]:
+                            remaining.discard(tp)
+        except TimeoutError:
+            raise RequestTimeoutError(f"could not read {topic} within {timeout_s:g} s") from None
+    finally:
+        await consumer.stop()

@@ -8,17 +8,14 @@ needs read access to the topic; opening needs the operators' key file as well.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from hub_stream.deadletters import MAGIC, OpenedLetter, open_letter
 from renkei.crypto import SealingKeyPair
-from renkei.errors import ConfigurationError, ContractError, RequestTimeoutError
-from renkei.readers import committed_reader, topic_partitions
+from renkei.errors import ConfigurationError, ContractError
+from renkei.readers import read_to_end
 from renkei.topics import Topics
 from schemas.codec import Codec
 from schemas.models import DeadLetter
@@ -46,34 +43,8 @@ async def read_letters(
 
     :raises RequestTimeoutError: the topic could not be read to its end in ``timeout_s``.
     """
-    consumer = committed_reader(kafka, group_id=None)
-    await consumer.start()
-    try:
-        try:
-            async with asyncio.timeout(timeout_s):
-                partitions = await topic_partitions(consumer, topics.deadletter)
-                tps = [TopicPartition(topics.deadletter, p) for p in partitions]
-                if not tps:
-                    return
-                consumer.assign(tps)
-                await consumer.seek_to_beginning(*tps)
-                end = await consumer.end_offsets(tps)
-                remaining = {tp for tp in tps if end[tp] > 0}
-                while remaining:
-                    batch = await consumer.getmany(*remaining, timeout_ms=500)
-                    for records in batch.values():
-                        for record in records:
-                            yield Letter(record.offset, _decoded(codec, record.value))
-                    for tp in list(remaining):
-                        # Transaction markers take offsets too: compare positions.
-                        if await consumer.position(tp) >= end[tp]:
-                            remaining.discard(tp)
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"could not read {topics.deadletter} within {timeout_s:g} s"
-            ) from None
-    finally:
-        await consumer.stop()
+    async for record in read_to_end(kafka, topics.deadletter, timeout_s):
+        yield Letter(record.offset, _decoded(codec, record.value))
 
 
 async def open_at(

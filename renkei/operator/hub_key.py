@@ -10,17 +10,14 @@ operators can hand the agency ``hub.public.json`` instead.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
-
-from aiokafka import TopicPartition
 
 from hub_stream.directory import entry_key
 from renkei.crypto import AgencyPublicKeys
 from renkei.crypto.bundles import HUB_ID
 from renkei.envelope import verify_bytes
-from renkei.errors import ConfigurationError, RequestTimeoutError, SignatureError
-from renkei.readers import committed_reader, topic_partitions
+from renkei.errors import ConfigurationError, SignatureError
+from renkei.readers import read_to_end
 from renkei.topics import Topics
 from schemas.codec import Codec, default_codec
 from schemas.models import AgencyEntry
@@ -40,35 +37,10 @@ async def latest_directory_value(
 
     :raises RequestTimeoutError: the topic could not be read to its end within ``timeout_s``.
     """
-    consumer = committed_reader(kafka, group_id=None)
-    await consumer.start()
     latest: bytes | None = None
-    try:
-        async with asyncio.timeout(timeout_s):
-            partitions = await topic_partitions(consumer, topics.directory)
-            tps = [TopicPartition(topics.directory, p) for p in partitions]
-            if not tps:
-                return None
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            end = await consumer.end_offsets(tps)
-            remaining = {tp for tp in tps if end[tp] > 0}
-            while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=500)
-                for records in batch.values():
-                    for record in records:
-                        if record.key == key:
-                            latest = record.value
-                for tp in list(remaining):
-                    # Transaction markers occupy offsets too: compare positions, not counts.
-                    if await consumer.position(tp) >= end[tp]:
-                        remaining.discard(tp)
-    except TimeoutError:
-        raise RequestTimeoutError(
-            f"could not read {topics.directory} within {timeout_s:g} s"
-        ) from None
-    finally:
-        await consumer.stop()
+    async for record in read_to_end(kafka, topics.directory, timeout_s):
+        if record.key == key:
+            latest = record.value
     return latest
 
 
