@@ -131,8 +131,8 @@ LIMITS: Final[tuple[Limit, ...]] = (
         "AttributeResponse.request_id", "ForwardedRequest.request_id", "RegistryEvent.event_id",
         "RegistryEvent.corrects_event_id", "LifeEventNotice.event_id",
         "LifeEventNotice.corrects_event_id", "HubError.request_id", "AuditRecord.request_id",
-        "AuditRecord.hub_request_id",
-    ), "a sender's own ids, echoed in answers"),
+        "AuditRecord.hub_request_id", "AuditRecord.linkage_run", "AuditRecord.reviewed_by",
+    ), "a sender's own ids, echoed in answers; a linkage run, a reviewer"),
     Limit("AGENCY_ID", AGENCY_ID, "characters", (
         "Header.sender", "AttributeRequest.provider", "ForwardedRequest.requester",
         "AttributeResponse.provider", "AgencyEntry.agency_id", "ScenarioEntry.requester",

@@ -25,6 +25,7 @@ __all__ = [
     "Int64",
     "MessageId",
     "MyNumber",
+    "Probability",
     "ResidentCode",
     "TimestampMs",
     "new_message_id",
@@ -73,6 +74,9 @@ failure deep inside the encoder."""
 
 Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """Avro ``long``: 64-bit signed."""
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+"""Avro ``double`` holding a probability: finite, from 0 to 1."""
 
 ResidentCode = Annotated[
     str, StringConstraints(max_length=limits.RESIDENT_CODE, pattern=r"^[0-9]{11}$")

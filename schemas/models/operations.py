@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from schemas.models._base import AgencyId, Int32, Int64, TimestampMs
+from schemas.models._base import AgencyId, Int32, Int64, Probability, TimestampMs
 from schemas.models._limited import (
     AgencyRef,
     AuditKeyText,
@@ -69,6 +69,10 @@ class AuditRecord(Message):
     error_code: ErrorCodeText | None = None
     disclosable: bool = True
     occurred_at: TimestampMs
+    # bulk linkage (renkei link enrol); before prev_hash, which stays last (auditchain)
+    linkage_run: Id | None = None
+    linkage_score: Probability | None = None
+    reviewed_by: Id | None = None
     prev_hash: Hash
 
 

@@ -94,6 +94,8 @@ def describe_python(annotation: Any, metadata: list[Any]) -> Desc:
         if bounds == INT64:
             return ("long",)
         return ("unbounded int", bounds)
+    if annotation is float:
+        return ("double",)
     if annotation is str:
         return ("string",)
     if annotation is bytes:
