@@ -73,8 +73,15 @@ class AuditTrail:
         hub_request_id: str | None = None,
         error_code: str | None = None,
         disclosable: bool = True,
+        linkage_run: str | None = None,
+        linkage_score: float | None = None,
+        reviewed_by: str | None = None,
     ) -> Output:
-        """One audit record. ``cause`` is the id of the message (or event) that caused it."""
+        """One audit record. ``cause`` is the id of the message (or event) that caused it.
+
+        ``linkage_run``, ``linkage_score`` and ``reviewed_by`` only for bulk linkage
+        (:mod:`.bulk_enrolment`).
+        """
         partition = self.partition_of(audit_key, actor)
         head = self._heads.get(str(partition))
         now = now_ms()
@@ -95,6 +102,9 @@ class AuditTrail:
             error_code=error_code,
             disclosable=disclosable and scenario_id not in self._withheld,
             occurred_at=now,
+            linkage_run=linkage_run,
+            linkage_score=linkage_score,
+            reviewed_by=reviewed_by,
             prev_hash=head.hash if head is not None else GENESIS,
         )
         data = self._codec.encode(record)
