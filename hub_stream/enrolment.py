@@ -28,7 +28,7 @@ from .outputs import Output
 from .records import Holding
 from .refusals import Refusal
 
-__all__ = ["deenrol", "enrol"]
+__all__ = ["deenrol", "enrol", "hold"]
 
 
 def enrol(ctx: FlowContext, agency: str, request: EnrolmentRequest) -> list[Output]:
@@ -40,17 +40,10 @@ def enrol(ctx: FlowContext, agency: str, request: EnrolmentRequest) -> list[Outp
     link_code: str | None = None
     key: str | None = None
     if match.outcome == "LINKED" and match.person_id is not None:
-        link_code = ctx.links.mint(agency, match.person_id)
-        key = audit_key(ctx.keyring, match.person_id)
-        holding_key = f"{key}|{agency}"
-        if ctx.holdings.get(holding_key) is None:
-            holding = Holding(
-                agency=agency,
-                record_ref=request.record_ref,
-                capacity=request.capacity,
-                since_ms=int(request.header.sent_at.timestamp() * 1000),
-            )
-            ctx.holdings.put(holding_key, holding)  # fan-out sees it for the rest of the batch
+        since_ms = int(request.header.sent_at.timestamp() * 1000)
+        link_code, key = hold(
+            ctx, agency, match.person_id, request.record_ref, request.capacity, since_ms
+        )
     ctx.metrics[f"enrolment.{match.outcome}"] += 1
     result = EnrolmentResult(
         header=Header.new("hub", cause, message_id=derive_id("enrol", cause)),
@@ -67,6 +60,27 @@ def enrol(ctx: FlowContext, agency: str, request: EnrolmentRequest) -> list[Outp
             error_code=None if link_code else match.outcome,
         ),
     ]  # fmt: skip
+
+
+def hold(
+    ctx: FlowContext, agency: str, person_id: bytes, record_ref: str, capacity: str, since_ms: int
+) -> tuple[str, str]:
+    """``agency`` holds the person from now on: their link code for it, and audit key.
+
+    The reference directory gains the holding unless the agency holds the person already
+    (the first record and date stay); the code is the same either way, since it is derived
+    from the agency and the person alone. Shared by an agency's own enrolment and bulk
+    linkage (:mod:`.bulk_enrolment`).
+    """
+    link_code = ctx.links.mint(agency, person_id)
+    key = audit_key(ctx.keyring, person_id)
+    holding_key = f"{key}|{agency}"
+    if ctx.holdings.get(holding_key) is None:
+        holding = Holding(
+            agency=agency, record_ref=record_ref, capacity=capacity, since_ms=since_ms
+        )
+        ctx.holdings.put(holding_key, holding)  # fan-out sees it for the rest of the batch
+    return link_code, key
 
 
 def deenrol(ctx: FlowContext, agency: str, request: DeenrolmentRequest) -> list[Output]:

@@ -42,8 +42,9 @@ from renkei.crypto import (
 from renkei.errors import SignatureError
 from schemas.models import AuditStep, ErrorCode, Header, LinkCodeRemap
 
+from . import bulk_enrolment
 from .context import FlowContext
-from .control import CommandError, RotateKey, parse_command
+from .control import CommandError, EnrolLinked, RotateKey, parse_command
 from .ids import derive_id
 from .outputs import Output
 from .records import KeyStateRecord
@@ -90,7 +91,8 @@ class StagedKeyRing(KeyRing):
 
 
 def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
-    """One ``hub.control`` record: check who sent it and that it is no replay, then apply it.
+    """One ``hub.control`` record: check who sent it and that it is no replay, then apply it
+    (a rotation here, bulk linkage in :mod:`.bulk_enrolment`).
 
     The signature is checked against the operators' pinned key (:mod:`.trust`) in every
     signature mode: the directory's ``operator`` entry is not asked. A command is applied
@@ -123,6 +125,8 @@ def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> li
         return _refuse(
             ctx, record, ErrorCode.UNKNOWN_AGENCY, f"{command.agency_id} is not an active agency"
         )
+    if isinstance(command, EnrolLinked):
+        return bulk_enrolment.enrol_linked(ctx, command)
     return rotate(ctx, command, record)
 
 
