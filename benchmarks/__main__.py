@@ -74,6 +74,7 @@ BENCHMARKS = (
         quick=("--records", "100000", "--persons", "10000", "--citizens", "200", "--seconds", "3"),
     ),
     Benchmark("linkage", kafka=False, quick=("--people", "20000", "--records", "5000")),
+    Benchmark("hops", kafka=True, quick=("--rate", "200", "--seconds", "3")),
 )
 """Every benchmark, in the order the quick set runs them."""
 

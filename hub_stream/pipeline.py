@@ -31,7 +31,7 @@ from .outputs import Output
 from .unwritable import Replacer
 from .writer import TransactionAborted, TransactionWriter
 
-__all__ = ["BatchHandler", "LoopStats", "Output", "TransactionalLoop"]
+__all__ = ["BatchHandler", "BatchTrace", "LoopStats", "Output", "TransactionalLoop"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,18 @@ class LoopStats:
     last_batch_ms: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class BatchTrace:
+    """When one batch passed each stage (``time.monotonic()``, the same clock in every
+    process of a machine), for the latency profile (``benchmarks/hops.py``)."""
+
+    polled_s: float
+    handled_s: float
+    committed_s: float
+    records: tuple[tuple[str, int, int], ...]
+    """(topic, partition, offset) of each input record."""
+
+
 class TransactionalLoop:
     """Consume → handle → produce + commit offsets, one transaction per batch.
 
@@ -78,6 +90,7 @@ class TransactionalLoop:
     :param max_batch: most records in one transaction.
     :param poll_ms: longest wait for input, which is also the timer resolution of ``tick``.
     :param on_polled: called after every poll (readiness: the loop is consuming).
+    :param on_committed: called with each committed batch's :class:`BatchTrace`.
     """
 
     def __init__(
@@ -92,6 +105,7 @@ class TransactionalLoop:
         max_batch: int = 1000,
         poll_ms: int = 50,
         on_polled: Callable[[TransactionalLoop], None] | None = None,
+        on_committed: Callable[[BatchTrace], None] | None = None,
     ) -> None:
         self._group_id = group_id
         self._pattern = pattern
@@ -99,6 +113,7 @@ class TransactionalLoop:
         self._max_batch = max_batch
         self._poll_ms = poll_ms
         self._on_polled = on_polled
+        self._on_committed = on_committed
         self.stats = LoopStats()
         self._consumer = committed_reader(
             kafka,
@@ -147,9 +162,11 @@ class TransactionalLoop:
     ) -> None:
         """Handle one polled batch inside one transaction."""
         started = time.perf_counter()
+        polled_s = time.monotonic()
         records = [r for part in batch.values() for r in part]
         outputs = self._handler.handle(records) if records else []
         outputs += self._handler.tick(int(time.time() * 1000))
+        handled_s = time.monotonic()
         if not records and not outputs:
             return
         offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part}
@@ -174,3 +191,6 @@ class TransactionalLoop:
         self.stats.records_in += len(records)
         self.stats.records_out += len(outputs)
         self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+        if self._on_committed is not None:
+            coordinates = tuple((r.topic, r.partition, r.offset) for r in records)
+            self._on_committed(BatchTrace(polled_s, handled_s, time.monotonic(), coordinates))

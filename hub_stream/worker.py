@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import mode
@@ -29,7 +30,7 @@ from .control import control_spec, control_topic
 from .directory_feed import DirectoryFeed
 from .health import HealthServer, Readiness
 from .hub import Hub
-from .pipeline import TransactionalLoop
+from .pipeline import BatchTrace, TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import restore_tables
@@ -67,10 +68,18 @@ class HubService(mode.Service):
 
     :param kafka: aiokafka connection keyword arguments.
     :param settings: the worker's settings.
+    :param on_committed: called with every committed batch's timings (benchmarks).
     """
 
-    def __init__(self, kafka: dict[str, Any], settings: HubSettings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        kafka: dict[str, Any],
+        settings: HubSettings,
+        on_committed: Callable[[BatchTrace], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self._on_committed = on_committed
         self.kafka = kafka
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.partitions)
@@ -125,6 +134,7 @@ class HubService(mode.Service):
             max_batch=self.settings.max_batch,
             poll_ms=self.settings.poll_ms,
             on_polled=self._polled,
+            on_committed=self._on_committed,
         )
         await self.loop_runner.start()
 
