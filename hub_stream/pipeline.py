@@ -85,6 +85,8 @@ class TransactionalLoop:
     :param transactional_id: unique per worker; a restarted worker reuses it, which fences
         any zombie of its predecessor.
     :param pattern: regular expression of the input topics.
+    :param partitions: instead of ``pattern``, these partitions, assigned by hand (a
+        partitioned hub's task: the group's committed offsets are still where it starts).
     :param handler: the batch handler.
     :param replace: builds the stand-ins for a record Kafka refuses (:mod:`.unwritable`).
     :param max_batch: most records in one transaction.
@@ -106,9 +108,11 @@ class TransactionalLoop:
         poll_ms: int = 50,
         on_polled: Callable[[TransactionalLoop], None] | None = None,
         on_committed: Callable[[BatchTrace], None] | None = None,
+        partitions: Sequence[TopicPartition] = (),
     ) -> None:
         self._group_id = group_id
         self._pattern = pattern
+        self._partitions = list(partitions)
         self._handler = handler
         self._max_batch = max_batch
         self._poll_ms = poll_ms
@@ -127,7 +131,10 @@ class TransactionalLoop:
     async def start(self) -> None:
         await self.writer.start()
         await self._consumer.start()
-        self._consumer.subscribe(pattern=self._pattern)
+        if self._partitions:
+            self._consumer.assign(self._partitions)
+        else:
+            self._consumer.subscribe(pattern=self._pattern)
         self._running = True
 
     async def stop(self) -> None:

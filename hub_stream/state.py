@@ -18,7 +18,7 @@ processes anything, so its state always matches the offsets it resumes from.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import TopicPartition
@@ -175,10 +175,14 @@ class Restorable(Protocol):
     def load(self, key: bytes, value: bytes | None) -> None: ...
 
 
-async def restore_tables(kafka: dict[str, Any], tables: Sequence[Restorable]) -> int:
+async def restore_tables(
+    kafka: dict[str, Any], tables: Sequence[Restorable], only: Collection[int] | None = None
+) -> int:
     """Read every table's topic from the beginning to its current end; return records read.
 
-    Records without a key are skipped: no table of the hub's writes one.
+    Records without a key are skipped: no table of the hub's writes one. ``partitions``
+    restores only those partitions of each topic (a partitioned hub's bucket); all of
+    them by default.
 
     :raises HubHaltedError: a record a table cannot take (a state row that does not open
         or parse): the hub does not run on state it cannot read. The error names where the
@@ -193,6 +197,7 @@ async def restore_tables(kafka: dict[str, Any], tables: Sequence[Restorable]) ->
             TopicPartition(topic, p)
             for topic in by_topic
             for p in await topic_partitions(consumer, topic)
+            if only is None or p in only
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
