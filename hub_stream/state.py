@@ -180,7 +180,7 @@ async def restore_tables(
 ) -> int:
     """Read every table's topic from the beginning to its current end; return records read.
 
-    Records without a key are skipped: no table of the hub's writes one. ``partitions``
+    Records without a key are skipped: no table of the hub's writes one. ``only``
     restores only those partitions of each topic (a partitioned hub's bucket); all of
     them by default.
 
