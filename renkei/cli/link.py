@@ -6,13 +6,21 @@ file (CSV or Parquet), and writes ``linked``, ``review`` and ``not_found``
 to the output folder (:mod:`renkei.linkage`, ``docs/linkage.md``). An interrupted run
 resumes where it stopped when started again with the same arguments.
 
+``enrol`` sends the linked rows (and rows a person confirmed after review) to the hub as
+signed operator commands, so the agency receives its link codes and the audit trail
+records each enrolment with the run and its score (:mod:`renkei.operator.linked_enrol`).
+Interrupted, it resumes: what Kafka acknowledged is not sent again.
+
 Exit codes: 0 done; 2 an error (an input missing or malformed, another run's partial
-work in the output folder, or ``enrol``, which is not available yet).
+work in the output folder, no Kafka).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -30,7 +38,9 @@ from rich.progress import (
 from renkei.crypto import keystore
 from renkei.errors import ConfigurationError
 from renkei.linkage import Policy, match_files
+from renkei.linkage.decided import linked_rows, reviewed_rows, run_identity
 from renkei.linkage.registry_events import read_registry_topic
+from renkei.operator.linked_enrol import EnrolOutcome, enrol_linked
 from renkei.settings import KafkaSettings
 
 from ._common import console, friendly_errors
@@ -47,6 +57,23 @@ _PHASES = {
     "train": "training the model (EM)",
     "match": "matching records",
 }
+_ENROL_PHASES = {"send": "sending to hub.control", "wait": "the hub's outcome"}
+
+
+@contextmanager
+def _bars(phases: dict[str, str], enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress bar per phase, as ``report(phase, done, total)`` announces them."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, console=console, disable=not enabled, transient=False) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def report(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phases.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        yield report
 
 
 @link_app.command("match")
@@ -88,20 +115,7 @@ def match_command(
     """Link RECORDS to REGISTRY offline; write OUT/linked, OUT/review, OUT/not_found."""
     policy = Policy(link_probability=link_probability)
     source = _registry(registry, registry_topic, key_dir)
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console, disable=not progress, transient=False) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def report(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total)
-            bar.update(tasks[phase], completed=done, total=total)
-
+    with _bars(_PHASES, progress) as report:
         summary = match_files(
             source,
             records,
@@ -137,10 +151,64 @@ def _registry(file: Path | None, topic: str | None, key_dir: Path) -> Path | pa.
 @link_app.command("enrol")
 @friendly_errors
 def enrol_command(
-    linked: Annotated[Path, typer.Option(help="linked.csv of `renkei link match`.")],
+    linked: Annotated[
+        Path, typer.Argument(help="DIR/linked.csv (or .parquet) of `renkei link match`.")
+    ],
+    agency: Annotated[str, typer.Option(help="The agency whose records these are.")],
+    reviewed: Annotated[
+        Path | None,
+        typer.Option(help="Rows a person confirmed: record_ref,resident_code,reviewer."),
+    ] = None,
+    capacity: Annotated[str, typer.Option(help="What the agency holds these persons as.")] = "",
+    wait_s: Annotated[
+        float,
+        typer.Option(
+            "--wait-s",
+            help="Wait for the hub's outcome until it is quiet this long; 0: don't.",
+        ),
+    ] = 60,
+    restart: Annotated[
+        bool,
+        typer.Option(help="Forget an interrupted enrolment's progress; send everything again."),
+    ] = False,
+    key_dir: Annotated[
+        Path, typer.Option(help="Key folder with the operators' key.", envvar="RENKEI_HUB_KEY_DIR")
+    ] = Path(".renkei/keys"),
+    prefix: Annotated[str, typer.Option(envvar="RENKEI_HUB_TOPIC_PREFIX")] = "",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
-    """Not yet: enrol the linked records through the hub (docs/linkage.md, "Later")."""
-    raise ConfigurationError(
-        f"`renkei link enrol` is not available yet (it needs a bulk-enrolment message in "
-        f"the contract); {linked} is unchanged — see docs/linkage.md"
-    )
+    """Enrol the linked (and reviewed) records through the hub: the agency gets its link codes."""
+    out = linked.parent
+    run = run_identity(out)
+    rows = linked_rows(linked)
+    if reviewed is not None:
+        rows += reviewed_rows(reviewed, out)
+        if len({r.record_ref for r in rows}) != len(rows):
+            raise ConfigurationError(f"{reviewed} repeats a record_ref of {linked}")
+    console.print(f"linkage run {run}: {len(rows)} records for {agency}")
+    with _bars(_ENROL_PHASES, progress) as report:
+        result = asyncio.run(
+            enrol_linked(
+                KafkaSettings(), prefix, key_dir, out, agency, run, rows, capacity=capacity,
+                restart=restart, wait_s=wait_s, progress=report,
+            )
+        )  # fmt: skip
+    _summary(result, wait_s)
+
+
+def _summary(result: EnrolOutcome, wait_s: float) -> None:
+    skipped = f" ({result.skipped_rows} sent by an earlier run)" if result.skipped_rows else ""
+    console.print(f"sent {result.sent} records in {result.commands} commands{skipped}")
+    if wait_s <= 0:
+        console.print("not waited for: the outcome of each record is in hub.audit")
+        return
+    console.print(f"enrolled {result.enrolled}")
+    for code, count in sorted(result.not_enrolled.items()):
+        console.print(f"not enrolled ({code}) {count}")
+    for code, count in sorted(result.refused.items()):
+        console.print(f"refused ({code}) {count}")
+    if result.unanswered:
+        console.print(
+            f"no outcome within {wait_s:g} s of quiet for {result.unanswered}: is a hub running? "
+            "(started again, this command sends only what was not sent)"
+        )

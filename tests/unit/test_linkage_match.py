@@ -192,7 +192,7 @@ def test_a_repeated_record_ref_is_a_clear_error(data: Path, tmp_path: Path) -> N
         match_files(data / "registry.csv", bad, tmp_path / "out")
 
 
-def test_cli_match_and_enrol_not_yet(data: Path, tmp_path: Path) -> None:
+def test_cli_match_refuses_unclear_inputs(data: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     args = ["link", "match", "--registry", str(tmp_path / "none.csv")]
     args += ["--records", str(data / "records.csv"), "--out", str(tmp_path)]
@@ -205,6 +205,3 @@ def test_cli_match_and_enrol_not_yet(data: Path, tmp_path: Path) -> None:
     both = runner.invoke(app, [*args, "--registry-topic", "registry.events"])
     assert both.exit_code == 2
     assert "exactly one" in both.output
-    enrol = runner.invoke(app, ["link", "enrol", "--linked", str(tmp_path / "linked.csv")])
-    assert enrol.exit_code == 2
-    assert "not available yet" in enrol.output
