@@ -68,6 +68,13 @@ class HubSettings(BaseSettings):
         "every outbound message; trust-acl relies on Kafka ACLs for who wrote a topic and "
         "keeps signatures for the audit trail only (see docs/benchmarks.md for the cost).",
     )
+    topology: Literal["single", "partitioned"] = Field(
+        default="single",
+        description="RENKEI_HUB_TOPOLOGY: single (every worker restores all state: run one) "
+        "or partitioned (a routing stage, then one task per bucket of the hub-internal "
+        "partitions, shared by every worker in the group; docs/architecture.md). A "
+        "deployment keeps the topology it was created with.",
+    )
     max_batch: int = Field(
         default=1000, description="RENKEI_HUB_MAX_BATCH: most records in one transaction."
     )

@@ -25,11 +25,13 @@ from renkei.errors import ClusterChangedError, ConfigurationError
 from renkei.topics import Topics, ensure_topics
 from schemas.models import Message
 
+from .buckets import route_spec
 from .cluster import ClusterWatch
 from .control import control_spec, control_topic
 from .directory_feed import DirectoryFeed
 from .health import HealthServer, Readiness
 from .hub import Hub
+from .partitioned import PartitionedPlane
 from .pipeline import BatchTrace, TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
@@ -98,6 +100,8 @@ class HubService(mode.Service):
             self.health = HealthServer(self.readiness, settings.health_port, settings.health_host)
         self.failure: BaseException | None = None
         """Why the hub halted itself (another cluster, a fenced producer), if it did."""
+        self.plane: PartitionedPlane | None = None
+        """The router and the bucket tasks, in the partitioned topology."""
 
     async def on_start(self) -> None:
         await aiokafka_internals.check()  # an aiokafka upgrade fails here, not mid-batch
@@ -113,6 +117,9 @@ class HubService(mode.Service):
             )
         finally:
             await admin.close()
+        if self.settings.topology == "partitioned":
+            await self._start_partitioned()
+            return
         self.readiness.enter("restoring")
         restored = await restore_tables(self.kafka, [*self.hub.tables, self.directory_feed])
         log.info(
@@ -138,6 +145,30 @@ class HubService(mode.Service):
         )
         await self.loop_runner.start()
 
+    async def _start_partitioned(self) -> None:
+        admin = AIOKafkaAdminClient(**self.kafka)
+        await admin.start()
+        try:
+            await ensure_topics(admin, [route_spec(self.topics)])
+        finally:
+            await admin.close()
+        self.readiness.enter("restoring")
+        await restore_tables(self.kafka, [self.directory_feed])  # state: per bucket
+        self.readiness.enter("joining")
+        self.plane = PartitionedPlane(
+            self.kafka, self.settings, self.topics, lambda: load_hub_keys(self.settings)[0],
+            self._hub_key, self.hub.roots, self.hub.directory,
+            StandIns(self.topics, self.hub.codec, self._sign), on_polled=self._polled,
+            state_topics=STATE_TOPICS,
+        )  # fmt: skip
+        self.loop_runner = self.plane.router_loop
+        await self.plane.start()
+
+    @mode.Service.task
+    async def _run_tasks(self) -> None:
+        if self.plane is not None:
+            await self.plane.run_tasks()
+
     def _polled(self, loop: TransactionalLoop) -> None:
         # Ready once the group has given us our partitions and we have polled them.
         if not self.readiness.ready and loop.assignment():
@@ -152,6 +183,8 @@ class HubService(mode.Service):
         if self.loop_runner is not None:
             stats = self.loop_runner.stats
             report.update(batches=stats.batches, aborted=stats.aborted, replaced=stats.replaced)
+        if self.plane is not None:
+            report.update(self.plane.report())
         return report
 
     def _sign(self, message: Message) -> Message:
@@ -203,7 +236,9 @@ class HubService(mode.Service):
     async def on_stop(self) -> None:
         if self.failure is None:
             self.readiness.enter("stopping")
-        if self.loop_runner is not None:
+        if self.plane is not None:
+            await self.plane.stop()
+        elif self.loop_runner is not None:
             await self.loop_runner.stop()
         await self.cluster.stop()
         if self.health is not None:
