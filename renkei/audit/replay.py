@@ -160,6 +160,9 @@ COLUMNS = (
     "error_code",
     "disclosable",
     "audit_key",
+    "linkage_run",
+    "linkage_score",
+    "reviewed_by",
 )
 
 
@@ -182,6 +185,9 @@ def row(entry: Entry) -> dict[str, Any]:
         "error_code": r.error_code,
         "disclosable": r.disclosable,
         "audit_key": r.audit_key,
+        "linkage_run": r.linkage_run,
+        "linkage_score": r.linkage_score,
+        "reviewed_by": r.reviewed_by,
     }
 
 

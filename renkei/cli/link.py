@@ -198,7 +198,8 @@ def enrol_command(
 
 def _summary(result: EnrolOutcome, wait_s: float) -> None:
     skipped = f" ({result.skipped_rows} sent by an earlier run)" if result.skipped_rows else ""
-    console.print(f"sent {result.sent} records in {result.commands} commands{skipped}")
+    commands = f"{result.commands} command{'' if result.commands == 1 else 's'}"
+    console.print(f"sent {result.sent} records in {commands}{skipped}")
     if wait_s <= 0:
         console.print("not waited for: the outcome of each record is in hub.audit")
         return
