@@ -202,11 +202,18 @@ class Hub:
                 outputs += table.changes()
         return outputs
 
+    def seal(self) -> None:
+        """The batch is written: what is staged from now on is the next batch's."""
+        for table in self.tables:
+            table.seal()
+
     def commit(self) -> None:
+        """The oldest batch in flight committed (the only one, without :meth:`seal`)."""
         for table in self.tables:
             table.commit()
 
     def rollback(self) -> None:
+        """The oldest batch in flight aborted: forget it and every batch after it."""
         # The derived indexes and the deadlines follow the undoing, change by change.
         for table in self.tables:
             table.rollback()

@@ -9,9 +9,10 @@ as a replay could do harm: a request replayed later has a deadline in the past a
 refused ``DEADLINE_INVALID``, an answer replayed later finds no request waiting.
 
 **Consistent with exactly-once.** The memory is hub state like the tables of
-:mod:`.state`: what a batch remembers is staged, visible to the rest of the batch, and
-written to the compacted ``hub.state.seen`` topic in the batch's transaction; an aborted
-batch forgets it. A batch processed again after a crash therefore starts from the same
+:mod:`.state`: what a batch remembers is staged, visible to the rest of the batch (and to
+the batches handled while its transaction is in flight), and written to the compacted
+``hub.state.seen`` topic in the batch's transaction; an aborted batch forgets it, with
+every later one. A batch processed again after a crash therefore starts from the same
 memory and produces the same outputs — not ``DUPLICATE`` refusals of itself.
 
 **Bounded by time.** Ids are grouped by when they expire, into buckets of
@@ -61,9 +62,15 @@ class ReplayMemory:
         self._seen: set[bytes] = set()
         self._buckets: dict[int, list[bytes]] = {}  # bucket → digests (committed)
         self._records: dict[int, set[str]] = {}  # bucket → its record keys on the topic
-        self._staged: list[tuple[bytes, int]] = []  # (digest, bucket), in order
+        # (digest, bucket) of every uncommitted id, in order, over all layers (Table's
+        # layers: one per batch in flight); positions are absolute, as Table's are.
+        self._staged: list[tuple[bytes, int]] = []
         self._staged_set: set[bytes] = set()
-        self._expiring: list[int] = []
+        self._base = 0
+        self._starts: list[int] = []  # where each sealed layer starts in _staged
+        self._open_start = 0
+        self._expiring: list[int] = []  # the open layer's
+        self._expiring_sealed: list[list[int]] = []
 
     def __len__(self) -> int:
         """Ids remembered (committed)."""
@@ -83,17 +90,22 @@ class ReplayMemory:
     def expire(self, now_ms: int) -> bool:
         """Stage forgetting every bucket whose ids have all expired; True if there are any.
 
-        The tombstones are in :meth:`changes`; the memory forgets at :meth:`commit`.
+        The tombstones are in :meth:`changes`; the memory forgets at :meth:`commit`. A
+        bucket a batch in flight already forgets is not forgotten twice.
         """
-        self._expiring = [b for b in self._buckets if (b + 1) * self.bucket_ms <= now_ms]
+        pending = {b for layer in self._expiring_sealed for b in layer}
+        self._expiring = [
+            b for b in self._buckets if (b + 1) * self.bucket_ms <= now_ms and b not in pending
+        ]
         return bool(self._expiring)
 
     # -- the table interface -----------------------------------------------------------
 
     def changes(self) -> list[Output]:
-        """One record per bucket added to, and tombstones for the expiring buckets."""
+        """One record per bucket the open layer added to, and tombstones for its expiring
+        buckets."""
         added: dict[int, list[bytes]] = {}
-        for digest, bucket in self._staged:
+        for digest, bucket in self._staged[self._open_start - self._base :]:
             added.setdefault(bucket, []).append(digest)
         outputs = [
             Output(self.topic, _record_key(bucket, digests[0]).encode(), b"".join(digests))
@@ -104,30 +116,48 @@ class ReplayMemory:
         return outputs
 
     def savepoint(self) -> int:
-        return len(self._staged)
+        return self._base + len(self._staged)
 
     def rollback_to(self, mark: int) -> None:
-        while len(self._staged) > mark:
-            digest, _ = self._staged.pop()
-            self._staged_set.discard(digest)
+        if mark < self._open_start:
+            raise ValueError("a savepoint before the open layer: roll back every layer")
+        self._undo_to(mark)
+
+    def seal(self) -> None:
+        self._starts.append(self._open_start)
+        self._open_start = self._base + len(self._staged)
+        self._expiring_sealed.append(self._expiring)
+        self._expiring = []
 
     def commit(self) -> None:
-        for bucket in self._expiring:
+        if not self._starts:
+            self.seal()
+        self._starts.pop(0)
+        end = self._starts[0] if self._starts else self._open_start
+        for bucket in self._expiring_sealed.pop(0):
             self._forget(bucket)
         first: dict[int, bytes] = {}
-        for digest, bucket in self._staged:
+        for digest, bucket in self._staged[: end - self._base]:
             first.setdefault(bucket, digest)
             self._seen.add(digest)
+            self._staged_set.discard(digest)
             self._buckets.setdefault(bucket, []).append(digest)
         for bucket, digest in first.items():
             self._records.setdefault(bucket, set()).add(_record_key(bucket, digest))
-        self._staged.clear()
-        self._staged_set.clear()
-        self._expiring = []
+        del self._staged[: end - self._base]
+        self._base = end
 
     def rollback(self) -> None:
-        self.rollback_to(0)
+        self._undo_to(self._base)
+        self._starts.clear()
+        self._open_start = self._base
         self._expiring = []
+        self._expiring_sealed.clear()
+
+    def _undo_to(self, mark: int) -> None:
+        while self._base + len(self._staged) > mark:
+            digest, _ = self._staged.pop()
+            self._staged_set.discard(digest)
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """One record read while restoring; a malformed one is skipped (nothing to refuse)."""

@@ -12,6 +12,16 @@ who holds whom, the deadlines) follow the table through ``on_change``, which see
 change of what :meth:`Table.get` returns: a staged change, its undoing, and a record read
 while restoring. Committing changes nothing that ``get`` returns, so it calls nobody.
 
+**Layers, for transactions in flight.** The loop handles the next batch while the
+previous one's transaction commits (:mod:`hub_stream.pipeline`), so staged changes are
+kept in layers, one per batch: :meth:`Table.seal` ends the batch's layer (its
+:meth:`Table.changes` were written in its transaction), later changes go to a new one
+and see every layer below. :meth:`Table.commit` makes the *oldest* layer committed — the
+transactions commit in batch order — and :meth:`Table.rollback` forgets every layer not
+committed, newest change first: a later batch read what an aborted one staged, so it
+cannot stand alone. Without :meth:`Table.seal`, ``commit`` commits what is staged, as a
+loop with one transaction at a time does.
+
 A worker that starts reads each topic to its end (``read_committed``) before it
 processes anything, so its state always matches the offsets it resumes from.
 """
@@ -37,7 +47,7 @@ _UNSTAGED: Any = object()  # in the undo log: the key had no staged change
 
 
 class Table(Generic[V]):
-    """A string-keyed table whose changes are staged until the batch commits.
+    """A string-keyed table whose changes are staged until their batch commits.
 
     :param topic: the compacted topic that holds it.
     :param encode: value → bytes for the topic.
@@ -60,9 +70,17 @@ class Table(Generic[V]):
         self._decode = decode
         self._on_change = on_change
         self._data: dict[str, V] = {}
+        # The newest uncommitted value of each key over every layer: one lookup in get().
         self._staged: dict[str, V] = {}
-        # (key, what _staged held for it before) per staged change, oldest first.
-        self._undo: list[tuple[str, V]] = []
+        self._sealed: list[dict[str, V]] = []  # each sealed layer's changes, oldest first
+        self._open: dict[str, V] = {}  # the open layer's changes
+        # (key, what _staged and _open held before) per uncommitted change, oldest first;
+        # positions are absolute (_base counts the entries committed away), so a savepoint
+        # taken in a batch stays valid when an older layer commits.
+        self._undo: list[tuple[str, V, V]] = []
+        self._base = 0
+        self._starts: list[int] = []  # where each sealed layer starts in the undo log
+        self._open_start = 0
 
     def get(self, key: str) -> V | None:
         staged = self._staged.get(key)
@@ -77,6 +95,11 @@ class Table(Generic[V]):
         """Committed rows (what survives a crash)."""
         return len(self._data)
 
+    @property
+    def layers(self) -> int:
+        """Sealed layers not yet committed (batches whose transactions are in flight)."""
+        return len(self._sealed)
+
     def put(self, key: str, value: V) -> None:
         self._stage(key, value)
 
@@ -88,42 +111,69 @@ class Table(Generic[V]):
         return iter(self._data.items())
 
     def changes(self) -> list[Output]:
-        """The staged changes as records for the batch's transaction."""
+        """The open layer's changes as records for its batch's transaction."""
         return [
             Output(self.topic, key.encode(), None if v is _DELETED else self._encode(v))
-            for key, v in self._staged.items()
+            for key, v in self._open.items()
         ]
 
     # -- savepoints --------------------------------------------------------------------
 
     def savepoint(self) -> int:
-        """A mark to come back to with :meth:`rollback_to`."""
-        return len(self._undo)
+        """A mark in the open layer to come back to with :meth:`rollback_to`."""
+        return self._base + len(self._undo)
 
     def rollback_to(self, mark: int) -> None:
-        """Undo every change staged since ``mark``, newest first."""
-        while len(self._undo) > mark:
-            key, before = self._undo.pop()
-            current = self.get(key)
-            if before is _UNSTAGED:
-                del self._staged[key]
-            else:
-                self._staged[key] = before
-            self._notify(key, current, self.get(key))
+        """Undo every change staged since ``mark``, newest first.
+
+        :raises ValueError: ``mark`` is before the open layer (a sealed batch is undone
+            only with every later one, by :meth:`rollback`).
+        """
+        if mark < self._open_start:
+            raise ValueError("a savepoint before the open layer: roll back every layer")
+        self._undo_to(mark)
+
+    # -- layers ------------------------------------------------------------------------
+
+    def seal(self) -> None:
+        """End the open layer: its changes are its batch's, written in its transaction."""
+        self._sealed.append(self._open)
+        self._starts.append(self._open_start)
+        self._open = {}
+        self._open_start = self._base + len(self._undo)
 
     def commit(self) -> None:
-        """The batch's transaction committed: its staged changes are the table now."""
-        for key, value in self._staged.items():
+        """The oldest layer's transaction committed: its changes are the table now.
+
+        With no sealed layer, the open one is sealed and committed (one transaction at a
+        time).
+        """
+        if not self._sealed:
+            self.seal()
+        layer = self._sealed.pop(0)
+        self._starts.pop(0)
+        later = [*self._sealed, self._open]
+        for key, value in layer.items():
             if value is _DELETED:
                 self._data.pop(key, None)
             else:
                 self._data[key] = value
-        self._staged.clear()
-        self._undo.clear()
+            if not any(key in newer for newer in later):
+                del self._staged[key]  # _data says the same now
+        # Its undo entries go: no rollback reaches below a committed layer.
+        end = self._starts[0] if self._starts else self._open_start
+        del self._undo[: end - self._base]
+        self._base = end
 
     def rollback(self) -> None:
-        """The batch's transaction aborted: forget everything it staged."""
-        self.rollback_to(0)
+        """The oldest uncommitted layer's transaction aborted: forget it and every later
+        layer (they were handled on top of it), newest change first."""
+        self._undo_to(self._base)
+        self._staged.clear()
+        self._sealed.clear()
+        self._starts.clear()
+        self._open.clear()
+        self._open_start = self._base
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one record read from the topic while restoring."""
@@ -138,8 +188,25 @@ class Table(Generic[V]):
 
     def _stage(self, key: str, value: V | None) -> None:
         self._notify(key, self.get(key), value)  # first: a refused change stages nothing
-        self._undo.append((key, self._staged.get(key, _UNSTAGED)))
-        self._staged[key] = _DELETED if value is None else value
+        self._undo.append((key, self._staged.get(key, _UNSTAGED), self._open.get(key, _UNSTAGED)))
+        staged = _DELETED if value is None else value
+        self._staged[key] = staged
+        self._open[key] = staged
+
+    def _undo_to(self, mark: int) -> None:
+        undo = self._undo
+        while self._base + len(undo) > mark:
+            key, staged, opened = undo.pop()
+            current = self.get(key)
+            if staged is _UNSTAGED:
+                del self._staged[key]
+            else:
+                self._staged[key] = staged
+            if opened is _UNSTAGED:
+                self._open.pop(key, None)
+            else:
+                self._open[key] = opened
+            self._notify(key, current, self.get(key))
 
     def _notify(self, key: str, old: V | None, new: V | None) -> None:
         if self._on_change is not None and (old is not None or new is not None):
@@ -158,6 +225,8 @@ class StagedState(Protocol):
     def savepoint(self) -> int: ...
 
     def rollback_to(self, mark: int) -> None: ...
+
+    def seal(self) -> None: ...
 
     def commit(self) -> None: ...
 
