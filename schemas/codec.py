@@ -33,6 +33,7 @@ Union branches are named with fastavro's tuple notation, which is also its faste
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from renkei.errors import (
     TruncatedError,
     UnknownSchemaError,
 )
+from schemas.fastread import READERS, Reader
 from schemas.loader import (
     PRIMITIVES,
     RELEASED_DIR,
@@ -101,6 +103,8 @@ class _Entry:
     """fastavro-parsed current schema when ``writer`` is an older release, else None."""
     layout: HeaderLayout
     """How to find ``header.signature`` in bytes written with ``writer``."""
+    fast: Reader | None = None
+    """A reader written for exactly this schema (:mod:`schemas.fastread`), if any."""
 
 
 class Codec:
@@ -133,6 +137,9 @@ class Codec:
             resolved = resolve(model.avro_name, named)
             self._plan(model.avro_name, named)
             entry = self._entry(model, resolved, reader=None)
+            fast = READERS.get(model.avro_name)
+            if fast is not None and fast[0] == entry.fingerprint.hex():
+                entry = dataclasses.replace(entry, fast=fast[1])
             self._resolved[model] = resolved
             self._by_type[model] = entry
             self._by_fingerprint[entry.fingerprint] = entry
@@ -328,6 +335,10 @@ class Codec:
             break the contract (pydantic validation).
         """
         entry = self._lookup(data)
+        if entry.fast is not None and type(data) is bytes:
+            message = entry.fast(data, HEADER_SIZE)
+            if message is not None:
+                return message  # else: something unusual, which the general way judges
         size = len(data)
         stream = io.BytesIO(data)
         stream.seek(HEADER_SIZE)
