@@ -75,6 +75,8 @@ BENCHMARKS = (
     ),
     Benchmark("linkage", kafka=False, quick=("--people", "20000", "--records", "5000")),
     Benchmark("hops", kafka=True, quick=("--rate", "200", "--seconds", "3")),
+    # Starts a 3-node cluster of its own and caps each worker with a cgroup (root).
+    Benchmark("scaleout", kafka=False, quick=None),
 )
 """Every benchmark, in the order the quick set runs them."""
 

@@ -1,0 +1,338 @@
+"""Scale-out: 1, 2 and 3 partitioned hub workers on a 3-node cluster, each CPU-capped.
+
+Run (as root, for the cgroup quota): ``.venv/bin/python -m benchmarks.scaleout [requests]
+[--cores 0.25] [--signatures trust-acl] [--buckets 6]``
+
+1. A 3-node Kafka cluster is started here (replication 3, ``min.insync.replicas=2``,
+   ``acks=all``), with the hub's topics at ``--buckets`` partitions.
+2. Set-up, uncapped: keys and directory, a population registered and enrolled at the
+   requester and the provider through one partitioned worker.
+3. For k = 1, 2, 3: k ``renkei hub`` processes with ``RENKEI_HUB_TOPOLOGY=partitioned``,
+   **each in a cgroup of its own capped at ``--cores`` of a core**
+   (:mod:`benchmarks.cgroups`), so that the workers, not the machine's two cores, are the
+   limit. Once every worker is ready, N signed attribute requests are written as fast as
+   Kafka takes them, and the clock runs from the first forwarded request the provider's
+   topic receives to the N-th (``read_committed``). Then the provider's N answers are
+   written and timed to the N-th answer on the requester's topic the same way.
+4. Printed: exchanges/s per k, the ratio to the single capped worker of the same run
+   (targets ≥ 1.8 at 2, ≥ 2.6 at 3), and the CPU time each cap withheld — a worker that
+   was never throttled was not the limit, and the figure says so.
+
+The baseline beside it, same cluster and run: a bare aiokafka pass-through
+(:func:`benchmarks.common.passthrough`), uncapped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from benchmarks.cgroups import CpuCap
+from benchmarks.common import passthrough
+from hub_stream.worker import STATE_TOPICS
+from infra.kafka import LocalCluster
+from producers.agency_client import AgencyClient
+from producers.population import generate_population
+from producers.registry_publisher import RegistryPublisher
+from renkei.crypto import SealingKeyPair, keystore, seal
+from renkei.crypto.bundles import HUB_ID, bundle_path
+from renkei.envelope import sign_message
+from renkei.operator.directory_file import load_directory_file
+from renkei.operator.publish import init_keys, publish
+from renkei.settings import KafkaSettings
+from renkei.topics import Topics, ensure_topics
+from schemas.codec import default_codec
+from schemas.models import (
+    AttributeRequest,
+    Basic4,
+    ForwardedRequest,
+    Header,
+    HpkeSuite,
+    ProviderResponse,
+    ResponseStatus,
+    SealedPayload,
+    Sex,
+)
+
+REQUESTER, PROVIDER = "city-shinagawa", "jps"
+PEOPLE = 600
+BASE_PORT = 29392  # three brokers and their controllers from here up
+
+
+@dataclass
+class Workers:
+    """The `renkei hub` processes of one step, each in its own capped cgroup."""
+
+    bootstrap: str
+    topics: Topics
+    home: Path
+    signatures: str
+    cores: float | None
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    caps: list[CpuCap] = field(default_factory=list)
+
+    def start(self, count: int) -> None:
+        run = uuid.uuid4().hex[:6]
+        for i in range(count):
+            worker = f"w{run}-{i}"
+            ready = self.home / f"{worker}.ready"
+            env = {
+                **os.environ,
+                "RENKEI_BOOTSTRAP": self.bootstrap,
+                "RENKEI_HUB_TOPIC_PREFIX": self.topics.prefix,
+                "RENKEI_HUB_PARTITIONS": str(self.topics.partitions),
+                "RENKEI_HUB_KEY_DIR": str(self.home / "keys"),
+                "RENKEI_HUB_WORKER_ID": worker,
+                "RENKEI_HUB_TOPOLOGY": "partitioned",
+                "RENKEI_HUB_SIGNATURES": self.signatures,
+                "RENKEI_HUB_READY_FILE": str(ready),
+            }
+            log = (self.home / f"{worker}.log").open("ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "renkei", "hub", "--loglevel", "warning"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            log.close()
+            if self.cores is not None:
+                cap = CpuCap(f"renkei-bench-{worker}", self.cores).__enter__()
+                cap.add(process.pid)
+                self.caps.append(cap)
+            self.processes.append(process)
+        self._ready = [self.home / f"w{run}-{i}.ready" for i in range(count)]
+
+    async def wait_ready(self, timeout_s: float = 300) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not all(path.exists() for path in self._ready):
+            for process in self.processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"a hub worker exited with {process.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the hub workers did not all become ready")
+            await asyncio.sleep(0.2)
+
+    def throttled_s(self) -> list[float]:
+        return [cap.throttled_us() / 1e6 for cap in self.caps]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for cap in self.caps:
+            cap.__exit__(None, None, None)
+        self.processes.clear()
+        self.caps.clear()
+
+
+async def make_topics(bootstrap: str, topics: Topics) -> None:
+    """The hub's topics at one partition per bucket, before `publish` makes the rest."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, topics.hub_specs(STATE_TOPICS))
+    finally:
+        await admin.close()
+
+
+async def setup(bootstrap: str, topics: Topics, home: Path) -> tuple[list[str], list[str]]:
+    """Keys, directory and a population enrolled at both agencies; their link codes."""
+    key_dir = home / "keys"
+    init_keys(key_dir)
+    await make_topics(bootstrap, topics)
+    await publish(KafkaSettings(bootstrap=bootstrap), topics.prefix, key_dir, None)
+    kafka = {"bootstrap_servers": bootstrap}
+    workers = Workers(bootstrap, topics, home, "strict", cores=None)
+    workers.start(1)
+    try:
+        await workers.wait_ready()
+        people = generate_population(PEOPLE, seed=11)
+        async with RegistryPublisher(keystore.load(key_dir, "registry"), kafka, topics) as reg:
+            for p in people:
+                b4 = Basic4(name=p.name, name_kana=p.name_kana, birth_date=p.birth_date,
+                            sex=Sex(p.sex), address=p.address)  # fmt: skip
+                await reg.register(p.resident_code, p.my_number, b4, p.birth_date)
+        hub_key = bundle_path(key_dir, HUB_ID)
+        codes: dict[str, list[str]] = {}
+        for agency in (REQUESTER, PROVIDER):
+            async with AgencyClient(agency, keystore.load(key_dir, agency), kafka, topics,
+                                    hub_public_key=hub_key) as client:  # fmt: skip
+                codes[agency] = await enrol_all(client, people)
+    finally:
+        workers.stop()
+    return codes[REQUESTER], codes[PROVIDER]
+
+
+async def enrol_all(client: AgencyClient, people: list[Any]) -> list[str]:
+    """Enrol everyone; an enrolment racing its registration is retried (as agencies do)."""
+    codes: list[str] = []
+    for person in people:
+        for _ in range(50):
+            result = await client.enrol(person.resident_code, my_number=person.my_number)
+            if result.link_code:
+                codes.append(result.link_code)
+                break
+            await asyncio.sleep(0.2)
+        else:
+            raise RuntimeError("an enrolment kept failing; see the hub's log")
+    return codes
+
+
+async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not parts:
+            await consumer.topics()
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def time_arrivals(
+    bootstrap: str, topic: str, start: dict[TopicPartition, int], expect: int
+) -> tuple[float, list[bytes]]:
+    """Seconds from the first to the ``expect``-th committed record after ``start``."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", fetch_max_wait_ms=10,
+        enable_auto_commit=False,
+    )  # fmt: skip
+    await consumer.start()
+    values: list[bytes] = []
+    first = 0.0
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        while len(values) < expect:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batch.values():
+                if records and not values:
+                    first = time.perf_counter()
+                values += [r.value for r in records if r.value is not None]
+        return time.perf_counter() - first, values
+    finally:
+        await consumer.stop()
+
+
+async def one_step(
+    bootstrap: str, topics: Topics, home: Path, codes: tuple[list[str], list[str]],
+    count: int, workers_n: int, signatures: str, cores: float,
+) -> dict[str, Any]:  # fmt: skip
+    codec = default_codec()
+    key_dir = home / "keys"
+    scenario = next(s for s in load_directory_file().scenarios
+                    if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
+    city, jps = keystore.load(key_dir, REQUESTER), keystore.load(key_dir, PROVIDER)
+    reply = SealingKeyPair.generate()
+    requests = []
+    for i in range(count):
+        header = Header.new(REQUESTER)
+        req = AttributeRequest(
+            header=header, request_id=f"r{i}", requester_link_code=codes[0][i % PEOPLE],
+            provider=PROVIDER, scenario_id=scenario.scenario_id, items=scenario.items[:1],
+            reply_public_key=reply.public_bytes, hpke_suite=HpkeSuite.X25519,
+            deadline=header.sent_at + timedelta(hours=1),
+        )  # fmt: skip
+        requests.append(sign_message(req, city.signing, codec))
+    workers = Workers(bootstrap, topics, home, signatures, cores)
+    workers.start(workers_n)
+    try:
+        await workers.wait_ready()
+        inbox = await end_offsets(bootstrap, topics.agency_in(PROVIDER))
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+                                    enable_idempotence=True)  # fmt: skip
+        await producer.start()
+        timer = asyncio.create_task(
+            time_arrivals(bootstrap, topics.agency_in(PROVIDER), inbox, count)
+        )
+        for req in requests:
+            await producer.send(topics.agency_out(REQUESTER), codec.encode(req),
+                                req.requester_link_code.encode())  # fmt: skip
+        await producer.flush()
+        t_requests, forwarded = await timer
+        enc, ciphertext = seal("X25519", reply.public_bytes, b'{"v":1}', aad=b"bench")
+        sealed = SealedPayload(suite=HpkeSuite.X25519, enc=enc, ciphertext=ciphertext)
+        answers = await end_offsets(bootstrap, topics.agency_in(REQUESTER))
+        timer = asyncio.create_task(
+            time_arrivals(bootstrap, topics.agency_in(REQUESTER), answers, count)
+        )
+        for value in forwarded:
+            fwd = codec.decode(value)
+            assert isinstance(fwd, ForwardedRequest)
+            resp = ProviderResponse(
+                header=Header.new(PROVIDER), hub_request_id=fwd.hub_request_id,
+                provider_link_code=fwd.provider_link_code, status=ResponseStatus.PROVIDED,
+                sealed=sealed, detail="",
+            )  # fmt: skip
+            resp = sign_message(resp, jps.signing, codec)
+            await producer.send(topics.agency_out(PROVIDER), codec.encode(resp),
+                                resp.provider_link_code.encode())  # fmt: skip
+        await producer.flush()
+        await producer.stop()
+        t_answers, _ = await timer
+        throttled = workers.throttled_s()
+    finally:
+        workers.stop()
+    return {"workers": workers_n, "exchanges_per_s": count / (t_requests + t_answers),
+            "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled}  # fmt: skip
+
+
+async def main(count: int, cores: float, signatures: str, buckets: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp)
+        cluster = LocalCluster(home / "kafka", nodes=3, base_port=BASE_PORT)
+        bootstrap = await asyncio.to_thread(cluster.up, 180)
+        try:
+            base = await passthrough(bootstrap, 2 * count, 300)
+            topics = Topics(f"s{uuid.uuid4().hex[:6]}.", buckets)
+            codes = await setup(bootstrap, topics, home)
+            results = [
+                await one_step(bootstrap, topics, home, codes, count, k, signatures, cores)
+                for k in (1, 2, 3)
+            ]
+        finally:
+            await asyncio.to_thread(cluster.down)
+    one = results[0]["exchanges_per_s"]
+    print(f"3-node cluster, {buckets} buckets, signatures={signatures}, each worker "
+          f"capped at {cores} of a core; bare aiokafka pass-through (uncapped) "
+          f"{base:,.0f} msg/s")  # fmt: skip
+    print("| workers | exchanges/s | × one capped worker | requests s | answers s | "
+          "CPU withheld by each cap (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        withheld = ", ".join(f"{t:.1f}" for t in r["throttled_s"])
+        print(f"| {r['workers']} | {r['exchanges_per_s']:,.0f} | "
+              f"{r['exchanges_per_s'] / one:.2f} | {r['requests_s']:.2f} | "
+              f"{r['answers_s']:.2f} | {withheld} |")  # fmt: skip
+    print("targets: >= 1.8 at 2 workers, >= 2.6 at 3")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", nargs="?", type=int, default=6000)
+    parser.add_argument("--cores", type=float, default=0.25)
+    parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="trust-acl")
+    parser.add_argument("--buckets", type=int, default=6)
+    args = parser.parse_args()
+    asyncio.run(main(args.count, args.cores, args.signatures, args.buckets))
