@@ -10,12 +10,13 @@ what a verifier can prove from it.
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterable
 
 from renkei.auditchain import GENESIS, chain_hash
 from schemas.codec import Codec
-from schemas.models import AuditRecord, AuditStep, Header, now_ms
+from schemas.models import AuditRecord, AuditStep
 
 from .checkpoints import ChainHead, Checkpointer
 from .ids import derive_id
@@ -49,6 +50,7 @@ class AuditTrail:
         self.topic = topic
         self.partitions = partitions
         self._codec = codec
+        self._writer = codec.writer(AuditRecord)
         self._heads = heads
         self._checkpointer = checkpointer
         self._withheld = frozenset(withheld_scenarios)
@@ -84,30 +86,21 @@ class AuditTrail:
         """
         partition = self.partition_of(audit_key, actor)
         head = self._heads.get(str(partition))
-        now = now_ms()
-        record = AuditRecord(
-            header=Header.new(
-                "hub", cause, message_id=derive_id("audit", step, cause), sent_at=now
-            ),
-            audit_key=audit_key,
-            step=step,
-            actor=actor,
-            requester=requester,
-            provider=provider,
-            scenario_id=scenario_id,
-            legal_basis=legal_basis,
-            items=tuple(items),
-            request_id=request_id,
-            hub_request_id=hub_request_id,
-            error_code=error_code,
-            disclosable=disclosable and scenario_id not in self._withheld,
-            occurred_at=now,
-            linkage_run=linkage_run,
-            linkage_score=linkage_score,
-            reviewed_by=reviewed_by,
+        now = time.time_ns() // 1_000_000  # what schemas.models.now_ms() gives, as an int
+        header = {"message_id": derive_id("audit", step, cause), "correlation_id": cause,
+                  "sender": "hub", "sent_at": now}  # fmt: skip
+        # Written straight from the values (schemas.compiled): the same bytes as encoding
+        # an AuditRecord model, the contract's limits checked, at a fraction of the cost.
+        start, tail = self._writer.write(
+            header, audit_key=audit_key, step=step, actor=actor, requester=requester,
+            provider=provider, scenario_id=scenario_id, legal_basis=legal_basis,
+            items=items if isinstance(items, tuple | list) else tuple(items),
+            request_id=request_id, hub_request_id=hub_request_id, error_code=error_code,
+            disclosable=disclosable and scenario_id not in self._withheld, occurred_at=now,
+            linkage_run=linkage_run, linkage_score=linkage_score, reviewed_by=reviewed_by,
             prev_hash=head.hash if head is not None else GENESIS,
-        )
-        data = self._codec.encode(record)
+        )  # fmt: skip
+        data = start + b"\x00" + tail  # audit records are chained, not signed
         if head is None:
             head = ChainHead(chain_hash(data), 1)
         else:

@@ -11,10 +11,12 @@ imports the hub, the loop or the worker (an import-linter contract in ``pyprojec
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from renkei.crypto import KeyRing, LinkCodes, SigningKey
 from renkei.envelope import sign_message
@@ -95,6 +97,30 @@ class FlowContext:
         if self.strict:
             message = sign_message(message, self.hub_key, self.codec)
         return Output(topic, key.encode() if key is not None else None, self.codec.encode(message))
+
+    def emit(
+        self,
+        topic: str,
+        key: str | None,
+        model: type[Message],
+        *,
+        message_id: str,
+        correlation_id: str | None = None,
+        **fields: Any,
+    ) -> Output:
+        """Encode (and in strict mode sign) one outbound message from its field values.
+
+        The same bytes as :meth:`send` of the model with a ``Header.new("hub", …)``
+        header, without building the model: the codec's compiled writer
+        (:mod:`schemas.compiled`) writes the values, checking the contract's limits.
+        """
+        writer = self.codec.writer(model)
+        header = {"message_id": message_id, "correlation_id": correlation_id, "sender": "hub",
+                  "sent_at": time.time_ns() // 1_000_000}  # fmt: skip
+        head, tail = writer.write(header, **fields)
+        signature = self.hub_key.sign(head + b"\x00" + tail) if self.strict else b""
+        return Output(topic, key.encode() if key is not None else None,
+                      writer.join(head, tail, signature))  # fmt: skip
 
     def sign(self, payload: bytes) -> bytes:
         """The hub's signature over spliced bytes (:mod:`.splice`)."""

@@ -20,10 +20,10 @@ from schemas.models import (
     AuditStep,
     ErrorCode,
     ForwardedRequest,
-    Header,
     HubError,
     ProviderResponse,
 )
+from schemas.trusted import trusted
 
 from .context import FlowContext
 from .ids import derive_id
@@ -79,39 +79,27 @@ def request(ctx: FlowContext, requester: str, req: AttributeRequest) -> list[Out
     cause = req.header.message_id
     hub_request_id = derive_id("hub-request", requester, cause)
     provider_code = ctx.links.mint(req.provider, id_code)
-    forwarded = ForwardedRequest(
-        header=Header.new("hub", cause, message_id=derive_id("forward", hub_request_id)),
-        hub_request_id=hub_request_id,
-        provider_link_code=provider_code,
-        requester=requester,
-        scenario_id=scenario.scenario_id,
-        legal_basis=scenario.legal_basis,
-        items=req.items,
-        reply_public_key=req.reply_public_key,
-        hpke_suite=req.hpke_suite,
-        deadline=req.deadline,
+    forwarded = ctx.emit(
+        ctx.topics.agency_in(req.provider), provider_code, ForwardedRequest,
+        message_id=derive_id("forward", hub_request_id), correlation_id=cause,
+        hub_request_id=hub_request_id, provider_link_code=provider_code, requester=requester,
+        scenario_id=scenario.scenario_id, legal_basis=scenario.legal_basis, items=req.items,
+        reply_public_key=req.reply_public_key, hpke_suite=req.hpke_suite, deadline=deadline_ms,
         # The provider binds its sealed answer to the requester's own id of the request,
         # so the answer opens for this request only (renkei.crypto.context).
         request_id=req.request_id,
-    )
-    ctx.pending.put(
-        hub_request_id,
-        Pending(
-            requester=requester,
-            request_id=req.request_id,
-            request_message_id=cause,
-            requester_link_code=req.requester_link_code,
-            provider=req.provider,
-            scenario_id=scenario.scenario_id,
-            legal_basis=scenario.legal_basis,
-            items=tuple(req.items),
-            audit_key=key,
-            deadline_ms=deadline_ms,
-        ),
-    )
+    )  # fmt: skip
+    # Every value was checked on the way in (the request's fields, the directory's).
+    pending = trusted(Pending, {
+        "requester": requester, "request_id": req.request_id, "request_message_id": cause,
+        "requester_link_code": req.requester_link_code, "provider": req.provider,
+        "scenario_id": scenario.scenario_id, "legal_basis": scenario.legal_basis,
+        "items": tuple(req.items), "audit_key": key, "deadline_ms": deadline_ms,
+    })  # fmt: skip
+    ctx.pending.put(hub_request_id, pending)
     ctx.metrics["forwarded"] += 1
     return [
-        ctx.send(ctx.topics.agency_in(req.provider), provider_code, forwarded),
+        forwarded,
         ctx.audit.record(
             AuditStep.FORWARDED, cause=cause, actor=requester, audit_key=key,
             requester=requester, provider=req.provider, scenario_id=scenario.scenario_id,
@@ -128,15 +116,14 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
     if pending is None:
         # Answered already, timed out, or never asked: A has had its one answer.
         ctx.metrics["late_answers"] += 1
-        late = HubError(
-            header=Header.new("hub", cause, message_id=derive_id("late", cause)),
-            code=ErrorCode.TIMEOUT,
+        late = ctx.emit(
+            ctx.topics.agency_in(provider), resp.provider_link_code, HubError,
+            message_id=derive_id("late", cause), correlation_id=cause, code=ErrorCode.TIMEOUT,
             detail="no request is waiting for this answer (answered, timed out or unknown)",
-            request_id=resp.hub_request_id,
-            retriable=False,
-        )
+            request_id=resp.hub_request_id, retriable=False,
+        )  # fmt: skip
         return [
-            ctx.send(ctx.topics.agency_in(provider), resp.provider_link_code, late),
+            late,
             ctx.audit.record(
                 AuditStep.LATE_ANSWER, cause=cause, actor=provider, provider=provider,
                 hub_request_id=resp.hub_request_id,
@@ -144,22 +131,22 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
         ]  # fmt: skip
     if pending.provider != provider:
         raise Refusal(ErrorCode.MALFORMED_MESSAGE, "this hub request was not sent to you")
-    response = AttributeResponse(
-        header=Header.new(
-            "hub", pending.request_message_id, message_id=derive_id("answer", resp.hub_request_id)
-        ),
-        request_id=pending.request_id,
-        requester_link_code=pending.requester_link_code,
-        provider=provider,
-        scenario_id=pending.scenario_id,
-        status=resp.status,
-        sealed=resp.sealed,
+    sealed = resp.sealed
+    response = ctx.emit(
+        ctx.topics.agency_in(pending.requester), pending.requester_link_code, AttributeResponse,
+        message_id=derive_id("answer", resp.hub_request_id),
+        correlation_id=pending.request_message_id, request_id=pending.request_id,
+        requester_link_code=pending.requester_link_code, provider=provider,
+        scenario_id=pending.scenario_id, status=resp.status,
+        sealed=None if sealed is None else {
+            "suite": sealed.suite, "enc": sealed.enc, "ciphertext": sealed.ciphertext
+        },
         detail=resp.detail,
-    )
+    )  # fmt: skip
     ctx.pending.delete(resp.hub_request_id)
     ctx.metrics["answered"] += 1
     return [
-        ctx.send(ctx.topics.agency_in(pending.requester), pending.requester_link_code, response),
+        response,
         ctx.audit.record(
             AuditStep.ANSWERED, cause=cause, actor=provider, audit_key=pending.audit_key,
             requester=pending.requester, provider=provider, scenario_id=pending.scenario_id,
@@ -171,19 +158,16 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
 
 def time_out(ctx: FlowContext, hub_request_id: str, pending: Pending) -> list[Output]:
     """The deadline passed with no answer: a typed TIMEOUT to the requester."""
-    error = HubError(
-        header=Header.new(
-            "hub", pending.request_message_id, message_id=derive_id("timeout", hub_request_id)
-        ),
-        code=ErrorCode.TIMEOUT,
-        detail=f"{pending.provider} did not answer before the deadline",
-        request_id=pending.request_id,
-        retriable=True,
-    )
+    error = ctx.emit(
+        ctx.topics.agency_in(pending.requester), pending.requester_link_code, HubError,
+        message_id=derive_id("timeout", hub_request_id), correlation_id=pending.request_message_id,
+        code=ErrorCode.TIMEOUT, detail=f"{pending.provider} did not answer before the deadline",
+        request_id=pending.request_id, retriable=True,
+    )  # fmt: skip
     ctx.pending.delete(hub_request_id)
     ctx.metrics["timed_out"] += 1
     return [
-        ctx.send(ctx.topics.agency_in(pending.requester), pending.requester_link_code, error),
+        error,
         ctx.audit.record(
             AuditStep.TIMED_OUT, cause=derive_id("timed-out", hub_request_id), actor="hub",
             audit_key=pending.audit_key, requester=pending.requester, provider=pending.provider,

@@ -8,6 +8,8 @@ says which link-code key version of an agency is current (versions and dates, no
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict
@@ -16,6 +18,16 @@ from renkei.crypto import AgencyKeyState
 from schemas.models import Basic4, EventBody, EventKind
 
 __all__ = ["AppliedEvent", "Holding", "KeyStateRecord", "Pending", "PersonState"]
+
+_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
+def _json_text(text: str) -> str:
+    """A JSON string as pydantic writes it: UTF-8 as is, only quote, backslash and control
+    characters escaped (``json.dumps`` escapes those alike)."""
+    if _ESCAPED.search(text) is None:
+        return f'"{text}"'
+    return json.dumps(text, ensure_ascii=False)
 
 
 class _State(BaseModel):
@@ -73,7 +85,11 @@ class Holding(_State):
 
 
 class Pending(_State):
-    """A forwarded request waiting for its answer; keyed by hub request id."""
+    """A forwarded request waiting for its answer; keyed by hub request id.
+
+    One is written per request, so it is encoded by hand (:meth:`to_bytes`): the same JSON
+    bytes as ``model_dump_json`` (a unit test holds it to that), at a third of the cost.
+    """
 
     requester: str
     request_id: str
@@ -89,6 +105,18 @@ class Pending(_State):
     @classmethod
     def from_bytes(cls, data: bytes) -> Pending:
         return cls.model_validate_json(data)
+
+    def to_bytes(self) -> bytes:
+        q = _json_text
+        items = ",".join(q(item) for item in self.items)
+        return (
+            f'{{"requester":{q(self.requester)},"request_id":{q(self.request_id)},'
+            f'"request_message_id":{q(self.request_message_id)},'
+            f'"requester_link_code":{q(self.requester_link_code)},'
+            f'"provider":{q(self.provider)},"scenario_id":{q(self.scenario_id)},'
+            f'"legal_basis":{q(self.legal_basis)},"items":[{items}],'
+            f'"audit_key":{q(self.audit_key)},"deadline_ms":{int(self.deadline_ms)}}}'
+        ).encode()
 
 
 class KeyStateRecord(_State):

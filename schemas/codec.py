@@ -51,6 +51,7 @@ from renkei.errors import (
     TruncatedError,
     UnknownSchemaError,
 )
+from schemas.compiled import MessageWriter, compile_writer
 from schemas.fastread import READERS, Reader
 from schemas.loader import (
     PRIMITIVES,
@@ -133,6 +134,7 @@ class Codec:
         self._resolved: dict[type[Message], dict[str, Any]] = {}
         self._by_type: dict[type[Message], _Entry] = {}
         self._by_fingerprint: dict[bytes, _Entry] = {}
+        self._writers: dict[type[Message], MessageWriter | None] = {}
         for model in message_types:
             resolved = resolve(model.avro_name, named)
             self._plan(model.avro_name, named)
@@ -248,6 +250,25 @@ class Codec:
                 self._to_writer(value, inner)
             if fix.union:
                 datum[fix.field] = (value.avro_name, inner)
+
+    def writer(self, model_type: type[Message]) -> MessageWriter:
+        """The compiled writer of ``model_type`` (:mod:`schemas.compiled`): the same bytes as
+        :meth:`encode`, from plain values, without building a model.
+
+        :raises EncodeError: not a top-level message type of this codec, or one whose
+            schema has a shape the compiler does not write (then use :meth:`encode`).
+        """
+        if model_type not in self._writers:
+            entry = self._entry_of(model_type)
+            try:
+                compiled = compile_writer(self._resolved[model_type], entry.prefix)
+            except ConfigurationError:
+                compiled = None
+            self._writers[model_type] = compiled
+        writer = self._writers[model_type]
+        if writer is None:
+            raise EncodeError(f"{model_type.avro_name} has no compiled writer")
+        return writer
 
     def signing_payload(self, message: Message) -> bytes:
         """The bytes a sender signs: ``message`` encoded with ``header.signature = b""``.
