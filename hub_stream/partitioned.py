@@ -21,7 +21,7 @@ from typing import Any
 
 from renkei.auditchain import load_or_create_signer
 from renkei.crypto import KeyRing, SigningKey
-from renkei.errors import ConfigurationError
+from renkei.errors import ConfigurationError, HubHaltedError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
 
@@ -118,7 +118,11 @@ class PartitionedPlane:
 
     async def run_tasks(self) -> None:
         """Keep this worker in the stage-2 group until stopped."""
-        await self.tasks.run()
+        await self.tasks.run(self._check)
+
+    def _check(self) -> None:
+        if self.follower.failed:
+            raise HubHaltedError("the router stopped following hub.state.persons")
 
     async def stop(self) -> None:
         await self.router_loop.stop()

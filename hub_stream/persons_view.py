@@ -106,6 +106,8 @@ class PersonsFollower:
         self._persons = persons
         self._consumer = committed_reader(kafka, group_id=None, max_poll_records=10_000)
         self._task: asyncio.Task[None] | None = None
+        self.failed = False
+        """The follower stopped on an error (the router then knows only what it placed)."""
 
     async def start(self) -> int:
         """Read to the current end, then keep following; return the rows read at start."""
@@ -132,12 +134,19 @@ class PersonsFollower:
         return read
 
     async def _follow(self) -> None:
-        while True:
-            batch = await self._consumer.getmany(timeout_ms=1000)
-            for records in batch.values():
-                for record in records:
-                    if record.key is not None:
-                        self._persons.arrived(record.key, record.value)
+        try:
+            while True:
+                batch = await self._consumer.getmany(timeout_ms=1000)
+                for records in batch.values():
+                    for record in records:
+                        if record.key is not None:
+                            self._persons.arrived(record.key, record.value)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.failed = True
+            log.exception("the router stopped following hub.state.persons")
+            raise
 
     async def stop(self) -> None:
         if self._task is not None:

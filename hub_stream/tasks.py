@@ -149,10 +149,23 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self._consumer.subscribe([route_topic(self.topics)], listener=self)
         self._running = True
 
-    async def run(self) -> None:
-        """Stay in the group until stopped (the partitions stay paused: tasks read them)."""
+    async def run(self, check: Callable[[], None] = lambda: None) -> None:
+        """Stay in the group until stopped (the partitions stay paused: tasks read them).
+
+        :param check: called twice a second; what it raises halts the worker.
+
+        :raises Exception: what stopped a task other than fencing (state it cannot
+            restore, an output Kafka refuses even as a stand-in): the worker halts, as a
+            single-topology worker does, and the group gives its buckets to the others.
+        """
         while self._running:
             await self._consumer.getmany(timeout_ms=500)
+            check()
+            for bucket, task in list(self.tasks.items()):
+                if isinstance(task.failure, ProducerFenced):
+                    await self._stop_tasks([bucket])  # its new owner has it
+                elif task.failure is not None:
+                    raise task.failure
 
     async def stop(self) -> None:
         self._running = False

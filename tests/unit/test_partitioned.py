@@ -79,7 +79,7 @@ class Partitioned(World):
         return bucket_of(key, BUCKETS)
 
     def run(self, *records: Record, commit: bool = True) -> list[Message]:
-        routes = self.router.handle(records)  # type: ignore[arg-type]  # the fields it reads
+        routes = self.router.handle(records)
         self.router.commit()
         self.last_routes = routes
         by_bucket: dict[int, list[Record]] = {}
@@ -95,7 +95,7 @@ class Partitioned(World):
         self.last_outputs = {}
         for bucket, routed in sorted(by_bucket.items()):
             hub = self.buckets[bucket]
-            outputs = hub.handle(routed)  # type: ignore[arg-type]  # the fields it reads
+            outputs = hub.handle(routed)
             hub.commit() if commit else hub.rollback()
             self.last_outputs[bucket] = outputs
             messages += self.decoded(outputs)
@@ -132,7 +132,7 @@ def test_a_routed_record_keeps_its_origin_and_match() -> None:
     match = MatchResult("LINKED", b"\x01" * 16, "linked by My Number", "MY_NUMBER")
     routed = Routed("t.agency.jps.out", 2, 41, 1_700_000_000_123, b"k", b"\xc3\x01body", match)
     record = Record("t.hub.route", 1, 7, b"k", routed.to_bytes())
-    back = Routed.from_record(record)  # type: ignore[arg-type]  # the fields it reads
+    back = Routed.from_record(record)
     assert back == routed
     origin = back.origin()
     assert (origin.topic, origin.partition, origin.offset, origin.timestamp) == (
@@ -140,7 +140,7 @@ def test_a_routed_record_keeps_its_origin_and_match() -> None:
     )  # fmt: skip
     assert (origin.key, origin.value) == (b"k", b"\xc3\x01body")
     tombstone = Routed("t.hub.directory", 0, 3, 5, b"agency/x", None)
-    assert Routed.from_record(Record("r", 0, 0, b"agency/x", tombstone.to_bytes())) == tombstone  # type: ignore[arg-type]
+    assert Routed.from_record(Record("r", 0, 0, b"agency/x", tombstone.to_bytes())) == tombstone
 
 
 @pytest.mark.parametrize(
@@ -148,7 +148,7 @@ def test_a_routed_record_keeps_its_origin_and_match() -> None:
 )
 def test_a_record_the_router_did_not_write_is_refused(value: bytes | None) -> None:
     with pytest.raises(DecodeError):
-        Routed.from_record(Record("t.hub.route", 0, 0, None, value))  # type: ignore[arg-type]
+        Routed.from_record(Record("t.hub.route", 0, 0, None, value))
 
 
 def test_confirm_lets_the_bucket_overrule_a_stale_link_but_never_invent_one() -> None:
@@ -344,3 +344,64 @@ async def test_a_bucket_restores_its_own_partition_only(monkeypatch: pytest.Monk
     assert mine.keys == [b"1"]
     assert await restore_tables({}, [everything]) == 3
     assert sorted(everything.keys) == [b"0", b"1", b"2"]
+
+
+# -- the stage-2 membership ----------------------------------------------------------------
+
+
+class _Member:
+    """A membership consumer that is never given anything to read."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def subscribe(self, topics: Sequence[str], listener: Any) -> None: ...
+
+    def pause(self, *partitions: Any) -> None: ...
+
+    async def getmany(self, **_: Any) -> dict[Any, Any]:
+        return {}
+
+
+class _Task:
+    def __init__(self, bucket: int, failure: BaseException | None) -> None:
+        self.bucket = bucket
+        self.failure = failure
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+
+async def test_a_task_that_fails_halts_the_worker_and_a_fenced_one_is_let_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aiokafka.errors import ProducerFenced
+
+    import hub_stream.tasks as tasks_module
+    from hub_stream.tasks import TaskManager
+    from renkei.errors import HubHaltedError
+    from renkei.topics import Topics
+
+    monkeypatch.setattr(tasks_module, "committed_reader", lambda *_, **__: _Member())
+    manager = TaskManager({}, Topics("u.", 3), "u.hub-tasks", lambda _: None)  # type: ignore[arg-type, return-value]
+    await manager.start()
+    fenced = _Task(1, ProducerFenced())
+    manager.tasks = {0: _Task(0, None), 1: fenced}  # type: ignore[dict-item]
+
+    rounds = 0
+
+    def two_rounds() -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 2:
+            manager._running = False
+
+    await manager.run(two_rounds)
+    assert fenced.stopped
+    assert manager.owned() == [0]
+    manager._running = True
+    manager.tasks[2] = _Task(2, HubHaltedError("a state row does not open"))  # type: ignore[assignment]
+    with pytest.raises(HubHaltedError):
+        await manager.run()
