@@ -119,9 +119,14 @@ class Workers:
         while not all(path.exists() for path in self._ready):
             for process in self.processes:
                 if process.poll() is not None:
-                    raise RuntimeError(f"a hub worker exited with {process.returncode}")
+                    raise RuntimeError(
+                        f"a hub worker exited with {process.returncode}; logs in {self.home}"
+                    )
             if time.monotonic() > deadline:
-                raise TimeoutError("the hub workers did not all become ready")
+                logs = "\n".join(
+                    path.read_text(errors="replace")[-2000:] for path in self.home.glob("w*.log")
+                )
+                raise TimeoutError(f"the hub workers did not all become ready; their logs:\n{logs}")
             await asyncio.sleep(0.2)
 
     def throttled_s(self) -> list[float]:
