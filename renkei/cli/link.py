@@ -210,6 +210,6 @@ def _summary(result: EnrolOutcome, wait_s: float) -> None:
         console.print(f"refused ({code}) {count}")
     if result.unanswered:
         console.print(
-            f"no outcome within {wait_s:g} s of quiet for {result.unanswered}: is a hub running? "
-            "(started again, this command sends only what was not sent)"
+            f"no outcome seen for {result.unanswered} (waited until {wait_s:g} s passed without "
+            "one): is a hub running? Started again, this command sends only what it has not sent"
         )

@@ -106,8 +106,10 @@ class EnrolProgress(BaseModel):
 
     @staticmethod
     def digest(agency: str, run: str, capacity: str, rows: Sequence[LinkedRow]) -> str:
-        """What identifies the work: agency, run, capacity and every row, in order."""
-        h = hashlib.sha256(json.dumps([agency, run, capacity]).encode())
+        """What identifies the work: agency, run, capacity and every row, in order, and how
+        they are packed (a position must name the same command when resumed)."""
+        packing = [limits.MESSAGE_BYTES - HEADROOM, MAX_LINKED_ROWS]
+        h = hashlib.sha256(json.dumps([agency, run, capacity, packing]).encode())
         for row in rows:
             h.update(row.model_dump_json().encode() + b"\n")
         return h.hexdigest()

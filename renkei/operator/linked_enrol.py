@@ -28,7 +28,7 @@ from hub_stream.bulk_enrolment import row_cause
 from hub_stream.control import EnrolLinked, LinkedRow, control_spec
 from hub_stream.ids import derive_id
 from renkei.crypto import SigningKey, keystore
-from renkei.errors import ContractError, PublishError
+from renkei.errors import ConfigurationError, ContractError, PublishError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics, ensure_topics
@@ -90,6 +90,11 @@ async def enrol_linked(
     path = progress_path(out, agency)
     state = EnrolProgress.open(path, EnrolProgress.digest(agency, run, capacity, rows), restart)
     commands = pack(agency, run, rows, session=state.session, capacity=capacity)
+    if state.sent and state.commands != len(commands):
+        raise ConfigurationError(
+            f"{path} was packed into {state.commands} commands, these rows into "
+            f"{len(commands)}; pass --restart to start a new session"
+        )
     state.commands = len(commands)
     done = set(state.sent)
     todo = [(i, c) for i, c in enumerate(commands) if i not in done]
@@ -190,7 +195,8 @@ class _AuditWatch:
         await self._consumer.start()
         if wait_s <= 0:
             return
-        partitions = await topic_partitions(self._consumer, self._topic, wait_s=wait_s)
+        # a hub that ever ran created it; not worth a long wait before anything is sent
+        partitions = await topic_partitions(self._consumer, self._topic, wait_s=5)
         tps = [TopicPartition(self._topic, p) for p in partitions]
         if tps:
             self._start = await self._consumer.end_offsets(tps)

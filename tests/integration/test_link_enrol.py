@@ -4,8 +4,8 @@ A small synthetic registry is published to ``registry.events`` and matched offli
 against an agency's file; the linked rows and one reviewed row are enrolled for ``jps``
 through the hub. The agency receives a link code per record, the codes are the ones its
 own enrolment would give and work in an exchange, the audit trail verifies and its
-ENROLLED records carry the run and each row's score or reviewer; started again, the
-command sends nothing twice.
+ENROLLED records carry the run and each row's score or reviewer; an unknown agency is
+refused and the command says so; started again, the command sends nothing twice.
 """
 
 from __future__ import annotations
@@ -80,8 +80,9 @@ async def _register(env: HubEnv, registry: list[dict[str, str]]) -> None:
 
 @pytest.fixture
 async def env(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
-    settings = {"audit_checkpoint_records": 50, "audit_checkpoint_ms": 300}
-    async with hub_env(principals, topics, tmp_path / "keys", **settings) as running:
+    async with hub_env(
+        principals, topics, tmp_path / "keys", audit_checkpoint_records=50, audit_checkpoint_ms=300
+    ) as running:
         yield running
 
 
@@ -171,6 +172,15 @@ async def test_linked_records_are_enrolled_through_the_hub(env: HubEnv, tmp_path
     )
     listed = [json.loads(line) for line in replay.stdout.splitlines()]
     assert sum(line["linkage_run"] == run for line in listed) == len(linked) + 1
+
+    # an agency the directory does not know: the hub refuses each command whole, and says so
+    unknown = await asyncio.to_thread(
+        renkei, env, "link", "enrol", "--agency", "nobody", str(out / "linked.csv"),
+        "--wait-s", "60", "--no-progress",
+    )  # fmt: skip
+    assert unknown.returncode == 0, unknown.stderr
+    assert f"refused (UNKNOWN_AGENCY) {len(linked)}" in unknown.stdout, unknown.stdout
+    assert "enrolled 0" in unknown.stdout
 
     # started again, nothing is sent twice
     again = await asyncio.to_thread(

@@ -61,7 +61,7 @@ def _apply(world: World, command: EnrolLinked | bytes, commit: bool = True) -> d
         world.hub.commit()
     else:
         world.hub.rollback()
-    audit = [world.codec.decode(o.value) for o in outputs if o.topic == world.topics.audit]
+    audit = [world.codec.decode(o.value or b"") for o in outputs if o.topic == world.topics.audit]
     return {
         "agency": list(world.decoded(outputs)),
         "audit": [a for a in audit if isinstance(a, AuditRecord)],
