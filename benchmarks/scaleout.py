@@ -103,7 +103,7 @@ class Workers:
             }
             log = (self.home / f"{worker}.log").open("ab")
             process = subprocess.Popen(
-                [sys.executable, "-m", "renkei", "hub", "--loglevel", "warning"],
+                [sys.executable, "-m", "renkei", "hub", "--loglevel", "info"],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
             log.close()
@@ -186,18 +186,28 @@ async def setup(bootstrap: str, topics: Topics, home: Path) -> tuple[list[str], 
 
 
 async def enrol_all(client: AgencyClient, people: list[Any]) -> list[str]:
-    """Enrol everyone; an enrolment racing its registration is retried (as agencies do)."""
-    codes: list[str] = []
-    for person in people:
-        for _ in range(50):
-            result = await client.enrol(person.resident_code, my_number=person.my_number)
-            if result.link_code:
-                codes.append(result.link_code)
-                break
-            await asyncio.sleep(0.2)
-        else:
-            raise RuntimeError("an enrolment kept failing; see the hub's log")
-    return codes
+    """Enrol everyone, 100 at a time; an enrolment that raced its registration (or the
+    router's view of it) answers NO_MATCH and is sent again, as agencies do."""
+    codes: dict[str, str] = {}
+    for attempt in range(30):
+        missing = [p for p in people if p.resident_code not in codes]
+        if not missing:
+            return [codes[p.resident_code] for p in people]
+        if attempt:
+            await asyncio.sleep(0.5)
+        for i in range(0, len(missing), 100):
+            chunk = missing[i : i + 100]
+            results = await asyncio.gather(
+                *(client.enrol(p.resident_code, my_number=p.my_number) for p in chunk)
+            )
+            codes.update(
+                {
+                    p.resident_code: r.link_code
+                    for p, r in zip(chunk, results, strict=True)
+                    if r.link_code
+                }
+            )
+    raise RuntimeError("enrolments kept failing; see the hub workers' logs")
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -303,9 +313,9 @@ async def one_step(
             "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled}  # fmt: skip
 
 
-async def main(count: int, cores: float, signatures: str, buckets: int) -> None:
+async def main(count: int, cores: float, signatures: str, buckets: int, keep: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
+        home = keep or Path(tmp)  # --home keeps the workers' logs and the cluster's
         cluster = LocalCluster(home / "kafka", nodes=3, base_port=BASE_PORT)
         bootstrap = await asyncio.to_thread(cluster.up, 180)
         try:
@@ -339,5 +349,6 @@ if __name__ == "__main__":
     parser.add_argument("--cores", type=float, default=0.25)
     parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="trust-acl")
     parser.add_argument("--buckets", type=int, default=6)
+    parser.add_argument("--home", type=Path, help="keep logs and data here (default: a temp dir)")
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.cores, args.signatures, args.buckets))
+    asyncio.run(main(args.count, args.cores, args.signatures, args.buckets, args.home))
