@@ -1,12 +1,33 @@
-"""The hub's processing loop: consume a batch, handle it, commit it atomically.
+"""The hub's processing loop: consume a batch, handle it, commit it atomically — and
+handle the next batch while this one commits.
 
 Every batch becomes one Kafka transaction holding (1) the messages to agencies, (2) the
 audit records, (3) the hub's state changes, and (4) the consumer offsets of the batch. A
-worker killed mid-batch leaves an aborted transaction that ``read_committed`` readers
-never see; its successor re-reads the batch from the committed offsets and, because
-message ids are derived from the input, produces the very same messages again.
-:class:`.writer.TransactionWriter` fills and checks the transaction: no send in it is
+worker killed mid-batch leaves aborted transactions that ``read_committed`` readers
+never see; its successor re-reads from the committed offsets and, because message ids
+are derived from the input, produces the very same messages again.
+:class:`.writer.TransactionWriter` fills and checks each transaction: no send in it is
 left unchecked, and a record Kafka can never accept is replaced, not lost.
+
+**Transactions in flight** (``in_flight`` > 1). A commit takes several round trips to
+the broker; a record arriving meanwhile should not wait for them. So the loop polls and
+handles the next batch while the previous one commits, and writes it on the next
+producer of a small ring (``<transactional_id>`` and ``<transactional_id>-txn<i>``).
+The hub's state is shared by every input partition, so each batch is handled on top of
+what the batches before it staged, and is only as good as they are:
+
+* state is layered by batch (:mod:`.state`): a batch's changes become committed when
+  *its* transaction commits, and its changelog records are its own changes only;
+* transactions commit strictly in batch order (:class:`.inflight.Turn`), and a batch sends
+  its records only after the batch before it has all of its records acknowledged, so
+  every output partition holds them in batch order;
+* an abort of batch N aborts every later batch too, rolls the state back to before N
+  and seeks each input partition back to the first record any of them held;
+* a rebalance waits in ``on_partitions_revoked`` until every batch in flight has
+  committed or aborted, so no commit of ours lands after a partition has moved;
+* on start every id of the ring is initialised — used or not — which fences a zombie
+  predecessor's producers and aborts what they left open, before the worker restores
+  its state (``HubService``).
 
 Batching is also what makes the hub fast: faust's per-event machinery costs ~150 µs a
 message, a batch of a few hundred records costs a few µs each (``docs/benchmarks.md``).
@@ -14,24 +35,34 @@ message, a batch of a few hundred records costs a few µs each (``docs/benchmark
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from aiokafka import ConsumerRecord, TopicPartition
-from aiokafka.errors import ProducerFenced
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from renkei.aiokafka_internals import set_transaction_retry_backoff
-from renkei.errors import HubHaltedError
+from renkei.errors import ConfigurationError
 from renkei.readers import committed_reader
 
+from .inflight import MAX_IN_FLIGHT, Batch, Settled, Transactions
 from .outputs import Output
 from .unwritable import Replacer
-from .writer import TransactionAborted, TransactionWriter
+from .writer import TransactionAborted
 
-__all__ = ["BatchHandler", "BatchTrace", "LoopStats", "Output", "TransactionalLoop"]
+__all__ = [
+    "BatchHandler",
+    "BatchTrace",
+    "LayeredHandler",
+    "LoopStats",
+    "Output",
+    "TransactionalLoop",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +82,15 @@ class BatchHandler(Protocol):
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+@runtime_checkable
+class LayeredHandler(BatchHandler, Protocol):
+    """A handler whose state is layered by batch, for transactions in flight: ``seal``
+    ends a batch, ``commit`` commits the oldest batch sealed, ``rollback`` forgets the
+    oldest and every later one (:class:`~.hub.Hub`, over :class:`~.state.Table`)."""
+
+    def seal(self) -> None: ...
 
 
 @dataclass
@@ -87,12 +127,19 @@ class TransactionalLoop:
     :param pattern: regular expression of the input topics.
     :param partitions: instead of ``pattern``, these partitions, assigned by hand (a
         partitioned hub's task: the group's committed offsets are still where it starts).
-    :param handler: the batch handler.
+    :param handler: the batch handler (a :class:`LayeredHandler` for ``in_flight`` > 1).
     :param replace: builds the stand-ins for a record Kafka refuses (:mod:`.unwritable`).
     :param max_batch: most records in one transaction.
     :param poll_ms: longest wait for input, which is also the timer resolution of ``tick``.
     :param on_polled: called after every poll (readiness: the loop is consuming).
     :param on_committed: called with each committed batch's :class:`BatchTrace`.
+    :param in_flight: transactions in flight at most (1: each batch commits before the
+        next poll).
+    :param reserved: ids of the ring initialised (fenced) at start, at least
+        ``in_flight``: a worker reserves :data:`MAX_IN_FLIGHT`, so that a predecessor
+        that ran with more transactions in flight is fenced too.
+    :raises ConfigurationError: ``in_flight`` out of range, or > 1 with a handler that is
+        not layered.
     """
 
     def __init__(
@@ -109,11 +156,22 @@ class TransactionalLoop:
         on_polled: Callable[[TransactionalLoop], None] | None = None,
         on_committed: Callable[[BatchTrace], None] | None = None,
         partitions: Sequence[TopicPartition] = (),
+        in_flight: int = 1,
+        reserved: int = 1,
     ) -> None:
+        if not 1 <= in_flight <= MAX_IN_FLIGHT:
+            raise ConfigurationError(f"in_flight must be 1 to {MAX_IN_FLIGHT}, not {in_flight}")
+        if in_flight > 1 and not isinstance(handler, LayeredHandler):
+            raise ConfigurationError(
+                f"{type(handler).__name__} has no seal(): its state is not layered by "
+                "batch, so it cannot have more than one transaction in flight"
+            )
+        self._kafka = kafka
         self._group_id = group_id
         self._pattern = pattern
         self._partitions = list(partitions)
         self._handler = handler
+        self._layered = in_flight > 1
         self._max_batch = max_batch
         self._poll_ms = poll_ms
         self._on_polled = on_polled
@@ -125,79 +183,202 @@ class TransactionalLoop:
             max_poll_records=max_batch,
             metadata_max_age_ms=5_000,  # new agencies' topics are picked up within seconds
         )
-        self.writer = TransactionWriter(kafka, transactional_id, replace)
+        self._transactions = Transactions(
+            kafka, transactional_id, replace, in_flight, max(in_flight, reserved)
+        )
+        self.writer = self._transactions.writers[0]
+        """The first producer of the ring (its partitioner and limits are every one's)."""
+        self._failure: BaseException | None = None
         self._running = False
+        # Handling a batch and settling exclude each other (a rebalance settles from the
+        # consumer's own task); a batch polled before an abort's seek is read again.
+        self._lock = asyncio.Lock()
+        self._aborts = 0
+        self._sought: dict[TopicPartition, int] = {}  # by aborts, since the poll began
+        self._looping = False
+        self._exited = asyncio.Event()
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start_writers(self) -> None:
+        """Initialise every id of the ring, fencing a predecessor's producers (a no-op if
+        done). The worker calls it before it restores its state, so no zombie can commit
+        after the restore has read the state topics."""
+        await self._transactions.start()
 
     async def start(self) -> None:
-        await self.writer.start()
+        await self.start_writers()
         await self._consumer.start()
         if self._partitions:
             self._consumer.assign(self._partitions)
         else:
-            self._consumer.subscribe(pattern=self._pattern)
+            self._consumer.subscribe(pattern=self._pattern, listener=_Drain(self))
         self._running = True
 
     async def stop(self) -> None:
+        """Let :meth:`run` return, commit or abort what is in flight, then close the
+        consumer and the producers."""
         self._running = False
-        await self._consumer.stop()
-        await self.writer.stop()
+        try:
+            if self._looping:
+                await self._exited.wait()  # at most a poll and a settle away
+            await self.drain()
+        finally:
+            await self._consumer.stop()
+            await self._transactions.stop()
 
     def halt(self) -> None:
-        """Process no further batch (the one under way finishes or aborts)."""
+        """Process no further batch (those in flight commit or abort)."""
         self._running = False
 
     def assignment(self) -> set[TopicPartition]:
         """The input partitions this worker holds now."""
         return set(self._consumer.assignment())
 
+    # -- the loop -----------------------------------------------------------------------
+
     async def run(self) -> None:
         """Process until :meth:`stop` is called, the producer is fenced or the hub halts."""
         reported = time.monotonic()
-        while self._running:
-            batch = await self._consumer.getmany(
-                timeout_ms=self._poll_ms, max_records=self._max_batch
-            )
-            if self._on_polled is not None:
-                self._on_polled(self)
-            await self.process(batch)
-            if time.monotonic() - reported >= 10:
-                reported = time.monotonic()
-                log.info("hub loop: %s", self.stats)
+        self._looping = True
+        self._exited.clear()
+        try:
+            while self._running:
+                async with self._lock:
+                    # The next batch's producer must be free: the batch before on it settled.
+                    await self._settle(wait=self._transactions.full)
+                aborts, self._sought = self._aborts, {}
+                batch = await self._consumer.getmany(
+                    timeout_ms=self._poll_ms, max_records=self._max_batch
+                )
+                if self._on_polled is not None:
+                    self._on_polled(self)
+                async with self._lock:
+                    if not self._running or self._aborts != aborts:
+                        self._read_again(batch)  # polled before a seek back, or too late
+                        continue
+                    await self.process(batch)
+                if time.monotonic() - reported >= 10:
+                    reported = time.monotonic()
+                    log.info("hub loop: %s, %d in flight", self.stats, len(self._transactions))
+        finally:
+            self._looping = False
+            self._exited.set()
+        if self._failure is not None:
+            raise self._failure
 
     async def process(
         self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     ) -> None:
-        """Handle one polled batch inside one transaction."""
-        started = time.perf_counter()
+        """Handle one polled batch and start its transaction; with one transaction in
+        flight, wait for it to commit or abort. (:meth:`run` calls it; call it directly
+        only when nothing else drives the loop.)"""
         polled_s = time.monotonic()
         records = [r for part in batch.values() for r in part]
         outputs = self._handler.handle(records) if records else []
         outputs += self._handler.tick(int(time.time() * 1000))
-        handled_s = time.monotonic()
         if not records and not outputs:
             return
+        if self._layered:
+            self._handler.seal()  # type: ignore[attr-defined]  # checked in __init__
         offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part}
-        try:
-            await self.writer.write(outputs, offsets, self._group_id)
-        except (ProducerFenced, HubHaltedError):
-            self._handler.rollback()
+        written = Batch(
+            {tp: part[0].offset for tp, part in batch.items() if part},
+            tuple((r.topic, r.partition, r.offset) for r in records),
+            len(outputs), polled_s, time.monotonic(),
+        )  # fmt: skip
+        self._transactions.write(written, outputs, offsets, self._group_id)
+        if not self._layered:
+            await self._settle(wait=True)
+
+    # -- settling: commit or abort in batch order ---------------------------------------
+
+    async def drain(self) -> None:
+        """Return once every batch in flight has committed or aborted: before a rebalance
+        moves partitions (from the consumer's task, while :meth:`run` polls), and at stop.
+
+        A failure that halts the loop is kept for :meth:`run` to raise, not raised here.
+        """
+        async with self._lock:
+            with contextlib.suppress(Exception):
+                await self._settle_all()
+
+    async def _settle_all(self) -> None:
+        while self._transactions:
+            await self._settle(wait=True)
+
+    async def _settle(self, wait: bool) -> None:
+        """Apply the fate of the batches whose transactions ended, oldest first.
+
+        :raises Exception: what halts the loop (a fenced producer, an unwritable output),
+            after the batches in flight have aborted and their state is rolled back.
+        """
+        settled = await self._transactions.settle(wait)
+        for batch in settled.committed:
+            self._handler.commit()
+            self._count(batch)
+        if settled.aborted:
+            self._aborted(settled)
+        self.stats.aborted = self._transactions.aborted
+        self.stats.replaced = self._transactions.replaced
+        if settled.cause is not None and not isinstance(settled.cause, TransactionAborted):
+            self._failure = settled.cause
             self._running = False
-            raise
-        except TransactionAborted as exc:
-            log.warning("transaction aborted, the batch will be processed again: %s", exc)
-            self._handler.rollback()
-            for tp, part in batch.items():
-                if part:
-                    self._consumer.seek(tp, part[0].offset)
-            return
-        finally:
-            self.stats.aborted = self.writer.aborted
-            self.stats.replaced = self.writer.replaced
-        self._handler.commit()
+            raise settled.cause
+
+    def _count(self, batch: Batch) -> None:
         self.stats.batches += 1
-        self.stats.records_in += len(records)
-        self.stats.records_out += len(outputs)
-        self.stats.last_batch_ms = (time.perf_counter() - started) * 1000
+        self.stats.records_in += len(batch.records)
+        self.stats.records_out += batch.outputs
+        self.stats.last_batch_ms = (batch.committed_s - batch.polled_s) * 1000
         if self._on_committed is not None:
-            coordinates = tuple((r.topic, r.partition, r.offset) for r in records)
-            self._on_committed(BatchTrace(polled_s, handled_s, time.monotonic(), coordinates))
+            self._on_committed(
+                BatchTrace(batch.polled_s, batch.handled_s, batch.committed_s, batch.records)
+            )
+
+    def _aborted(self, settled: Settled) -> None:
+        """The oldest batch in flight did not commit, so none after it did: forget their
+        state, and read their input again from the first record any of them held."""
+        self._handler.rollback()
+        if not isinstance(settled.cause, TransactionAborted):
+            return  # the loop halts: nothing is read again
+        log.warning(
+            "transaction aborted, %d batch(es) will be processed again: %s",
+            len(settled.aborted), settled.cause,
+        )  # fmt: skip
+        first: dict[TopicPartition, int] = {}
+        for batch in settled.aborted:
+            for tp, offset in batch.first.items():
+                first.setdefault(tp, offset)  # the oldest batch holding tp has its first
+        self._aborts += 1
+        for tp, offset in first.items():
+            self._sought[tp] = min(offset, self._sought.get(tp, offset))
+        self._seek(first)
+
+    def _read_again(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
+        """Put a polled batch back unhandled. It may predate an abort's seek (then the
+        seek's earlier offset stands) or follow it (then it starts there): the earlier."""
+        offsets = {tp: part[0].offset for tp, part in batch.items() if part}
+        for tp, offset in self._sought.items():
+            offsets[tp] = min(offset, offsets.get(tp, offset))
+        self._seek(offsets)
+
+    def _seek(self, offsets: dict[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            # Revoked meanwhile: its next owner starts from the committed offset anyway.
+            with contextlib.suppress(IllegalStateError):
+                self._consumer.seek(tp, offset)
+
+
+class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """Before partitions move, every transaction in flight commits or aborts: offsets of
+    ours committed after the move would let the new owner and us both process a batch."""
+
+    def __init__(self, loop: TransactionalLoop) -> None:
+        self._loop = loop
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._loop.drain()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        pass

@@ -81,6 +81,14 @@ class HubSettings(BaseSettings):
     poll_ms: int = Field(
         default=20, description="RENKEI_HUB_POLL_MS: longest wait for input per batch."
     )
+    transactions_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description="RENKEI_HUB_TRANSACTIONS_IN_FLIGHT: batches whose transactions commit "
+        "while the next is handled (1: each batch commits before the next poll); each has "
+        "a transactional producer of its own, <group_id>-<worker_id>[-txn<i>].",
+    )
     max_deadline_ms: int = Field(
         default=24 * 3600 * 1000,
         description="RENKEI_HUB_MAX_DEADLINE_MS: furthest a request's deadline may lie ahead.",

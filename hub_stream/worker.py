@@ -31,6 +31,7 @@ from .control import control_spec, control_topic
 from .directory_feed import DirectoryFeed
 from .health import HealthServer, Readiness
 from .hub import Hub
+from .inflight import MAX_IN_FLIGHT
 from .partitioned import PartitionedPlane
 from .pipeline import BatchTrace, TransactionalLoop
 from .rotation import StagedKeyRing
@@ -120,6 +121,24 @@ class HubService(mode.Service):
         if self.settings.topology == "partitioned":
             await self._start_partitioned()
             return
+        loop = TransactionalLoop(
+            kafka=self.kafka,
+            group_id=self.settings.group_id,
+            transactional_id=f"{self.settings.group_id}-{self.settings.worker_id}",
+            pattern=self._input_pattern(),
+            handler=self.hub,
+            replace=StandIns(self.topics, self.hub.codec, self._sign),
+            max_batch=self.settings.max_batch,
+            poll_ms=self.settings.poll_ms,
+            on_polled=self._polled,
+            on_committed=self._on_committed,
+            in_flight=self.settings.transactions_in_flight,
+            reserved=MAX_IN_FLIGHT,
+        )
+        self.loop_runner = loop  # stopped in on_stop, whatever happens from here
+        # Fence first: a zombie predecessor could otherwise commit after the restore read
+        # the state topics, and this worker would run on state older than its offsets.
+        await loop.start_writers()
         self.readiness.enter("restoring")
         restored = await restore_tables(self.kafka, [*self.hub.tables, self.directory_feed])
         log.info(
@@ -131,19 +150,7 @@ class HubService(mode.Service):
             self.directory_feed.ignored,
         )  # fmt: skip
         self.readiness.enter("joining")
-        self.loop_runner = TransactionalLoop(
-            kafka=self.kafka,
-            group_id=self.settings.group_id,
-            transactional_id=f"{self.settings.group_id}-{self.settings.worker_id}",
-            pattern=self._input_pattern(),
-            handler=self.hub,
-            replace=StandIns(self.topics, self.hub.codec, self._sign),
-            max_batch=self.settings.max_batch,
-            poll_ms=self.settings.poll_ms,
-            on_polled=self._polled,
-            on_committed=self._on_committed,
-        )
-        await self.loop_runner.start()
+        await loop.start()
 
     async def _start_partitioned(self) -> None:
         admin = AIOKafkaAdminClient(**self.kafka)

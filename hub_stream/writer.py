@@ -13,6 +13,14 @@ dead letter just over the broker's ``message.max.bytes`` while the rest committe
   a refused batch of several records is resent one record a batch to find the culprit.
 * Any other failure raises :class:`TransactionAborted`; the loop then forgets the batch's
   state changes and processes its input again.
+
+**In turn.** The loop writes the next batch while this one commits, each on a producer of
+its own (:mod:`.pipeline`). Their turns (:class:`InTurn`) keep them in batch order: a batch sends its
+records only once the batch before it has all of its records acknowledged (so every
+partition holds them in batch order), and commits only once that batch has committed (so
+the group's offsets only move forward, and no batch commits on top of an aborted one).
+The consumer offsets are sent beside the records, not after them: the offsets'
+``AddOffsetsToTxn`` and ``TxnOffsetCommit`` round trips overlap the produce request.
 """
 
 from __future__ import annotations
@@ -20,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -41,7 +50,7 @@ from .limits import TopicLimits
 from .outputs import Output
 from .unwritable import Replacer
 
-__all__ = ["TransactionAborted", "TransactionWriter"]
+__all__ = ["InTurn", "TransactionAborted", "TransactionWriter"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +72,19 @@ class TransactionAborted(Exception):  # a control-flow signal to the loop
     """The transaction was aborted; the batch must be processed again."""
 
 
+class InTurn(Protocol):
+    """A transaction's place in the order of those in flight (:class:`.inflight.Turn`)."""
+
+    async def may_send(self) -> None:
+        """Return once the transaction before has every record acknowledged."""
+
+    def sent(self) -> None:
+        """Every record of this transaction is acknowledged."""
+
+    async def may_commit(self) -> None:
+        """Return once the transaction before has committed."""
+
+
 @dataclass(slots=True)
 class _Placed:
     out: Output
@@ -77,7 +99,8 @@ class TransactionWriter:
     :param kafka: aiokafka connection keyword arguments.
     :param transactional_id: the worker's transactional id.
     :param replace: builds stand-ins for a record Kafka refuses.
-    :param limits: per-topic batch limits; read from the brokers by default.
+    :param limits: per-topic batch limits, started and stopped by whoever passes them; by
+        default its own, read from the brokers.
     """
 
     def __init__(
@@ -91,6 +114,7 @@ class TransactionWriter:
         self._transactional_id = transactional_id
         self._replace = replace
         self.limits = limits if limits is not None else TopicLimits(kafka)
+        self._owns_limits = limits is None  # shared limits are started by their owner
         self.aborted = 0
         self.replaced = 0
         self._producer = self._new_producer()
@@ -103,25 +127,34 @@ class TransactionWriter:
             transactional_id=self._transactional_id,
             enable_idempotence=True,
             acks="all",
-            linger_ms=2,
+            linger_ms=0,  # the loop fills whole record batches itself: lingering only waits
             max_batch_size=256 * 1024,
             max_request_size=self.limits.max_request_size,
         )
 
     async def start(self) -> None:
-        await self.limits.start()
+        """Start the producer: its ``InitProducerId`` fences a predecessor with its id."""
+        if self._owns_limits:
+            await self.limits.start()
         await self._producer.start()
 
     async def stop(self) -> None:
         await self._producer.stop()
-        await self.limits.stop()
+        if self._owns_limits:
+            await self.limits.stop()
 
     async def write(
-        self, outputs: list[Output], offsets: dict[TopicPartition, int], group_id: str
+        self,
+        outputs: list[Output],
+        offsets: dict[TopicPartition, int],
+        group_id: str,
+        turn: InTurn | None = None,
     ) -> None:
         """Commit ``outputs`` and the consumer ``offsets`` in one transaction.
 
-        :raises TransactionAborted: nothing was written; process the batch again.
+        :param turn: its place in the order of transactions in flight, if there are others.
+        :raises TransactionAborted: nothing was written; process the batch again (also
+            when the batch before it in ``turn``'s order aborted).
         :raises ProducerFenced: another worker took over this transactional id.
         :raises UnwritableOutputError: Kafka refuses even a stand-in (misconfigured topic).
         """
@@ -129,7 +162,7 @@ class TransactionWriter:
         isolate: set[tuple[str, int]] = set()
         for _ in range(_ATTEMPTS):
             placed = await self._pre_check(placed)
-            failures = await self._transaction(placed, offsets, group_id, isolate)
+            failures = await self._transaction(placed, offsets, group_id, isolate, turn)
             if not failures:
                 return
             self.aborted += 1
@@ -153,27 +186,38 @@ class TransactionWriter:
         offsets: dict[TopicPartition, int],
         group_id: str,
         isolate: set[tuple[str, int]],
+        turn: InTurn | None,
     ) -> list[tuple[list[_Placed], BaseException]]:
         producer = self._producer
         try:
             await producer.begin_transaction()
+            if turn is not None:
+                await turn.may_send()
             sent = await self._send(placed, isolate)
-            results = await asyncio.gather(*(f for _, f in sent), return_exceptions=True)
+            waits: list[Awaitable[Any]] = [f for _, f in sent]
+            if offsets:
+                waits.append(producer.send_offsets_to_transaction(offsets, group_id))
+            results = await asyncio.gather(*waits, return_exceptions=True)
+            if offsets and isinstance(results[-1], BaseException):
+                raise results[-1]
             failures = [
-                (batch, r) for (batch, _), r in zip(sent, results, strict=True)
+                (batch, r) for (batch, _), r in zip(sent, results, strict=False)
                 if isinstance(r, BaseException)
             ]  # fmt: skip
             if failures:
                 return failures
-            if offsets:
-                await producer.send_offsets_to_transaction(offsets, group_id)
+            if turn is not None:
+                turn.sent()
+                await turn.may_commit()
             await producer.commit_transaction()
         except ProducerFenced:
             raise
-        except (TimeoutError, KafkaError) as exc:
+        except (TimeoutError, KafkaError, TransactionAborted) as exc:
             self.aborted += 1
             if can_abort(producer):
                 await producer.abort_transaction()
+            if isinstance(exc, TransactionAborted):
+                raise
             raise TransactionAborted(repr(exc)) from exc
         return []
 
