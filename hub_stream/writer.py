@@ -18,8 +18,8 @@ dead letter just over the broker's ``message.max.bytes`` while the rest committe
 its own (:mod:`.pipeline`). Their turns (:class:`InTurn`) keep them in batch order: a
 batch sends its records only once the batch before it has all of its records acknowledged
 (so every partition holds them in batch order), and commits only once that batch has
-committed (so
-the group's offsets only move forward, and no batch commits on top of an aborted one).
+committed (so the group's offsets only move forward, and no batch commits on top of an
+aborted one).
 The consumer offsets are sent beside the records, not after them: the offsets'
 ``AddOffsetsToTxn`` and ``TxnOffsetCommit`` round trips overlap the produce request.
 """
