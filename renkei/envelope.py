@@ -11,6 +11,7 @@ audit checkpoint written years ago.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from renkei.crypto import SigningKey, verify
@@ -42,10 +43,18 @@ def sign_message(message: M, key: SigningKey, codec: Codec) -> M:
     return message.model_copy(update={"header": header})
 
 
-def verify_bytes(data: bytes, public_key: bytes, codec: Codec) -> None:
+def verify_bytes(
+    data: bytes,
+    public_key: bytes,
+    codec: Codec,
+    check: Callable[[bytes, bytes, bytes], None] = verify,
+) -> None:
     """Check the signature in received bytes against the sender's public key.
 
     :param data: the value as it arrived (a Kafka record's value), not a re-encoding.
+    :param check: ``(public key, signed bytes, signature)``, raising SignatureError:
+        :func:`renkei.crypto.verify`, or the same verdicts faster
+        (:func:`renkei.crypto.sodium.verify`).
     :raises SignatureError: the signature does not verify, or cannot be found because
         the header cannot be walked (the :class:`~renkei.errors.DecodeError` is its cause).
     """
@@ -53,7 +62,7 @@ def verify_bytes(data: bytes, public_key: bytes, codec: Codec) -> None:
         signed, signature = codec.split_signature(data)
     except DecodeError as exc:
         raise SignatureError(f"no signature can be read from the bytes: {exc}") from exc
-    verify(public_key, signed, signature)
+    check(public_key, signed, signature)
 
 
 def verify_message(message: Message, public_key: bytes, codec: Codec) -> None:

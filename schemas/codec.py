@@ -381,6 +381,10 @@ class Codec:
             )
         if not isinstance(datum, dict):
             raise DecodeError(f"{entry.model.avro_name}: body is not a record")
+        # fastavro takes a negative union index as Python does (-1: the last branch); the
+        # signature splice does not, and a message whose signature cannot be found must not
+        # decode either (tests/security/test_fuzz_decoder.py).
+        signature_span(bytes(data), HEADER_SIZE, entry.layout)
         try:
             if self._plans[entry.model.avro_name]:
                 self._from_reader(entry.model.avro_name, datum)
