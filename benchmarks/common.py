@@ -1,4 +1,4 @@
-"""What the benchmarks share: a broker, topics under a fresh prefix, the baseline."""
+"""What the benchmarks share: a broker, topics under a fresh prefix, the two baselines."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from infra.kafka import LocalCluster
 from renkei.crypto.bundles import HUB_ID, bundle_path
 from renkei.topics import TopicSpec, ensure_topics
 
-__all__ = ["agency_trust", "broker", "passthrough", "prefix"]
+__all__ = ["agency_trust", "broker", "passthrough", "passthrough_transactional", "prefix"]
 
 
 def prefix() -> str:
@@ -52,6 +52,30 @@ async def broker(home: Path) -> AsyncIterator[str]:
         await asyncio.to_thread(cluster.down)
 
 
+async def _filled(
+    kafka: dict[str, Any],
+    count: int,
+    size: int,
+    partitions: int,
+    names: tuple[str, str, str] | None,
+) -> tuple[str, str, str]:
+    """Source and sink topics (fresh unless named), ``count`` records of ``size`` in the source."""
+    p = prefix()
+    source, sink, group = names or (f"{p}pass.in", f"{p}pass.out", f"{p}pass")
+    admin = AIOKafkaAdminClient(**kafka)
+    await admin.start()
+    await ensure_topics(admin, [TopicSpec(source, partitions), TopicSpec(sink, partitions)])
+    await admin.close()
+    producer = AIOKafkaProducer(**kafka, linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    payload = os.urandom(size)
+    for i in range(count):
+        await producer.send(source, payload, key=str(i).encode())
+    await producer.flush()
+    await producer.stop()
+    return source, sink, group
+
+
 async def passthrough(
     bootstrap: str,
     count: int,
@@ -68,18 +92,9 @@ async def passthrough(
         names a principal may use; fresh ones by default.
     """
     kafka = kafka if kafka is not None else {"bootstrap_servers": bootstrap}
-    p = prefix()
-    source, sink, group = names or (f"{p}pass.in", f"{p}pass.out", f"{p}pass")
-    admin = AIOKafkaAdminClient(**kafka)
-    await admin.start()
-    await ensure_topics(admin, [TopicSpec(source, partitions), TopicSpec(sink, partitions)])
-    await admin.close()
+    source, sink, group = await _filled(kafka, count, size, partitions, names)
     producer = AIOKafkaProducer(**kafka, linger_ms=5, max_batch_size=256 * 1024)
     await producer.start()
-    payload = os.urandom(size)
-    for i in range(count):
-        await producer.send(source, payload, key=str(i).encode())
-    await producer.flush()
     consumer = AIOKafkaConsumer(
         source, **kafka, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=False, max_poll_records=1000,
@@ -99,6 +114,64 @@ async def passthrough(
         if batch:
             await consumer.commit()
     await producer.flush()
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    await producer.stop()
+    return count / elapsed
+
+
+async def passthrough_transactional(
+    bootstrap: str,
+    count: int,
+    size: int,
+    partitions: int = 3,
+    *,
+    kafka: dict[str, Any] | None = None,
+    names: tuple[str, str, str] | None = None,
+) -> float:
+    """The same pass-through with exactly-once, as the hub does it: messages per second.
+
+    ``read_committed`` consumer; one transaction per poll of at most 1,000 records, holding
+    the records (written as record batches, one per partition, like the hub's writer) and
+    the poll's offsets; each commit awaited before the next poll (serial commits). What
+    this costs beside :func:`passthrough` is what exactly-once itself costs.
+    Arguments as :func:`passthrough` (the transactional id is ``<group>-tx``).
+    """
+    kafka = kafka if kafka is not None else {"bootstrap_servers": bootstrap}
+    source, sink, group = await _filled(kafka, count, size, partitions, names)
+    producer = AIOKafkaProducer(
+        **kafka, transactional_id=f"{group}-tx", linger_ms=5, max_batch_size=256 * 1024
+    )
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        source, **kafka, group_id=group, auto_offset_reset="earliest",
+        enable_auto_commit=False, max_poll_records=1000, isolation_level="read_committed",
+    )  # fmt: skip
+    await consumer.start()
+    done = 0
+    started = 0.0
+    while done < count:
+        batch = await consumer.getmany(timeout_ms=100, max_records=1000)
+        if not batch:
+            continue
+        if not started:
+            started = time.perf_counter()
+        async with producer.transaction():
+            sent = []
+            for tp, records in batch.items():
+                builder = producer.create_batch()
+                for r in records:
+                    if builder.append(key=r.key, value=r.value, timestamp=None) is None:
+                        sent.append(
+                            await producer.send_batch(builder, sink, partition=tp.partition)
+                        )
+                        builder = producer.create_batch()
+                        builder.append(key=r.key, value=r.value, timestamp=None)
+                sent.append(await producer.send_batch(builder, sink, partition=tp.partition))
+                done += len(records)
+            await asyncio.gather(*sent)  # every batch acknowledged before the commit
+            offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+            await producer.send_offsets_to_transaction(offsets, group)
     elapsed = time.perf_counter() - started
     await consumer.stop()
     await producer.stop()

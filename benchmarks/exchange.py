@@ -3,8 +3,10 @@
 Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures MODE] [--secure]``
 (MODE: ``strict`` or ``trust-acl``)
 
-1. Baseline: aiokafka consume → produce of the same number of messages, same broker,
-   same run (``benchmarks.common.passthrough``).
+1. Baselines: aiokafka consume → produce of the same number of messages, same broker,
+   same run (``benchmarks.common.passthrough``), and the same done exactly-once —
+   ``read_committed``, one transaction per poll of ≤ 1,000 records written as record
+   batches (``benchmarks.common.passthrough_transactional``).
 2. Throughput: N signed attribute requests are written while the hub is stopped; the hub
    starts and the clock runs from its first batch to its last. Then the providers' N
    sealed answers are written and timed the same way. An exchange is those two inbound
@@ -35,7 +37,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from benchmarks.common import agency_trust, broker, passthrough, prefix
+from benchmarks.common import (
+    agency_trust,
+    broker,
+    passthrough,
+    passthrough_transactional,
+    prefix,
+)
 from consumers.provider import ProviderService
 from hub_stream.ids import derive_id
 from hub_stream.settings import HubSettings
@@ -269,29 +277,39 @@ async def measure(conn: Connections, count: int, signatures: str, rate: int) -> 
         await sync_acls(conn.kafka(ADMIN), load_directory_file(), Topics(p))
     names = (f"{p}hub.state.pass-in", f"{p}hub.state.pass-out", f"{p}hub-pass")
     base = await passthrough("", 2 * count, 300, kafka=conn.kafka(HUB), names=names)
+    # The second baseline: the same, exactly-once (read_committed, a transaction a poll).
+    names = (f"{p}hub.state.pass-tx-in", f"{p}hub.state.pass-tx-out", f"{p}hub-pass-tx")
+    tx = await passthrough_transactional("", 2 * count, 300, kafka=conn.kafka(HUB), names=names)
     hub = await throughput(conn, count, signatures)
+    if not rate:  # --rate 0: throughput only
+        nan = float("nan")
+        return {"base": base, "tx": tx, **hub, "offered_per_s": nan, "p50_ms": nan,
+                "p99_ms": nan, "max_ms": nan, "failed": nan}  # fmt: skip
     lat = await latency(conn, rate, 10, signatures)
-    return {"base": base, **hub, **lat}
+    return {"base": base, "tx": tx, **hub, **lat}
 
 
 def report(name: str, r: dict[str, float], count: int) -> None:
-    print(f"[{name}] baseline aiokafka pass-through: {r['base']:,.0f} msg/s")
+    print(f"[{name}] baseline aiokafka pass-through: {r['base']:,.0f} msg/s; transactional "
+          f"(read_committed, a transaction per poll of <= 1,000): {r['tx']:,.0f} msg/s "
+          f"= {r['tx'] / r['base']:.2f} of it")  # fmt: skip
     print(f"[{name}] hub: {r['messages_per_s']:,.0f} msg/s = {r['exchanges_per_s']:,.0f} "
           f"exchanges/s (requests {r['requests_s']:.2f} s, answers "
           f"{r['responses_s']:.2f} s for {count:,})")  # fmt: skip
     print(f"[{name}] ratio hub/pass-through: {r['messages_per_s'] / r['base']:.2f} "
-          "(target >= 0.5)")  # fmt: skip
+          f"(target >= 0.5 trust-acl, >= 0.25 strict); hub/transactional pass-through: "
+          f"{r['messages_per_s'] / r['tx']:.2f}")  # fmt: skip
     print(f"[{name}] latency at {r['offered_per_s']:,.0f} exchanges/s offered: "
           f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms, "
           f"{r['failed']:.0f} unanswered (target p99 <= 25 ms)")  # fmt: skip
 
 
 def compare(plain: dict[str, float], secure: dict[str, float]) -> None:
-    print("\n| transport | pass-through msg/s | hub msg/s | exchanges/s | ratio | "
-          "offered/s | p50 ms | p99 ms |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| transport | pass-through msg/s | transactional msg/s | hub msg/s | exchanges/s "
+          "| ratio | offered/s | p50 ms | p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for name, r in (("plaintext", plain), ("TLS + SASL/SCRAM, ACLs", secure)):
-        print(f"| {name} | {r['base']:,.0f} | {r['messages_per_s']:,.0f} | "
+        print(f"| {name} | {r['base']:,.0f} | {r['tx']:,.0f} | {r['messages_per_s']:,.0f} | "
               f"{r['exchanges_per_s']:,.0f} | {r['messages_per_s'] / r['base']:.2f} | "
               f"{r['offered_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} |")  # fmt: skip
     print(f"secure / plaintext: pass-through {secure['base'] / plain['base']:.2f}, "
@@ -327,7 +345,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=20_000)
     parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="strict")
-    parser.add_argument("--rate", type=int, default=2000)
+    parser.add_argument(
+        "--rate", type=int, default=2000, help="exchanges/s offered; 0: no latency run"
+    )
     parser.add_argument(
         "--secure", action="store_true",
         help="also on a secure node (TLS + SASL/SCRAM, ACLs), every actor its own principal",

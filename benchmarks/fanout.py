@@ -4,7 +4,8 @@ Run: ``.venv/bin/python -m benchmarks.fanout [events] [--people N] [--signatures
 
 1. Baseline: aiokafka consume → produce of as many messages as the hub will write
    notices (at most ``--baseline-max``), same broker, same run
-   (``benchmarks.common.passthrough``).
+   (``benchmarks.common.passthrough``), and the same exactly-once (``read_committed``, a
+   transaction per poll: ``benchmarks.common.passthrough_transactional``).
 2. Setup (not timed): ``--people`` persons registered and enrolled at five agencies that
    are all entitled to moves.
 3. Fan-out: N signed MOVED events (round-robin over the people) are written while the hub
@@ -24,7 +25,13 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import agency_trust, broker, passthrough, prefix
+from benchmarks.common import (
+    agency_trust,
+    broker,
+    passthrough,
+    passthrough_transactional,
+    prefix,
+)
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
@@ -119,6 +126,7 @@ async def main(events: int, people: int, signatures: str, baseline_max: int) -> 
             kafka: dict[str, Any] = {"bootstrap_servers": bootstrap}
             baseline_count = min(events * len(HOLDERS), baseline_max)
             base = await passthrough(bootstrap, baseline_count, 300)
+            tx = await passthrough_transactional(bootstrap, baseline_count, 300)
             topics = Topics(prefix())
             key_dir = Path(home) / "keys"
             began = time.perf_counter()
@@ -130,12 +138,14 @@ async def main(events: int, people: int, signatures: str, baseline_max: int) -> 
             settings = hub_settings(topics, key_dir, signatures)
             elapsed, notices, restored = await timed_fanout(kafka, settings, events)
             print(f"signatures={signatures}")
-            print(f"baseline aiokafka pass-through: {base:,.0f} msg/s ({baseline_count:,} msgs)")
+            print(f"baseline aiokafka pass-through: {base:,.0f} msg/s ({baseline_count:,} msgs); "
+                  f"transactional (a transaction per poll): {tx:,.0f} msg/s")  # fmt: skip
             print(f"hub: {events:,} registry events -> {notices:,} notices in {elapsed:.1f} s "
                   f"(state restored in {restored:.1f} s before)")  # fmt: skip
             print(f"hub: {notices / elapsed:,.0f} notices/s, {events / elapsed:,.0f} events/s "
                   f"(target >= 50,000 notices/s)")  # fmt: skip
-            print(f"ratio notices/s : pass-through msg/s = {notices / elapsed / base:.2f}")
+            print(f"ratio notices/s : pass-through msg/s = {notices / elapsed / base:.2f}; "
+                  f": transactional = {notices / elapsed / tx:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
