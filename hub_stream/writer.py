@@ -41,7 +41,12 @@ from aiokafka.errors import (
 )
 from aiokafka.partitioner import murmur2
 
-from renkei.aiokafka_internals import RECORD_BATCH_OVERHEAD, can_abort, record_size
+from renkei.aiokafka_internals import (
+    RECORD_BATCH_OVERHEAD,
+    add_to_transaction,
+    can_abort,
+    record_size,
+)
 from renkei.errors import UnwritableOutputError
 
 from .limits import TopicLimits
@@ -232,6 +237,8 @@ class TransactionWriter:
         producer = self._producer
         open_: dict[tuple[str, int], tuple[Any, list[_Placed]]] = {}
         sent: list[tuple[list[_Placed], asyncio.Future[Any]]] = []
+        # One AddPartitionsToTxn before any produce (aiokafka_internals says why).
+        add_to_transaction(producer, {TopicPartition(*_tp(item)) for item in placed})
 
         async def flush(tp: tuple[str, int]) -> None:
             batch, items = open_.pop(tp)

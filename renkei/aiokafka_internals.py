@@ -11,13 +11,14 @@ Nothing outside this module may reach into aiokafka's underscored attributes.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
 from renkei.errors import AiokafkaInternalsError
 
 __all__ = [
     "RECORD_BATCH_OVERHEAD",
+    "add_to_transaction",
     "can_abort",
     "check",
     "force_metadata_update",
@@ -71,6 +72,25 @@ def can_abort(producer: Any) -> bool:
     except AttributeError as exc:
         raise _missing("AIOKafkaProducer._txn_manager.state", exc) from exc
     return state in (TransactionState.IN_TRANSACTION, TransactionState.ABORTABLE_ERROR)
+
+
+def add_to_transaction(producer: Any, partitions: Iterable[Any]) -> None:
+    """Register ``partitions`` (``TopicPartition``) with ``producer``'s open transaction
+    at once, before any record batch is appended.
+
+    aiokafka adds a partition when its first batch is appended, and sends an
+    ``AddPartitionsToTxn`` for those pending whenever its sender runs; a transaction whose
+    appends yield midway (a second batch for a partition) then sends a second one while
+    the first partitions' produce request is in flight. Kafka (≥ 3.6, transaction
+    verification) answers such a produce ``NOT_ENOUGH_REPLICAS``, which aiokafka retries
+    100 ms later. Registered together, they go in one request, before any produce.
+    """
+    try:
+        add = producer._txn_manager.maybe_add_partition_to_txn
+    except AttributeError as exc:
+        raise _missing("AIOKafkaProducer._txn_manager.maybe_add_partition_to_txn", exc) from exc
+    for tp in partitions:
+        add(tp)
 
 
 def force_metadata_update(consumer: Any) -> Awaitable[Any]:
@@ -135,6 +155,8 @@ async def check() -> None:
     consumer = AIOKafkaConsumer(bootstrap_servers=nowhere)
     try:
         can_abort(producer)
+        if not callable(getattr(producer._txn_manager, "maybe_add_partition_to_txn", None)):
+            raise _missing("AIOKafkaProducer._txn_manager.maybe_add_partition_to_txn")
         if not callable(getattr(getattr(consumer, "_client", None), "force_metadata_update", None)):
             raise _missing("AIOKafkaConsumer._client.force_metadata_update")
     finally:
