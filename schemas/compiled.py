@@ -43,6 +43,8 @@ _SMALL: Final = tuple(encode_long(n) for n in range(64))  # one byte each: lengt
 
 
 def _long(value: int) -> bytes:
+    if 0 <= value < 64:
+        return _SMALL[value]
     if not -(2**63) <= value < 2**63:
         raise EncodeError(f"{value} does not fit an Avro long")
     return encode_long(value)
@@ -54,13 +56,22 @@ def _int(value: int) -> bytes:
     return encode_long(value)
 
 
+_RECENT: dict[int, bytes] = {}  # timestamps recur: every record of a batch is sent "now"
+
+
 def _millis(value: int | datetime) -> bytes:
+    if type(value) is int and (known := _RECENT.get(value)) is not None:
+        return known
     if type(value) is not int:
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise EncodeError("a timestamp is milliseconds or an aware datetime")
         delta = value - _EPOCH  # as fastavro converts it
         value = (delta.days * 86_400 + delta.seconds) * 1000 + int(delta.microseconds / 1000)
-    return _long(value)
+    encoded = _long(value)
+    if len(_RECENT) >= 1024:
+        _RECENT.clear()
+    _RECENT[value] = encoded
+    return encoded
 
 
 _DOUBLE: Final = struct.Struct("<d").pack  # what fastavro writes: little-endian IEEE 754
@@ -152,8 +163,10 @@ class _Compiler:
             self.union(schema, expr, where, indent)
         elif kind in ("string", "bytes"):
             self.sized(kind, expr, where, indent)
-        elif kind == "long" and isinstance(schema, dict) and schema.get("logicalType") == (
-            "timestamp-millis"
+        elif (
+            kind == "long"
+            and isinstance(schema, dict)
+            and schema.get("logicalType") == ("timestamp-millis")
         ):
             self.emit(indent, f"a(_millis({expr}))")
         elif kind == "long" and not (isinstance(schema, dict) and "logicalType" in schema):
