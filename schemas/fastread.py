@@ -55,6 +55,7 @@ _AGENCY_ID = re.compile(AGENCY_ID_PATTERN.removeprefix("^").removesuffix("$"))
 _SUITES: Final = tuple(HpkeSuite)
 _STATUSES: Final = tuple(ResponseStatus)
 _known_senders: set[str] = set()  # senders that matched the pattern (a handful of agencies)
+_TIMES: dict[int, datetime] = {}  # a burst's messages share their milliseconds (immutable)
 
 
 class _Unusual(Exception):  # control flow inside this module: "ask the codec"
@@ -110,9 +111,15 @@ def _text(data: bytes, at: int, maximum: int) -> tuple[str, int]:
 
 def _time(data: bytes, at: int) -> tuple[datetime, int]:
     ms, at = _long(data, at)
+    known = _TIMES.get(ms)
+    if known is not None:
+        return known, at
     if not 0 <= ms <= _MAX_MS:
         raise _Unusual
-    return _EPOCH + timedelta(milliseconds=ms), at
+    if len(_TIMES) >= 4096:
+        _TIMES.clear()
+    _TIMES[ms] = moment = _EPOCH + timedelta(milliseconds=ms)  # as fastavro builds it
+    return moment, at
 
 
 def _enum(data: bytes, at: int, symbols: tuple[E, ...]) -> tuple[E, int]:
