@@ -11,8 +11,12 @@ Run: ``.venv/bin/python -m benchmarks.exchange [exchanges] [--signatures MODE] [
    starts and the clock runs from its first batch to its last. Then the providers' N
    sealed answers are written and timed the same way. An exchange is those two inbound
    messages; ``hub messages/s`` counts inbound messages, like the baseline.
-3. Latency: a `renkei hub` process, a provider and a requester; the requester offers a
-   fixed 2,000 exchanges/s for 10 s and times each request to its answer.
+3. Latency: a `renkei hub` process, a provider answering at once and a requester; the
+   requester offers a fixed rate (``--rate``, 2,000 exchanges/s) for 10 s and times each
+   request to its answer. ``--agents lean`` (default) writes requests built before the
+   clock and answers with a payload sealed once; ``--agents sdk`` runs both through the
+   agency SDK in this process (``benchmarks.hop_agents``; ``benchmarks.hops`` profiles
+   each hop).
 
 ``--secure`` then runs all three again on a secure single node started here (TLS +
 SASL/SCRAM-SHA-512, ACLs synced for each run's prefix), every actor as its own principal
@@ -44,7 +48,6 @@ from benchmarks.common import (
     passthrough_transactional,
     prefix,
 )
-from consumers.provider import ProviderService
 from hub_stream.ids import derive_id
 from hub_stream.settings import HubSettings
 from hub_stream.worker import HubService
@@ -55,7 +58,6 @@ from producers.registry_publisher import RegistryPublisher
 from renkei.crypto import SealingKeyPair, keystore, seal
 from renkei.demo import Connections
 from renkei.envelope import sign_message
-from renkei.errors import ExchangeError
 from renkei.operator.acl import sync_acls
 from renkei.operator.directory_file import load_directory_file
 from renkei.operator.principals import ADMIN, HUB, OPERATOR, REGISTRY, principal_names
@@ -197,13 +199,23 @@ async def _producer(kafka: dict[str, Any]) -> AIOKafkaProducer:
     return producer
 
 
-async def latency(conn: Connections, rate: int, seconds: int, signatures: str) -> dict[str, float]:
+async def latency(
+    conn: Connections, rate: int, seconds: int, signatures: str, agents: str = "lean"
+) -> dict[str, float]:
+    """A ``renkei hub`` process, a provider answering at once and a requester offering
+    ``rate`` exchanges/s (0: one at a time) for ``seconds``; request-to-answer latency.
+
+    ``agents`` (``benchmarks.hop_agents``): ``lean`` writes requests built and signed
+    before the clock runs and answers with a payload sealed once, so the agencies' own
+    CPU does not compete with the hub for the two cores; ``sdk`` runs both through the
+    agency SDK in this process.
+    """
+    from benchmarks.hop_agents import lean_agents, sdk_agents  # it imports this module
+
     topics = await fresh_topics(conn)
     with tempfile.TemporaryDirectory() as tmp:
         key_dir = Path(tmp)
         city_codes, _ = await setup(conn, key_dir, topics)
-        scenario = next(s for s in load_directory_file().scenarios
-                        if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
         env = {**os.environ, **conn.environment(HUB),
                "RENKEI_HUB_TOPIC_PREFIX": topics.prefix, "RENKEI_HUB_KEY_DIR": str(key_dir),
                "RENKEI_HUB_SIGNATURES": signatures, "RENKEI_HUB_POLL_MS": "5"}  # fmt: skip
@@ -211,65 +223,27 @@ async def latency(conn: Connections, rate: int, seconds: int, signatures: str) -
         hub = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, "-m", "renkei", "hub", "--loglevel", "error"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip  # noqa: E501
-
-        async def handler(_: Any) -> dict[str, Any]:
-            return {scenario.items[0]: "ok"}
-
-        trust = agency_trust(key_dir, signatures)
-        # Its default group, <prefix>agency.jps.provider, is within the agency's ACLs.
-        provider = ProviderService(PROVIDER, keystore.load(key_dir, PROVIDER),
-                                   conn.agency(PROVIDER), topics, handler, **trust)  # fmt: skip
-        latencies: list[float] = []
-        failed: list[int] = []
+        make = lean_agents if agents == "lean" else sdk_agents
         try:
-            client = AgencyClient(
-                REQUESTER,
-                keystore.load(key_dir, REQUESTER),
-                conn.agency(REQUESTER),
-                topics,
-                **trust,
-            )
-            async with provider, client:
-                # Warm-up: the hub is ready once one exchange goes through.
-                await client.request(link_code=city_codes[0], provider=PROVIDER,
-                                     scenario_id=scenario.scenario_id, items=scenario.items[:1],
-                                     deadline_s=60)  # fmt: skip
-
-                async def one(i: int) -> None:
-                    began = time.perf_counter()
-                    try:
-                        await client.request(
-                            link_code=city_codes[i % PEOPLE], provider=PROVIDER,
-                            scenario_id=scenario.scenario_id, items=scenario.items[:1],
-                            deadline_s=60,
-                        )  # fmt: skip
-                    except ExchangeError:  # a saturated hub times out: counted, not fatal
-                        failed.append(i)
-                        return
-                    latencies.append(time.perf_counter() - began)
-
-                tasks = []
-                tick = 0.01  # send rate/100 requests every 10 ms
-                started = time.perf_counter()
-                for step in range(seconds * 100):
-                    for j in range(rate // 100):
-                        tasks.append(asyncio.create_task(one(step * 1000 + j)))
-                    await asyncio.sleep(max(0.0, started + (step + 1) * tick - time.perf_counter()))
-                # What was offered while sending, not while the last answers trickle in.
-                offered = len(tasks) / (time.perf_counter() - started)
-                await asyncio.gather(*tasks)
+            async with make(conn, topics, key_dir, signatures,
+                            agency_trust(key_dir, signatures)) as offered:  # fmt: skip
+                await offered.one(city_codes[0], -1)  # warm-up: the hub is ready
+                offered.stamps.clear()
+                await offered.offer(city_codes[:PEOPLE], rate, seconds)
         finally:
             hub.send_signal(signal.SIGTERM)
-            hub.wait(timeout=30)
-    latencies.sort()
+            await asyncio.to_thread(hub.wait, 30)
+    latencies = sorted(s["answer"] - s["send"] for s in offered.stamps.values() if "answer" in s)
     if not latencies:
         latencies = [float("nan")]
-    return {"offered_per_s": offered, "p50_ms": statistics.median(latencies) * 1000,
+    return {"offered_per_s": offered.offered_per_s, "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
-            "max_ms": latencies[-1] * 1000, "failed": len(failed)}  # fmt: skip
+            "max_ms": latencies[-1] * 1000, "failed": offered.unanswered}  # fmt: skip
 
 
-async def measure(conn: Connections, count: int, signatures: str, rate: int) -> dict[str, float]:
+async def measure(
+    conn: Connections, count: int, signatures: str, rate: int, agents: str = "lean"
+) -> dict[str, float]:
     """Baseline, hub throughput and latency on one cluster, each actor as ``conn`` says."""
     # The baseline connects like the hub: as `hub` on names its ACLs allow when secure.
     p = prefix()
@@ -285,7 +259,7 @@ async def measure(conn: Connections, count: int, signatures: str, rate: int) -> 
         nan = float("nan")
         return {"base": base, "tx": tx, **hub, "offered_per_s": nan, "p50_ms": nan,
                 "p99_ms": nan, "max_ms": nan, "failed": nan}  # fmt: skip
-    lat = await latency(conn, rate, 10, signatures)
+    lat = await latency(conn, rate, 10, signatures, agents)
     return {"base": base, "tx": tx, **hub, **lat}
 
 
@@ -318,12 +292,16 @@ def compare(plain: dict[str, float], secure: dict[str, float]) -> None:
           f"p99 {secure['p99_ms'] / plain['p99_ms']:.2f}")  # fmt: skip
 
 
-async def main(count: int, signatures: str, rate: int, secure: bool) -> None:
+async def main(count: int, signatures: str, rate: int, secure: bool, agents: str) -> None:
     print(f"signatures={signatures}")
     with tempfile.TemporaryDirectory() as home:
         async with broker(Path(home) / "plain") as bootstrap:
             plain = await measure(
-                Connections.shared(KafkaSettings(bootstrap=bootstrap)), count, signatures, rate
+                Connections.shared(KafkaSettings(bootstrap=bootstrap)),
+                count,
+                signatures,
+                rate,
+                agents,
             )
         report("plaintext", plain, count)
         if not secure:
@@ -334,7 +312,9 @@ async def main(count: int, signatures: str, rate: int, secure: bool) -> None:
                                secure=True, principals=principals)  # fmt: skip
         await asyncio.to_thread(cluster.up, 120)
         try:
-            tls = await measure(Connections.secure(Path(home) / "secure"), count, signatures, rate)
+            tls = await measure(
+                Connections.secure(Path(home) / "secure"), count, signatures, rate, agents
+            )
         finally:
             await asyncio.to_thread(cluster.down)
         report("secure", tls, count)
@@ -349,8 +329,12 @@ if __name__ == "__main__":
         "--rate", type=int, default=2000, help="exchanges/s offered; 0: no latency run"
     )
     parser.add_argument(
+        "--agents", choices=["lean", "sdk"], default="lean",
+        help="the latency run's requester and provider (benchmarks.hop_agents)",
+    )  # fmt: skip
+    parser.add_argument(
         "--secure", action="store_true",
         help="also on a secure node (TLS + SASL/SCRAM, ACLs), every actor its own principal",
     )  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(main(args.count, args.signatures, args.rate, args.secure))
+    asyncio.run(main(args.count, args.signatures, args.rate, args.secure, args.agents))
