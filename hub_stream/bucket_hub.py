@@ -12,6 +12,10 @@ index saw every person (a basic-4 shared by persons of two buckets is ``AMBIGUOU
 there and would look unique here), so its match travels with the record and this hub
 *confirms* it (:func:`confirm`): a link stands only if the bucket's own, fresher row of
 the person links it too.
+
+Signed commands reach every bucket, each copy with the bucket's share
+(:class:`~.control.CommandShare`): the rows of an ``EnrolLinked`` whose persons the
+bucket holds, and whether this copy says a refusal.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from renkei.errors import DecodeError
 from renkei.topics import Topics
 from schemas.models import EnrolmentRequest
 
+from . import rotation
 from .audit import AuditTrail
 from .buckets import Routed
 from .checkpoints import Checkpointer
+from .control import CommandShare
 from .directory import Directory
 from .hub import Hub
 from .matching import Basic4Like, MatchResult
@@ -110,6 +116,7 @@ class BucketHub(Hub):
         self.context = dataclasses.replace(self.context, audit=self.audit, directory=directory)
         self._state_topics = frozenset(t.topic for t in self.tables)
         self._matches: dict[tuple[str | None, bytes | None], MatchResult] = {}
+        self._shares: dict[tuple[str, int, int], CommandShare] = {}
         self._local_resolve = self.indexes.resolve
         # The flows ask ctx.indexes.resolve; in a bucket the router's match is confirmed.
         self.indexes.resolve = self._resolve  # type: ignore[method-assign]  # this instance only
@@ -119,6 +126,7 @@ class BucketHub(Hub):
     def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Output]:
         inputs: list[ConsumerRecord[bytes, bytes]] = []
         self._matches = {}
+        self._shares = {}
         for record in records:
             try:
                 routed = Routed.from_record(record)
@@ -130,8 +138,17 @@ class BucketHub(Hub):
                 continue
             if routed.match is not None and routed.value is not None:
                 self._remember(routed.value, routed.match)
+            if routed.share is not None:
+                self._shares[routed.topic, routed.partition, routed.offset] = routed.share
             inputs.append(routed.origin())
         return self._placed(super().handle(inputs))
+
+    def _one(self, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+        share = self._shares.get((record.topic, record.partition, record.offset))
+        if share is not None and record.topic == self.topics.control:
+            # The router sent an oversized command to one bucket, without a share.
+            return rotation.handle_command(self.context, record, share)
+        return super()._one(record)
 
     def tick(self, now_ms: int) -> list[Output]:
         return self._placed(super().tick(now_ms))

@@ -8,7 +8,8 @@ key is an HMAC, so buckets are even. Bucket *p*'s state lives in partition *p* o
 
 The router (:mod:`.router`) writes each input record, unchanged, to ``hub.route[p]``
 wrapped in a :class:`Routed` envelope that keeps where it came from (topic, partition,
-offset, timestamp) and, for an enrolment, the router's match. The task of bucket *p*
+offset, timestamp) and, for an enrolment, the router's match; for a signed command, the
+bucket's share of it (:class:`~.control.CommandShare`). The task of bucket *p*
 (:mod:`.tasks`) unwraps it into a record that presents the origin, so it handles it
 exactly as the single-worker hub handles the input itself.
 """
@@ -25,6 +26,7 @@ from aiokafka import ConsumerRecord
 from renkei.errors import DecodeError
 from renkei.topics import Topics, TopicSpec
 
+from .control import CommandShare
 from .matching import MatchResult
 
 __all__ = [
@@ -97,7 +99,14 @@ def match_from_json(data: bytes) -> MatchResult:
     :raises DecodeError: not a match the router wrote.
     """
     try:
-        doc = json.loads(data)
+        return _match_of(json.loads(data))
+    except ValueError:
+        raise DecodeError("not a routed match: JSONDecodeError") from None
+
+
+def _match_of(doc: object) -> MatchResult:
+    try:
+        assert isinstance(doc, dict)  # for mypy; a list fails the lookups below anyway
         person = doc["p"]
         return MatchResult(
             outcome=doc["o"],
@@ -105,8 +114,43 @@ def match_from_json(data: bytes) -> MatchResult:
             detail=str(doc["d"]),
             matched_by=doc["m"],
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (AssertionError, ValueError, KeyError, TypeError) as exc:
         raise DecodeError(f"not a routed match: {type(exc).__name__}") from None
+
+
+# The envelope's JSON part: the match's fields (match_to_json), and "c" for a share of a
+# command: {"s": speaks, "r": row indexes or null}. A router of an earlier version wrote
+# the match alone, which reads the same.
+
+
+def _meta_to_json(match: MatchResult | None, share: CommandShare | None) -> bytes:
+    doc: dict[str, object] = json.loads(match_to_json(match)) if match is not None else {}
+    if share is not None:
+        rows = sorted(share.rows) if share.rows is not None else None
+        doc["c"] = {"s": share.speaks, "r": rows}
+    return json.dumps(doc, separators=(",", ":")).encode() if doc else b""
+
+
+def _meta_from_json(data: bytes) -> tuple[MatchResult | None, CommandShare | None]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        raise DecodeError("a routed record's match is not JSON") from None
+    if not isinstance(doc, dict):
+        raise DecodeError("a routed record's match is not a JSON object")
+    match = _match_of(doc) if "o" in doc else None
+    share = None
+    if "c" in doc:
+        try:
+            speaks, rows = doc["c"]["s"], doc["c"]["r"]
+            if not isinstance(speaks, bool) or not (
+                rows is None or all(isinstance(r, int) and not isinstance(r, bool) for r in rows)
+            ):
+                raise TypeError("a share's fields have other types")
+            share = CommandShare(speaks, frozenset(rows) if rows is not None else None)
+        except (KeyError, TypeError) as exc:
+            raise DecodeError(f"not a routed command share: {type(exc).__name__}") from None
+    return match, share
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +165,7 @@ class Routed:
     :param key: its key.
     :param value: its value, unchanged (``None``: a tombstone).
     :param match: for an enrolment, the router's answer to "which person?".
+    :param share: for a signed command sent to every bucket, this bucket's share of it.
     """
 
     topic: str
@@ -130,19 +175,25 @@ class Routed:
     key: bytes | None
     value: bytes | None
     match: MatchResult | None = None
+    share: CommandShare | None = None
 
     @classmethod
-    def of(cls, record: ConsumerRecord[bytes, bytes], match: MatchResult | None = None) -> Routed:
+    def of(
+        cls,
+        record: ConsumerRecord[bytes, bytes],
+        match: MatchResult | None = None,
+        share: CommandShare | None = None,
+    ) -> Routed:
         """The envelope of an input record as the router read it."""
         return cls(
             record.topic, record.partition, record.offset, record.timestamp,
-            record.key, record.value, match,
+            record.key, record.value, match, share,
         )  # fmt: skip
 
     def to_bytes(self) -> bytes:
         """The routed record's value (the key travels as the routed record's key)."""
         topic = self.topic.encode()
-        match = match_to_json(self.match) if self.match is not None else b""
+        match = _meta_to_json(self.match, self.share)
         head = _HEAD.pack(
             ROUTE_MAGIC, len(topic), self.partition, self.offset, self.timestamp,
             self.value is not None, len(match),
@@ -167,10 +218,10 @@ class Routed:
         except UnicodeDecodeError:
             raise DecodeError("a routed record's topic is not UTF-8") from None
         at += topic_len
-        match = match_from_json(data[at : at + match_len]) if match_len else None
+        match, share = _meta_from_json(data[at : at + match_len]) if match_len else (None, None)
         at += match_len
         value = data[at:] if has_value else None
-        return cls(topic, partition, offset, timestamp, record.key, value, match)
+        return cls(topic, partition, offset, timestamp, record.key, value, match, share)
 
     def origin(self) -> ConsumerRecord[bytes, bytes]:
         """A record that presents the input as it was read from its own topic."""

@@ -28,6 +28,8 @@ Reads ``persons`` and ``holdings``; stages ``holdings``; emits results and audit
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from schemas.limits import clip
 from schemas.models import AuditStep, EnrolmentOutcome, EnrolmentResult, Header
 
@@ -46,11 +48,18 @@ def row_cause(command_id: str, record_ref: str) -> str:
     return derive_id("enrol-linked", command_id, record_ref)
 
 
-def enrol_linked(ctx: FlowContext, command: EnrolLinked) -> list[Output]:
-    """Hold every row's person for the agency; answer and audit each row."""
+def enrol_linked(
+    ctx: FlowContext, command: EnrolLinked, rows: Collection[int] | None = None
+) -> list[Output]:
+    """Hold every row's person for the agency; answer and audit each row.
+
+    :param rows: the indexes of the rows to handle (a partitioned hub's bucket handles the
+        rows of its own persons, :class:`~.control.CommandShare`); ``None``: every row.
+    """
     outputs: list[Output] = []
-    for row in command.rows:
-        outputs += _row(ctx, command, row)
+    for i, row in enumerate(command.rows):
+        if rows is None or i in rows:
+            outputs += _row(ctx, command, row)
     return outputs
 
 

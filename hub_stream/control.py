@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from dataclasses import dataclass
 from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_LINKED_ROWS",
     "Command",
     "CommandError",
+    "CommandShare",
     "EnrolLinked",
     "LinkedRow",
     "RotateKey",
@@ -174,6 +176,25 @@ class EnrolLinked(_Signed):
 
     def key(self) -> bytes:
         return f"enrol/{self.agency_id}".encode()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandShare:
+    """One bucket's share of a signed command the partitioned router sent to every bucket.
+
+    Every bucket applies a command to the state it owns (a rotation remaps its holders);
+    what concerns the command as a whole is said once: its refusal (``DUPLICATE``,
+    ``UNKNOWN_AGENCY``) only by the copy that ``speaks``, and each row of an
+    :class:`EnrolLinked` only by the bucket of its person (``rows``).
+
+    :param speaks: this copy writes the command's refusal (dead letter and audit); the
+        other copies refuse it silently.
+    :param rows: for an :class:`EnrolLinked`, the indexes into ``rows`` this bucket
+        handles; ``None``: every row (a rotation, or a command not broadcast).
+    """
+
+    speaks: bool
+    rows: frozenset[int] | None = None
 
 
 Command = Annotated[RotateKey | EnrolLinked, Field(discriminator="command")]

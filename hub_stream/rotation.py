@@ -26,7 +26,7 @@ per batch) — not built yet (``docs/architecture.md``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 
 from aiokafka import ConsumerRecord
@@ -44,7 +44,7 @@ from schemas.models import AuditStep, ErrorCode, Header, LinkCodeRemap
 
 from . import bulk_enrolment
 from .context import FlowContext
-from .control import CommandError, EnrolLinked, RotateKey, parse_command
+from .control import CommandError, CommandShare, EnrolLinked, RotateKey, parse_command
 from .ids import derive_id
 from .outputs import Output
 from .records import KeyStateRecord
@@ -90,7 +90,9 @@ class StagedKeyRing(KeyRing):
         return self.state_of(agency_id).current_version
 
 
-def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> list[Output]:
+def handle_command(
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], share: CommandShare | None = None
+) -> list[Output]:
     """One ``hub.control`` record: check who sent it and that it is no replay, then apply it
     (a rotation here, bulk linkage in :mod:`.bulk_enrolment`).
 
@@ -99,51 +101,64 @@ def handle_command(ctx: FlowContext, record: ConsumerRecord[bytes, bytes]) -> li
     once: its id is remembered for the replay window (:mod:`.replays`), and a command
     requested further from now than that window is refused too, since the hub could no
     longer tell it from a replay.
+
+    ``share``: a partitioned hub's bucket applies its share of a command sent to every
+    bucket (:class:`~.control.CommandShare`): its rows only, and a refusal written by one
+    copy alone. ``None``: the whole command (the single hub).
     """
+    speaks = share is None or share.speaks
+    refuse = _refusal(speaks)
     try:
         command = parse_command(record.value)
     except CommandError as exc:
-        return _refuse(ctx, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
+        return refuse(ctx, record, ErrorCode.MALFORMED_MESSAGE, str(exc))
     try:
         command.verify(ctx.roots.operator)
     except SignatureError:
-        return _refuse(
+        return refuse(
             ctx, record, ErrorCode.BAD_SIGNATURE, "not signed by the pinned operators' key"
         )
     now_ms = int(ctx.now().timestamp() * 1000)
     if abs(now_ms - command.requested_at_ms) > ctx.replays.window_ms:
-        return _refuse(
+        return refuse(
             ctx, record, ErrorCode.DUPLICATE,
             f"requested at {command.requested_at_ms}, further from now than the replay "
             f"window ({ctx.replays.window_ms} ms): send a new command",
         )  # fmt: skip
     if not ctx.replays.first_time(OPERATOR_ID, command.command_id, now_ms):
-        return _refuse(
+        return refuse(
             ctx, record, ErrorCode.DUPLICATE, f"command {command.command_id} was applied already"
         )
     if ctx.directory.agency(command.agency_id) is None:
-        return _refuse(
+        return refuse(
             ctx, record, ErrorCode.UNKNOWN_AGENCY, f"{command.agency_id} is not an active agency"
         )
     if isinstance(command, EnrolLinked):
-        return bulk_enrolment.enrol_linked(ctx, command)
-    return rotate(ctx, command, record)
+        return bulk_enrolment.enrol_linked(ctx, command, share.rows if share else None)
+    return rotate(ctx, command, record, speaks)
 
 
 def rotate(
-    ctx: FlowContext, command: RotateKey, record: ConsumerRecord[bytes, bytes]
+    ctx: FlowContext,
+    command: RotateKey,
+    record: ConsumerRecord[bytes, bytes],
+    speaks: bool = True,
 ) -> list[Output]:
-    """Move the agency to a new key version and send it the remap of every code it holds."""
+    """Move the agency to a new key version and send it the remap of every code it holds.
+
+    :param speaks: write a refusal (``False``: another bucket's copy writes it).
+    """
+    refuse = _refusal(speaks)
     agency = command.agency_id
     applied = ctx.keys.get(agency)
     if applied is not None and applied.command_id == command.command_id:
         ctx.metrics["control.duplicate"] += 1  # the same command sent twice
         return []
     if not isinstance(ctx.keyring, StagedKeyRing):
-        return _refuse(ctx, record, ErrorCode.INTERNAL, "this hub's key ring cannot rotate")
+        return refuse(ctx, record, ErrorCode.INTERNAL, "this hub's key ring cannot rotate")
     old = ctx.keyring.state_of(agency)
     if old.current_version >= MAX_KEY_VERSION:
-        return _refuse(ctx, record, ErrorCode.INTERNAL, f"{agency} has used every key version")
+        return refuse(ctx, record, ErrorCode.INTERNAL, f"{agency} has used every key version")
     now = ctx.now()
     if old.previous_valid_until is not None and now < old.previous_valid_until:
         log.warning(
@@ -221,6 +236,22 @@ def _held(ctx: FlowContext, agency: str) -> list[tuple[str, bytes]]:
         if key in keys:
             id_codes[key] = id_code
     return sorted(id_codes.items())
+
+
+_Refuse = Callable[[FlowContext, ConsumerRecord[bytes, bytes], ErrorCode, str], list[Output]]
+
+
+def _refusal(speaks: bool) -> _Refuse:
+    """How this copy of a command refuses: aloud, or silently (another copy says it)."""
+    return _refuse if speaks else _refuse_silently
+
+
+def _refuse_silently(
+    ctx: FlowContext, record: ConsumerRecord[bytes, bytes], code: ErrorCode, detail: str
+) -> list[Output]:
+    """Another bucket's copy of this command parks and audits the same refusal."""
+    ctx.metrics[f"control_refused_silently.{code}"] += 1
+    return []
 
 
 def _refuse(

@@ -21,8 +21,12 @@ How a record is placed:
   so that the task can confirm it against its own rows (:mod:`.tasks`).
 * ``RegistryEvent``: a registration by the ID code its event id gives; any other event by
   the resident code's person.
-* Signed control commands go to every bucket (each remaps the holders it owns); an
-  unsigned or unparsable one to one bucket, which refuses it once.
+* Signed control commands go to every bucket (each remaps the holders it owns), each copy
+  with the bucket's share (:class:`~.control.CommandShare`): bucket 0's copy alone says a
+  refusal; an ``EnrolLinked`` row is handled by the bucket of the person its resident
+  code names in the router's view, a row naming nobody the router knows by bucket 0
+  (which answers ``NO_MATCH`` unless it has the person). An unsigned or unparsable
+  command goes to one bucket, which refuses it once.
 * ``hub.directory``: only what the operators did not sign (the task parks it); the rest
   each worker applies itself.
 * Anything the router cannot place (undecodable, too large, a code that does not open, an
@@ -58,14 +62,18 @@ from schemas.models import (
 )
 
 from .buckets import Routed, bucket_of, fallback_bucket, route_topic
-from .control import CommandError, parse_command
+from .control import CommandError, CommandShare, EnrolLinked, parse_command
 from .hub import in_time_order
 from .matching import MatchResult
 from .outputs import Output
 from .persons_view import Persons
 from .trust import REGISTRY_ID, PinnedRoots, Untrusted, admit_entry, check_signed
 
-__all__ = ["Router"]
+__all__ = ["SPEAKING_BUCKET", "Router"]
+
+SPEAKING_BUCKET = 0
+"""The bucket whose copy of a signed command says its refusal, and that handles the
+rows of an ``EnrolLinked`` whose person the router does not know."""
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +216,33 @@ class Router:
             command.verify(self.roots.operator)
         except (CommandError, SignatureError):
             return [self._fallback(record, record.topic, str(record.offset))]
-        routed = Routed.of(record)
-        return [self._write(p, routed) for p in range(self.buckets)]
+        rows: list[set[int]] | None = None
+        if isinstance(command, EnrolLinked):
+            # Each row once, in the bucket of its person: the others do not have the
+            # person and would answer NO_MATCH.
+            rows = [set() for _ in range(self.buckets)]
+            for i, row in enumerate(command.rows):
+                person = self.persons.table.get(row.resident_code)
+                where = (
+                    self._bucket(bytes.fromhex(person.id_code))
+                    if person is not None
+                    else SPEAKING_BUCKET
+                )
+                rows[where].add(i)
+        # Every bucket gets a copy, even without rows: each remembers the command id, so
+        # a replay is refused wherever the router's view would place its rows then.
+        return [
+            self._write(
+                p,
+                Routed.of(
+                    record,
+                    share=CommandShare(
+                        p == SPEAKING_BUCKET, frozenset(rows[p]) if rows is not None else None
+                    ),
+                ),
+            )
+            for p in range(self.buckets)
+        ]
 
     # -- writing -----------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import pytest
 import hub_stream.state as state_module
 from hub_stream.bucket_hub import BucketHub, confirm
 from hub_stream.buckets import Routed, bucket_of, fallback_bucket, route_topic
+from hub_stream.control import CommandShare, EnrolLinked, LinkedRow, control_topic
 from hub_stream.matching import MatchResult
 from hub_stream.outputs import Output
 from hub_stream.persons_view import Persons
@@ -405,3 +406,80 @@ async def test_a_task_that_fails_halts_the_worker_and_a_fenced_one_is_let_go(
     manager.tasks[2] = _Task(2, HubHaltedError("a state row does not open"))  # type: ignore[assignment]
     with pytest.raises(HubHaltedError):
         await manager.run()
+
+
+# -- operator commands: each row once, each refusal once ---------------------------------
+
+
+def _enrol_linked(world: Partitioned, *codes: str, agency: str = "jps") -> Record:
+    rows = tuple(
+        LinkedRow(record_ref=f"ref-{code}", resident_code=code, score=0.99) for code in codes
+    )
+    command = EnrolLinked(agency_id=agency, linkage_run="run-1", rows=rows).signed(
+        world.keys("operator").signing
+    )
+    return world.record(control_topic(world.topics), command.to_bytes())
+
+
+def _said(world: Partitioned, topic: str) -> list[Output]:
+    return [o for outputs in world.last_outputs.values() for o in outputs if o.topic == topic]
+
+
+def test_a_command_share_travels_in_the_envelope() -> None:
+    share = CommandShare(False, frozenset({0, 7, 999}))
+    routed = Routed("t.hub.control", 0, 9, 5, b"enrol/jps", b"{}", share=share)
+    assert Routed.from_record(Record("r", 2, 0, b"enrol/jps", routed.to_bytes())) == routed
+    whole = Routed("t.hub.control", 0, 9, 5, None, b"{}", share=CommandShare(True))
+    assert Routed.from_record(Record("r", 0, 0, None, whole.to_bytes())) == whole
+
+
+def test_each_linked_row_is_handled_once_in_the_bucket_of_its_person(
+    world: Partitioned,
+) -> None:
+    # One person in each of three buckets (the keys, hence the buckets, are random).
+    first: dict[int, str] = {}
+    for i in range(10_000):
+        first.setdefault(world.bucket_of_person(f"reg-{10_000_000_000 + i}"), str(10**10 + i))
+        if len(first) == min(BUCKETS, len(NUMBERS)):
+            break
+    codes = list(first.values())
+    assert len(codes) == BUCKETS
+    for code, number in zip(codes, NUMBERS, strict=False):
+        world.run(world.registration(code, number))
+    unknown = "99999999999"
+    results = world.run(_enrol_linked(world, *codes, unknown))
+    assert sorted(routed_to(world)) == list(range(BUCKETS))
+    by_ref = {m.record_ref: m for m in results if isinstance(m, EnrolmentResult)}
+    assert len(by_ref) == len([m for m in results if isinstance(m, EnrolmentResult)])
+    assert {ref: r.outcome for ref, r in by_ref.items()} == {
+        **{f"ref-{code}": EnrolmentOutcome.LINKED for code in codes},
+        f"ref-{unknown}": EnrolmentOutcome.NO_MATCH,
+    }
+    # Each holding is in its person's bucket, and each row audited once.
+    for code in codes:
+        owner = world.buckets[world.bucket_of_person(f"reg-{code}")]
+        assert len(owner.context.indexes.held_by("jps")) >= 1
+    audited = [world.codec.decode(o.value or b"") for o in _said(world, world.topics.audit)]
+    steps = sorted(a.step.value for a in audited if isinstance(a, AuditRecord))
+    assert steps == sorted(["ENROLLED"] * len(codes) + ["NOT_ENROLLED"])
+
+
+@pytest.mark.parametrize("why", [ErrorCode.UNKNOWN_AGENCY, ErrorCode.DUPLICATE])
+def test_a_command_refused_in_the_buckets_is_refused_once(
+    world: Partitioned, why: ErrorCode
+) -> None:
+    if why is ErrorCode.UNKNOWN_AGENCY:
+        record = _enrol_linked(world, "12345678900", agency="no-such-agency")
+    else:
+        record = world.rotation("jps")
+        world.run(record)
+        record = world.record(record.topic, record.value)  # the same command again
+    world.run(record)
+    assert sorted(routed_to(world)) == list(range(BUCKETS))
+    letters = _said(world, world.topics.deadletter)
+    assert len(letters) == 1
+    audited = [world.codec.decode(o.value or b"") for o in _said(world, world.topics.audit)]
+    refused = [a for a in audited if isinstance(a, AuditRecord) and a.step.value == "REFUSED"]
+    assert [a.error_code for a in refused] == [why]
+    silent = [h.metrics[f"control_refused_silently.{why}"] for h in world.buckets]
+    assert sorted(silent) == [0] + [1] * (BUCKETS - 1)
