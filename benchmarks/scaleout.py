@@ -53,6 +53,7 @@ from renkei.crypto.bundles import HUB_ID, bundle_path
 from renkei.envelope import sign_message
 from renkei.operator.directory_file import load_directory_file
 from renkei.operator.publish import init_keys, publish
+from renkei.readers import topic_partitions
 from renkei.settings import KafkaSettings
 from renkei.topics import Topics, ensure_topics
 from schemas.codec import default_codec
@@ -214,10 +215,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not parts:
-            await consumer.topics()
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+            raise RuntimeError(f"{topic} has no partitions")
         ends: dict[TopicPartition, int] = await consumer.end_offsets(parts)
         return ends
     finally:
