@@ -78,11 +78,15 @@ async def _register(env: HubEnv, registry: list[dict[str, str]]) -> None:
     await wait_registered(env.kafka, env.topics, len(registry))
 
 
-@pytest.fixture
-async def env(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
+@pytest.fixture(params=["single", "partitioned"])
+async def env(
+    principals: Principals, topics: Topics, tmp_path: Path, request: pytest.FixtureRequest
+) -> Any:
+    """The hub in each topology: a partitioned one handles each row in its person's bucket."""
     async with hub_env(
-        principals, topics, tmp_path / "keys", audit_checkpoint_records=50, audit_checkpoint_ms=300
-    ) as running:
+        principals, topics, tmp_path / "keys", audit_checkpoint_records=50, audit_checkpoint_ms=300,
+        topology=request.param,
+    ) as running:  # fmt: skip
         yield running
 
 
