@@ -9,8 +9,11 @@ binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false`
   ``agency.A.*``;
 * the hub reads every agency's ``.out``, ``registry.events``, ``hub.directory``,
   ``hub.control`` and its ``hub.state.*``; writes every ``.in``, ``hub.audit``,
-  ``hub.deadletter`` and ``hub.state.*``; may create its topics; uses groups and
-  transactional ids ``hub*``;
+  ``hub.deadletter`` and ``hub.state.*``; reads and writes ``hub.route`` (the partitioned
+  topology's stage 1 → stage 2); may create its topics; uses groups and transactional
+  ids ``hub*`` (the partitioned topology's ``<group>-router`` and ``<group>-tasks``
+  groups, ``<group>-router-<worker>`` and ``<group>-task-<p>`` ids among them: the hub's
+  group id starts with ``<prefix>hub``);
 * the registry alone writes ``registry.events``, and reads ``hub.audit`` for the hub's
   verdicts on its events (``RegistryPublisher.wait_applied``, ``renkei registry wait``);
 * operators alone write ``hub.directory``, ``hub.control`` and ``hub.disclosure``; they
@@ -38,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from hub_stream.buckets import route_topic
 from infra.kafka.acls import (
     AclBinding,
     Operation,
@@ -107,6 +111,9 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
     for topic in (t.audit, t.deadletter):
         acls |= _allow(HUB, _TOPIC, topic, (_W, _D, _C))
     acls |= _allow(HUB, _TOPIC, state, (_R, _W, _D, _C), prefixed)
+    # The partitioned topology's router writes hub.route and its tasks read it; only the
+    # hub (HubService._start_partitioned creates it).
+    acls |= _allow(HUB, _TOPIC, route_topic(t), (_R, _W, _D, _C))
     acls |= _allow(HUB, _GROUP, service_prefix(t, HUB), (_R,), prefixed)
     acls |= _allow(HUB, _TXN, service_prefix(t, HUB), (_W, _D), prefixed)
 

@@ -65,6 +65,16 @@ def test_hub_names_default_to_its_prefix(monkeypatch: pytest.MonkeyPatch) -> Non
     assert HubSettings().group_id == "env.hub-blue"
 
 
+def test_the_partitioned_topologys_names_are_the_hubs() -> None:
+    """The groups and transactional ids hub_stream/partitioned.py and inflight.py use."""
+    group = HubSettings(topic_prefix=PREFIX, worker_id="worker-2").group_id
+    for name in (f"{group}-router", f"{group}-tasks"):
+        assert allowed("hub", ResourceType.GROUP, name)
+    for name in (f"{group}-router-worker-2", f"{group}-task-47", f"{group}-worker-2-txn1"):
+        assert allowed("hub", ResourceType.TRANSACTIONAL_ID, name)
+    assert not allowed("operator", ResourceType.GROUP, f"{group}-tasks")
+
+
 @pytest.mark.parametrize("group", ["renkei-hub", "hub", "p2.hub", "p1.operator"])
 def test_a_hub_group_outside_its_acls_is_refused(group: str) -> None:
     with pytest.raises(ValidationError, match=r"must start with 'p1\.hub'"):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from hub_stream.buckets import route_topic
 from infra.kafka.acls import Operation, PatternType, Permission, ResourceType
 from infra.kafka.runtime import random_cluster_id
 from infra.kafka.secure import SecureFiles, read_client_env
@@ -219,6 +220,9 @@ def test_acls_give_each_principal_exactly_its_topics() -> None:
     assert who(Operation.READ, topics.audit) == {"operator", "portal", "registry"}
     assert who(Operation.WRITE, topics.audit) == {"hub"}
     assert who(Operation.WRITE, topics.state("persons")) == {"hub"}
+    # The partitioned topology's hub.route: between the hub's own two stages.
+    for operation in (Operation.READ, Operation.WRITE, Operation.CREATE):
+        assert who(operation, route_topic(topics)) == {"hub"}
     transactional = {
         (b.principal, b.name, b.operation)
         for b in acls
