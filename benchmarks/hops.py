@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python -m benchmarks.hops [--rate R] [--seconds S] [--signatures MODE]
 [--agents sdk|lean] [--in-flight N] [--fetch-wait-ms MS]`` (``--rate 0``: one exchange at
 a time; ``--in-flight``: the hub's transactions in flight; ``--fetch-wait-ms``: every
-reader's ``fetch_max_wait_ms``)
+reader's ``fetch_max_wait_ms``; ``--profile-hub FILE``: the hub process's CPU profile)
 
 A hub worker in a process of its own (``HubService``, as ``renkei hub`` runs it, which
 reports each committed batch and its CPU time), a provider answering at once and a
@@ -102,7 +102,14 @@ def _serve_hub(trace_path: str) -> None:
         await service.stop()
         await asyncio.to_thread(Path(trace_path).write_text, "\n".join(lines), "utf-8")
 
-    asyncio.run(run())
+    if not (profile_to := os.environ.get("RENKEI_BENCH_PROFILE_HUB")):
+        asyncio.run(run())
+        return
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time)  # CPU, not time spent waiting
+    profiler.runcall(asyncio.run, run())
+    profiler.dump_stats(profile_to)
 
 
 def _join(agents: Agents, trace: Path, window: tuple[float, float]) -> float:
@@ -189,6 +196,8 @@ async def main(args: argparse.Namespace) -> None:
     env: dict[str, str] = {}
     if args.in_flight is not None:
         env["RENKEI_HUB_TRANSACTIONS_IN_FLIGHT"] = str(args.in_flight)
+    if args.profile_hub is not None:
+        env["RENKEI_BENCH_PROFILE_HUB"] = str(args.profile_hub.resolve())
     if args.fetch_wait_ms is not None:
         env["RENKEI_BENCH_FETCH_WAIT_MS"] = str(args.fetch_wait_ms)
         fetch_wait(args.fetch_wait_ms)
@@ -210,6 +219,7 @@ if __name__ == "__main__":
     parser.add_argument("--agents", choices=["sdk", "lean"], default="lean")
     parser.add_argument("--in-flight", type=int, help="the hub's transactions in flight")
     parser.add_argument("--fetch-wait-ms", type=int, help="every reader's fetch_max_wait_ms")
+    parser.add_argument("--profile-hub", type=Path, help="write the hub's cProfile (CPU) here")
     parser.add_argument("--serve-hub", metavar="TRACE", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
     if parsed.serve_hub:
