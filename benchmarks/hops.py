@@ -69,6 +69,8 @@ class Profile:
     offered_per_s: float
     cpu_us: dict[str, float] = field(default_factory=dict)
     """CPU per exchange (µs) of the hub process and of the agencies' process."""
+    batches_per_exchange: float = 0.0
+    """The hub's transactions per exchange (2 inbound messages)."""
 
 
 def fetch_wait(ms: int | None) -> None:
@@ -112,9 +114,9 @@ def _serve_hub(trace_path: str) -> None:
     profiler.dump_stats(profile_to)
 
 
-def _join(agents: Agents, trace: Path, window: tuple[float, float]) -> float:
+def _join(agents: Agents, trace: Path, window: tuple[float, float]) -> tuple[float, int]:
     """Put the hub's poll and commit times of each exchange's two records into the stamps;
-    return the hub's CPU seconds over the batches committed within ``window``."""
+    return the hub's CPU seconds and its batches committed within ``window``."""
     cpu: list[float] = []
     for line in trace.read_text(encoding="utf-8").splitlines():
         polled, committed, cpu_s, coordinates = json.loads(line)
@@ -127,7 +129,7 @@ def _join(agents: Agents, trace: Path, window: tuple[float, float]) -> float:
             hop = "1" if topic.endswith(f"{REQUESTER}.out") else "2"
             agents.stamps[request_id][f"hub{hop}"] = polled
             agents.stamps[request_id][f"done{hop}"] = committed
-    return cpu[-1] - cpu[0] if len(cpu) > 1 else 0.0
+    return (cpu[-1] - cpu[0] if len(cpu) > 1 else 0.0), len(cpu)
 
 
 def summarise(stamps: dict[str, dict[str, float]]) -> dict[str, tuple[float, float]]:
@@ -172,13 +174,13 @@ async def profile(
         finally:
             hub.send_signal(signal.SIGTERM)
             await asyncio.to_thread(hub.wait, 30)
-        hub_cpu = _join(offered, trace, (wall0, wall1))
+        hub_cpu, batches = _join(offered, trace, (wall0, wall1))
     del jps_codes
     complete = sum(1 for s in offered.stamps.values() if all(h in s for h in HOPS))
     n = max(1, len(offered.stamps))
     return Profile(
         summarise(offered.stamps), complete, offered.unanswered, offered.offered_per_s,
-        {"hub": hub_cpu / n * 1e6, "agencies": (cpu1 - cpu0) / n * 1e6},
+        {"hub": hub_cpu / n * 1e6, "agencies": (cpu1 - cpu0) / n * 1e6}, batches / n,
     )  # fmt: skip
 
 
@@ -186,7 +188,8 @@ def print_profile(title: str, result: Profile) -> None:
     cpu = result.cpu_us
     print(f"{title}: {result.complete} exchanges profiled at {result.offered_per_s:,.0f}/s "
           f"offered, {result.unanswered} unanswered; CPU per exchange: hub "
-          f"{cpu['hub']:.0f} µs, agencies {cpu['agencies']:.0f} µs")  # fmt: skip
+          f"{cpu['hub']:.0f} µs, agencies {cpu['agencies']:.0f} µs; hub transactions per "
+          f"exchange {result.batches_per_exchange:.2f}")  # fmt: skip
     print("| hop | p50 ms | p99 ms |\n|---|---|---|")
     for name, (p50, p99) in result.gaps.items():
         print(f"| {name} | {p50:.1f} | {p99:.1f} |")

@@ -64,6 +64,10 @@ class Turn:
         """Every record of this batch is acknowledged (in the transaction, not committed)."""
         self._sent.set()
 
+    async def wait_sent(self) -> None:
+        """Return once this batch's records are acknowledged, or it has ended."""
+        await self._sent.wait()
+
     async def may_commit(self) -> None:
         """Return once the batch before has committed.
 
@@ -150,6 +154,17 @@ class Transactions:
     @property
     def replaced(self) -> int:
         return sum(w.replaced for w in self.writers)
+
+    async def sent(self) -> None:
+        """Return once the newest batch has every record acknowledged (or has ended).
+
+        The next batch could not send before that anyway (:class:`Turn`); polling it only
+        then lets it gather what arrived meanwhile — fewer, larger transactions, each
+        costing the hub about the same CPU whatever its size — and still handles it
+        while this one's offsets and commit are under way.
+        """
+        if self._last is not None:
+            await self._last.wait_sent()
 
     async def start(self) -> None:
         """Initialise every id of the ring, which fences a predecessor's producers and

@@ -247,6 +247,7 @@ class TransactionalLoop:
                 async with self._lock:
                     # The next batch's producer must be free: the batch before on it settled.
                     await self._settle(wait=self._transactions.full)
+                await self._transactions.sent()
                 aborts, self._sought = self._aborts, {}
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_ms, max_records=self._max_batch

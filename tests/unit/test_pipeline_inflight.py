@@ -77,6 +77,8 @@ class Writer:
         self.log = log
         self.aborted = self.replaced = 0
         self.plan: deque[tuple[asyncio.Event | None, BaseException | None]] = deque()
+        self.acks: deque[asyncio.Event] = deque()
+        """Set: the next transaction's records are acknowledged only once it is set."""
 
     async def stop(self) -> None: ...
 
@@ -89,6 +91,8 @@ class Writer:
         gate, error = self.plan.popleft() if self.plan else (None, None)
         try:
             await turn.may_send()
+            if self.acks:
+                await self.acks.popleft().wait()
             self.log.append(("sent", name))
             turn.sent()
             if gate is not None:
@@ -107,6 +111,7 @@ class Consumer:
     def __init__(self) -> None:
         self.seeks: dict[TopicPartition, int] = {}
         self.polls: deque[dict[TopicPartition, list[Any]]] = deque()
+        self.polled = 0
         self.blocked: asyncio.Event | None = None
         """Set: getmany waits for it, as aiokafka's does while a rebalance is under way."""
         self.waiting = asyncio.Event()
@@ -115,6 +120,7 @@ class Consumer:
         self.seeks[tp] = offset
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        self.polled += 1
         if self.blocked is not None:
             self.waiting.set()
             await self.blocked.wait()
@@ -295,3 +301,23 @@ async def test_a_batch_polled_before_an_abort_seeks_back_is_read_again_not_handl
     assert consumer.seeks == {P0: 5, P1: 2}, "a's offset stands; c is read again too"
     assert [handler.table.get(k) for k in "abc"] == [None, None, None]
     assert handler.commits == 0
+
+
+async def test_the_next_poll_waits_until_the_batch_before_has_its_records_acknowledged() -> None:
+    handler = Handler()
+    loop, (first, _), consumer = await loop_of(handler, 2)
+    acked = asyncio.Event()
+    first.acks.append(acked)
+    consumer.polls.append(batch(record(P0, 0, "a")))
+    loop._running = True
+    running = asyncio.create_task(loop.run())
+    while not loop._transactions:  # noqa: ASYNC110 - batch a is written
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.01)
+    assert consumer.polled == 1, "no poll while a's records are not acknowledged"
+    acked.set()
+    while consumer.polled < 2:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+    await loop.stop()
+    await running
+    assert handler.commits == 1
