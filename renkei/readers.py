@@ -2,7 +2,8 @@
 
 Every topic an agency or the hub reads is written in Kafka transactions, so every reader
 must use ``read_committed`` (aborted writes of a crashed hub stay invisible), commit its
-offsets itself after handling, and fetch promptly (:data:`FETCH_MAX_WAIT_MS`).
+offsets itself after handling, and keep its fetches short, so that a parked fetch does not
+hold back a partition it has just drained (:data:`~renkei.settings.FETCH_MAX_WAIT_MS`).
 """
 
 from __future__ import annotations
