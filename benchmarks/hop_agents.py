@@ -58,6 +58,8 @@ class Agents:
         self.by_hub_request: dict[str, str] = {}
         self.unanswered = 0
         self.offered_per_s = 0.0
+        self.round = 0
+        """Rounds offered so far: request ids are unique across them."""
         scenario = next(s for s in load_directory_file().scenarios
                         if s.requester == REQUESTER and s.provider == PROVIDER)  # fmt: skip
         self.scenario_id, self.items = scenario.scenario_id, scenario.items[:1]
@@ -78,8 +80,13 @@ class Agents:
     async def prepare(self, codes: list[str], count: int) -> None:
         """Build what ``count`` exchanges will send (before the clock runs)."""
 
+    def request_id(self, i: int) -> str:
+        return f"r{self.round}h{i}"
+
     async def offer(self, codes: list[str], rate: int, seconds: float) -> None:
         """``rate`` exchanges/s for ``seconds`` (0: one at a time), each to its answer."""
+        self.round += 1
+        self.unanswered = 0
         await self.prepare(codes, int(rate * seconds) if rate else 3_000)
         started = time.perf_counter()
         if rate == 0:
@@ -130,7 +137,7 @@ class _Sdk(Agents):
             self.wrote(self.by_hub_request.get(message.hub_request_id), meta, "packed")
 
     async def one(self, code: str, i: int) -> None:
-        request_id = f"h{i}"
+        request_id = self.request_id(i)
         self.stamps[request_id] = {"send": time.monotonic()}
         try:
             await self.client.request(link_code=code, provider=PROVIDER, items=self.items,
@@ -200,12 +207,12 @@ class _Lean(Agents):
 
     async def prepare(self, codes: list[str], count: int) -> None:
         self.prepared = [
-            (code, self.request(code, f"h{i}"))
+            (code, self.request(code, self.request_id(i)))
             for i, code in zip(range(count), _cycle(codes), strict=False)
         ]
 
     async def one(self, code: str, i: int) -> None:
-        request_id = f"h{i}"
+        request_id = self.request_id(i)
         value = (
             self.prepared[i][1] if 0 <= i < len(self.prepared) else self.request(code, request_id)
         )

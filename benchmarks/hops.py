@@ -1,9 +1,10 @@
 """Where an exchange's latency goes, hop by hop, at a fixed offered rate.
 
-Run: ``.venv/bin/python -m benchmarks.hops [--rate R] [--seconds S] [--signatures MODE]
+Run: ``.venv/bin/python -m benchmarks.hops [--rate R ...] [--seconds S] [--signatures MODE]
 [--agents sdk|lean] [--in-flight N] [--fetch-wait-ms MS]`` (``--rate 0``: one exchange at
-a time; ``--in-flight``: the hub's transactions in flight; ``--fetch-wait-ms``: every
-reader's ``fetch_max_wait_ms``; ``--profile-hub FILE``: the hub process's CPU profile)
+a time, several rates: in turn on one hub; ``--in-flight``: the hub's transactions in
+flight; ``--fetch-wait-ms``: every reader's ``fetch_max_wait_ms``; ``--profile-hub
+FILE``: the hub process's CPU profile)
 
 A hub worker in a process of its own (``HubService``, as ``renkei hub`` runs it, which
 reports each committed batch and its CPU time), a provider answering at once and a
@@ -144,14 +145,15 @@ def summarise(stamps: dict[str, dict[str, float]]) -> dict[str, tuple[float, flo
 
 
 async def profile(
-    conn: Connections, rate: int, seconds: float, signatures: str, *, agents: str = "lean",
-    env: dict[str, str] | None = None,
-) -> Profile:  # fmt: skip
-    """One run on fresh topics: set up, start the hub process, offer, join the stamps."""
+    conn: Connections, rates: list[int], seconds: float, signatures: str, *,
+    agents: str = "lean", env: dict[str, str] | None = None,
+) -> list[Profile]:  # fmt: skip
+    """One hub on fresh topics, offered each of ``rates`` in turn (a pause between)."""
     topics = await fresh_topics(conn)
+    results: list[Profile] = []
     with tempfile.TemporaryDirectory() as tmp:
         key_dir = Path(tmp)
-        city_codes, jps_codes = await setup(conn, key_dir, topics)
+        city_codes, _ = await setup(conn, key_dir, topics)
         trace = key_dir / "hub-trace.jsonl"
         hub_env = {
             **os.environ, **conn.environment(HUB), "RENKEI_HUB_POLL_MS": "5", **(env or {}),
@@ -162,26 +164,39 @@ async def profile(
         hub = subprocess.Popen(  # noqa: ASYNC220, S603 - our own module, our own arguments
             [sys.executable, "-m", "benchmarks.hops", "--serve-hub", str(trace)], env=hub_env
         )
+        rounds: list[tuple[dict[str, dict[str, float]], float, float, int, float]] = []
         try:
             trust = agency_trust(key_dir, signatures)
             make = lean_agents if agents == "lean" else sdk_agents
             async with make(conn, topics, key_dir, signatures, trust) as offered:
                 await offered.one(city_codes[0], -1)  # warm-up: the hub is ready
-                offered.stamps.clear()
-                cpu0, wall0 = time.process_time(), time.monotonic()
-                await offered.offer(city_codes[:PEOPLE], rate, seconds)
-                cpu1, wall1 = time.process_time(), time.monotonic()
+                for rate in rates:
+                    await asyncio.sleep(2)  # the previous round's commits and checkpoints
+                    offered.stamps = {}
+                    cpu0, wall0 = time.process_time(), time.monotonic()
+                    await offered.offer(city_codes[:PEOPLE], rate, seconds)
+                    cpu = time.process_time() - cpu0
+                    rounds.append((offered.stamps, wall0, time.monotonic(), offered.unanswered,
+                                   offered.offered_per_s))  # fmt: skip
+                    results.append(Profile({}, 0, 0, 0.0, {"agencies": cpu}))
         finally:
             hub.send_signal(signal.SIGTERM)
             await asyncio.to_thread(hub.wait, 30)
-        hub_cpu, batches = _join(offered, trace, (wall0, wall1))
-    del jps_codes
-    complete = sum(1 for s in offered.stamps.values() if all(h in s for h in HOPS))
-    n = max(1, len(offered.stamps))
-    return Profile(
-        summarise(offered.stamps), complete, offered.unanswered, offered.offered_per_s,
-        {"hub": hub_cpu / n * 1e6, "agencies": (cpu1 - cpu0) / n * 1e6}, batches / n,
-    )  # fmt: skip
+        for result, (stamps, wall0, wall1, unanswered, offered_per_s) in zip(
+            results, rounds, strict=True
+        ):
+            offered.stamps = stamps
+            hub_cpu, batches = _join(offered, trace, (wall0, wall1))
+            n = max(1, len(stamps))
+            result.gaps = summarise(stamps)
+            result.complete = sum(1 for s in stamps.values() if all(h in s for h in HOPS))
+            result.unanswered, result.offered_per_s = unanswered, offered_per_s
+            result.cpu_us = {
+                "hub": hub_cpu / n * 1e6,
+                "agencies": result.cpu_us["agencies"] / n * 1e6,
+            }
+            result.batches_per_exchange = batches / n
+    return results
 
 
 def print_profile(title: str, result: Profile) -> None:
@@ -207,16 +222,18 @@ async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as home:
         async with broker(Path(home) / "plain") as bootstrap:
             conn = Connections.shared(KafkaSettings(bootstrap=bootstrap))
-            result = await profile(conn, args.rate, args.seconds, args.signatures,
-                                   agents=args.agents, env=env)  # fmt: skip
-    offered = "one at a time" if args.rate == 0 else f"{args.rate}/s"
-    print_profile(f"signatures={args.signatures}, {offered}, {args.seconds:g} s, "
-                  f"{args.agents} agents, hub {env or 'defaults'}", result)  # fmt: skip
+            results = await profile(conn, args.rate, args.seconds, args.signatures,
+                                    agents=args.agents, env=env)  # fmt: skip
+    for rate, result in zip(args.rate, results, strict=True):
+        offered = "one at a time" if rate == 0 else f"{rate}/s"
+        print_profile(f"signatures={args.signatures}, {offered}, {args.seconds:g} s, "
+                      f"{args.agents} agents, hub {env or 'defaults'}", result)  # fmt: skip
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--rate", type=int, nargs="+", default=[500],
+                        help="exchanges/s (0: one at a time); several: in turn")  # fmt: skip
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--signatures", choices=["strict", "trust-acl"], default="trust-acl")
     parser.add_argument("--agents", choices=["sdk", "lean"], default="lean")

@@ -19,6 +19,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from renkei.aiokafka_internals import cluster_id
 from renkei.errors import ClusterChangedError
 
 __all__ = ["ClusterWatch"]
@@ -73,5 +74,5 @@ class ClusterWatch:
 
     async def _describe(self) -> str | None:
         assert self._admin is not None, "start() first"
-        found = (await self._admin.describe_cluster()).get("cluster_id")
-        return None if found is None else str(found)
+        # Not describe_cluster(): it reads every topic's metadata (aiokafka_internals).
+        return await cluster_id(self._admin)
