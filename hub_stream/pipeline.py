@@ -138,6 +138,8 @@ class TransactionalLoop:
     :param reserved: ids of the ring initialised (fenced) at start, at least
         ``in_flight``: a worker reserves :data:`MAX_IN_FLIGHT`, so that a predecessor
         that ran with more transactions in flight is fenced too.
+    :param topic_refresh_ms: how often the consumer reads the cluster's metadata, which
+        is when a new topic matching ``pattern`` is found.
     :raises ConfigurationError: ``in_flight`` out of range, or > 1 with a handler that is
         not layered.
     """
@@ -158,6 +160,7 @@ class TransactionalLoop:
         partitions: Sequence[TopicPartition] = (),
         in_flight: int = 1,
         reserved: int = 1,
+        topic_refresh_ms: int = 5_000,
     ) -> None:
         if not 1 <= in_flight <= MAX_IN_FLIGHT:
             raise ConfigurationError(f"in_flight must be 1 to {MAX_IN_FLIGHT}, not {in_flight}")
@@ -181,7 +184,7 @@ class TransactionalLoop:
             kafka,
             group_id=group_id,
             max_poll_records=max_batch,
-            metadata_max_age_ms=5_000,  # new agencies' topics are picked up within seconds
+            metadata_max_age_ms=topic_refresh_ms,  # how soon a new agency's topic is read
         )
         self._transactions = Transactions(
             kafka, transactional_id, replace, in_flight, max(in_flight, reserved)

@@ -134,6 +134,7 @@ class HubService(mode.Service):
             on_committed=self._on_committed,
             in_flight=self.settings.transactions_in_flight,
             reserved=MAX_IN_FLIGHT,
+            topic_refresh_ms=self.settings.topic_refresh_ms,
         )
         self.loop_runner = loop  # stopped in on_stop, whatever happens from here
         # Fence first: a zombie predecessor could otherwise commit after the restore read
