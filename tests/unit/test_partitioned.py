@@ -473,6 +473,7 @@ def test_a_command_refused_in_the_buckets_is_refused_once(
     else:
         record = world.rotation("jps")
         world.run(record)
+        assert record.value is not None
         record = world.record(record.topic, record.value)  # the same command again
     world.run(record)
     assert sorted(routed_to(world)) == list(range(BUCKETS))
