@@ -1,7 +1,8 @@
 """Where the hub's time goes per attribute exchange, without Kafka.
 
 Run: ``.venv/bin/python -m benchmarks.profile_hub [strict|trust-acl] [count] [options]``
-(``--repeat N``: the best of N runs; ``--profile``: one run under cProfile)
+(``--repeat N``: the best of N runs; ``--profile``: one run under cProfile; ``--ed25519``:
+only Ed25519 through ``cryptography`` and through libsodium, in one thread and two)
 
 Builds a hub with a directory and holdings (both agencies hold every person) in memory,
 feeds it ``count`` signed attribute requests as consumer records, in batches of 1,000
@@ -19,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +35,17 @@ from hub_stream.hub import Hub
 from hub_stream.outputs import Output
 from hub_stream.records import Holding
 from hub_stream.settings import HubSettings
-from renkei.crypto import KeyRing, MasterSecret, SealingKeyPair, audit_key, keystore, seal
+from renkei.crypto import (
+    KeyRing,
+    MasterSecret,
+    SealingKeyPair,
+    SigningKey,
+    audit_key,
+    keystore,
+    seal,
+    verify,
+)
+from renkei.crypto.sodium import SodiumSigningKey, sodium_accepts
 from renkei.envelope import encode_signed
 from renkei.operator.directory_file import load_directory_file
 from renkei.operator.publish import SENDERS, directory_entries, init_keys
@@ -48,7 +61,7 @@ from schemas.models import (
     SealedPayload,
 )
 
-__all__ = ["Exchange", "Record", "build", "main", "once", "respond", "run"]
+__all__ = ["Exchange", "Record", "build", "ed25519", "main", "once", "respond", "run"]
 
 REQUESTER, PROVIDER = "city-shinagawa", "jps"
 BATCH = 1000  # the loop's max_batch
@@ -229,6 +242,41 @@ def once(mode: str, count: int, profile: bool = False) -> dict[str, float]:
     return {"request_us": request_us, "response_us": response_us}
 
 
+def ed25519(count: int = 3000) -> None:
+    """Ed25519 sign and verify through ``cryptography`` and through libsodium (PyNaCl), one
+    after the other in this process, and verify in 2 threads against 1 (the GIL released?)."""
+    key = SigningKey.generate()
+    fast = SodiumSigningKey.of(key)
+    data = os.urandom(300)
+    signature = key.sign(data)
+    public = key.public_bytes
+
+    def timed(call: Callable[[], object], n: int = count) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            call()
+        return (time.perf_counter() - started) / n * 1e6
+
+    print(f"Ed25519, {count:,} operations on 300 bytes, µs each (wall)")
+    print(f"  verify: cryptography {timed(lambda: verify(public, data, signature)):.1f}, "
+          f"libsodium {timed(lambda: sodium_accepts(public, data, signature)):.1f}")  # fmt: skip
+    print(f"  sign:   cryptography {timed(lambda: key.sign(data)):.1f}, "
+          f"libsodium {timed(lambda: fast.sign(data)):.1f}")  # fmt: skip
+    for name, check in (("cryptography", verify), ("libsodium", sodium_accepts)):
+
+        def many(check: Callable[[bytes, bytes, bytes], object] = check) -> None:
+            for _ in range(count // 8):
+                check(public, data, signature)
+
+        one = timed(lambda check=check: check(public, data, signature))  # type: ignore[misc]
+        with ThreadPoolExecutor(2) as pool:
+            started = time.perf_counter()
+            for task in [pool.submit(many) for _ in range(8)]:
+                task.result()
+            two = (time.perf_counter() - started) / (count // 8 * 8) * 1e6
+        print(f"  verify in 2 threads, {name}: {two:.1f} µs each, {one / two:.2f}x one thread")
+
+
 def main(mode: str = "trust-acl", count: int = 5000, repeat: int = 3) -> dict[str, float]:
     """The best of ``repeat`` runs (the machine is shared: the least disturbed run)."""
     print(f"signatures={mode}, {count:,} exchanges, batches of {BATCH}, best of {repeat}")
@@ -250,8 +298,13 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", action="store_true", help="one run, with a cProfile of each half"
     )
+    parser.add_argument(
+        "--ed25519", action="store_true", help="only time Ed25519: cryptography vs libsodium"
+    )
     args = parser.parse_args()
-    if args.profile:
+    if args.ed25519:
+        ed25519()
+    elif args.profile:
         once(args.signatures, args.count, profile=True)
     else:
         main(args.signatures, args.count, args.repeat)
