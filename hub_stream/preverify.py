@@ -36,6 +36,17 @@ log = logging.getLogger(__name__)
 _Check = tuple[bytes, bytes, bytes]  # public key, signed bytes, signature
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}  # one per thread count, shared by every hub
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    # Shared: a process running many hubs (tests, one per bucket) keeps a few threads, not
+    # a few per hub. Idle threads cost nothing; they end with the process.
+    if threads not in _pools:
+        _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="hub-verify")
+    return _pools[threads]
+
+
 def _verify_chunk(checks: Sequence[_Check]) -> list[bool]:
     return [sodium_accepts(key, signed, signature) for key, signed, signature in checks]
 
@@ -62,7 +73,8 @@ class PreVerifier:
     """Starts a batch's signature checks in a thread pool.
 
     :param codec: finds the signature in the bytes (:meth:`~schemas.codec.Codec.split_signature`).
-    :param threads: verifying threads (the machine's other cores).
+    :param threads: verifying threads (the machine's other cores); the pool of that size is
+        shared by every verifier of the process.
     :param chunk: checks per task: fewer tasks cost less, smaller ones let the hub start sooner.
     :param minimum: batches with fewer agency records are verified inline.
     """
@@ -72,7 +84,6 @@ class PreVerifier:
         self._threads = threads
         self._chunk = chunk
         self._minimum = minimum
-        self._pool: ThreadPoolExecutor | None = None
 
     def start(
         self,
@@ -93,19 +104,12 @@ class PreVerifier:
             pending.append((id(value), value, (key, signed, signature)))
         if len(pending) < self._minimum:
             return ahead
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="hub-verify")
+        pool = _pool(self._threads)
         for start in range(0, len(pending), self._chunk):
             part = pending[start : start + self._chunk]
             number = len(ahead._chunks)
             for index, (ident, value, check) in enumerate(part):
                 ahead._where[ident] = (number, index, check[0])
                 ahead._values.append(value)
-            ahead._chunks.append(self._pool.submit(_verify_chunk, [c for _, _, c in part]))
+            ahead._chunks.append(pool.submit(_verify_chunk, [c for _, _, c in part]))
         return ahead
-
-    def close(self) -> None:
-        """Stop the threads (after the checks under way)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None

@@ -4,14 +4,17 @@ strict batch's signatures ahead in threads decides exactly what checking inline 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
+import hub_stream.hub as hub_module
 from benchmarks.profile_hub import PROVIDER, build, run
 from hub_stream.preverify import PreVerifier
 from renkei.crypto import SigningKey, verify
 from renkei.crypto.sodium import SodiumSigningKey, sodium_accepts
 from renkei.crypto.sodium import verify as sodium_verify
+from renkei.envelope import verify_bytes
 from renkei.errors import SignatureError
 from schemas.models import ErrorCode, ForwardedRequest, HubError
 
@@ -80,11 +83,23 @@ def _forwarded_and_refused(mode: str, forge: set[int], count: int) -> tuple[set[
     return forwarded, refused
 
 
-def test_a_forged_signature_in_a_batch_checked_ahead_is_refused_and_only_it() -> None:
+def test_a_forged_signature_in_a_batch_checked_ahead_is_refused_and_only_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inline: list[bytes] = []
+    reference = verify_bytes
+
+    def counted(value: bytes, *args: Any) -> None:
+        inline.append(value)
+        reference(value, *args)
+
+    monkeypatch.setattr(hub_module, "verify_bytes", counted)
     forged = {0, 17, 39}  # the first record, one inside a chunk, the last
     forwarded, refused = _forwarded_and_refused("strict", forged, 40)
     assert refused == {f"r{i}" for i in forged}
     assert forwarded == {f"r{i}" for i in range(40)} - refused
+    # The genuine ones were accepted ahead; only what libsodium refused was judged inline.
+    assert len(inline) == len(forged)
 
 
 def test_the_same_forgeries_pass_in_trust_acl_mode() -> None:
@@ -98,4 +113,3 @@ def test_small_batches_and_unknown_records_are_checked_inline() -> None:
     verifier = PreVerifier(exchange.hub.codec, minimum=16)
     ahead = verifier.start(exchange.requests, lambda topic: b"k" * 32)
     assert not ahead.accepted(exchange.requests[0].value, b"k" * 32)  # not checked ahead
-    verifier.close()
