@@ -97,9 +97,9 @@ class Agents:
             self.offered_per_s = i / (time.perf_counter() - started)
             return
         tasks = []
-        for step in range(int(seconds * 100)):  # rate/100 requests every 10 ms
-            for j in range(rate // 100):
-                i = step * (rate // 100) + j
+        for step in range(int(seconds * 100)):  # every 10 ms, those due by then
+            while len(tasks) < (step + 1) * rate // 100:
+                i = len(tasks)
                 tasks.append(asyncio.create_task(self.one(codes[i % len(codes)], i)))
             await asyncio.sleep(max(0.0, started + (step + 1) * 0.01 - time.perf_counter()))
         self.offered_per_s = len(tasks) / (time.perf_counter() - started)
