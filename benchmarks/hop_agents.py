@@ -96,7 +96,7 @@ class Agents:
                 i += 1
             self.offered_per_s = i / (time.perf_counter() - started)
             return
-        tasks = []
+        tasks: list[asyncio.Task[None]] = []
         for step in range(int(seconds * 100)):  # every 10 ms, those due by then
             while len(tasks) < (step + 1) * rate // 100:
                 i = len(tasks)
