@@ -2,12 +2,10 @@
 handle the next batch while this one commits.
 
 Every batch becomes one Kafka transaction holding (1) the messages to agencies, (2) the
-audit records, (3) the hub's state changes, and (4) where each input partition is to be
-read from next — records of ``hub.state.positions`` (``positions``), or else consumer
-offsets committed to the group in the transaction. A worker killed mid-batch leaves
-aborted transactions that ``read_committed`` readers never see; its successor re-reads
-from the committed positions and, because message ids are derived from the input,
-produces the very same messages again.
+audit records, (3) the hub's state changes, and (4) the consumer offsets of the batch. A
+worker killed mid-batch leaves aborted transactions that ``read_committed`` readers
+never see; its successor re-reads from the committed offsets and, because message ids
+are derived from the input, produces the very same messages again.
 :class:`.writer.TransactionWriter` fills and checks each transaction: no send in it is
 left unchecked, and a record Kafka can never accept is replaced, not lost.
 
@@ -54,7 +52,6 @@ from renkei.readers import committed_reader
 
 from .inflight import MAX_IN_FLIGHT, Batch, Settled, Transactions
 from .outputs import Output
-from .state import Table
 from .unwritable import Replacer
 from .writer import TransactionAborted
 
@@ -65,7 +62,6 @@ __all__ = [
     "LoopStats",
     "Output",
     "TransactionalLoop",
-    "positions_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -95,16 +91,6 @@ class LayeredHandler(BatchHandler, Protocol):
     oldest and every later one (:class:`~.hub.Hub`, over :class:`~.state.Table`)."""
 
     def seal(self) -> None: ...
-
-
-def positions_table(topic: str) -> Table[int]:
-    """Where the loop reads each input partition from next, ``"<topic>/<partition>"`` →
-    offset, on the compacted ``topic`` (``hub.state.positions``)."""
-    return Table(topic, lambda offset: str(offset).encode(), lambda data: int(data))
-
-
-def _position(tp: TopicPartition) -> str:
-    return f"{tp.topic}/{tp.partition}"  # a topic name has no "/"
 
 
 @dataclass
@@ -154,12 +140,6 @@ class TransactionalLoop:
         that ran with more transactions in flight is fenced too.
     :param topic_refresh_ms: how often the consumer reads the cluster's metadata, which
         is when a new topic matching ``pattern`` is found.
-    :param positions: keep the input positions in this table (:func:`positions_table`,
-        restored with the state), written as records of each batch's transaction, instead
-        of committing them to the consumer group in it; partitions assigned are read from
-        there (from the group's committed offset where it has none). Saves a transaction
-        its ``AddOffsetsToTxn`` and ``TxnOffsetCommit`` round trips, and the group
-        coordinator's append linger (``docs/architecture.md``).
     :raises ConfigurationError: ``in_flight`` out of range, or > 1 with a handler that is
         not layered.
     """
@@ -181,7 +161,6 @@ class TransactionalLoop:
         in_flight: int = 1,
         reserved: int = 1,
         topic_refresh_ms: int = 5_000,
-        positions: Table[int] | None = None,
     ) -> None:
         if not 1 <= in_flight <= MAX_IN_FLIGHT:
             raise ConfigurationError(f"in_flight must be 1 to {MAX_IN_FLIGHT}, not {in_flight}")
@@ -195,7 +174,6 @@ class TransactionalLoop:
         self._pattern = pattern
         self._partitions = list(partitions)
         self._handler = handler
-        self._positions = positions
         self._layered = in_flight > 1
         self._max_batch = max_batch
         self._poll_ms = poll_ms
@@ -236,7 +214,6 @@ class TransactionalLoop:
         await self._consumer.start()
         if self._partitions:
             self._consumer.assign(self._partitions)
-            self.resume(set(self._partitions))
         else:
             self._consumer.subscribe(pattern=self._pattern, listener=_Drain(self))
         self._running = True
@@ -306,22 +283,15 @@ class TransactionalLoop:
         outputs += self._handler.tick(int(time.time() * 1000))
         if not records and not outputs:
             return
-        offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part}
-        if self._positions is not None:
-            for tp, offset in offsets.items():
-                self._positions.put(_position(tp), offset)
-            outputs += self._positions.changes()
         if self._layered:
             self._handler.seal()  # type: ignore[attr-defined]  # checked in __init__
-            if self._positions is not None:
-                self._positions.seal()
+        offsets = {tp: part[-1].offset + 1 for tp, part in batch.items() if part}
         written = Batch(
             {tp: part[0].offset for tp, part in batch.items() if part},
             tuple((r.topic, r.partition, r.offset) for r in records),
             len(outputs), polled_s, time.monotonic(),
         )  # fmt: skip
-        in_group = {} if self._positions is not None else offsets
-        self._transactions.write(written, outputs, in_group, self._group_id)
+        self._transactions.write(written, outputs, offsets, self._group_id)
         if not self._layered:
             await self._settle(wait=True)
 
@@ -350,8 +320,6 @@ class TransactionalLoop:
         settled = await self._transactions.settle(wait)
         for batch in settled.committed:
             self._handler.commit()
-            if self._positions is not None:
-                self._positions.commit()
             self._count(batch)
         if settled.aborted:
             self._aborted(settled)
@@ -376,8 +344,6 @@ class TransactionalLoop:
         """The oldest batch in flight did not commit, so none after it did: forget their
         state, and read their input again from the first record any of them held."""
         self._handler.rollback()
-        if self._positions is not None:
-            self._positions.rollback()
         if not isinstance(settled.cause, TransactionAborted):
             return  # the loop halts: nothing is read again
         log.warning(
@@ -401,16 +367,6 @@ class TransactionalLoop:
             offsets[tp] = min(offset, offsets.get(tp, offset))
         self._seek(offsets)
 
-    def resume(self, assigned: set[TopicPartition]) -> None:
-        """Read newly assigned partitions from the positions kept in the state, if kept
-        there (before the first fetch: aiokafka calls this from the assignment)."""
-        if self._positions is None:
-            return
-        for tp in assigned:
-            position = self._positions.get(_position(tp))
-            if position is not None:
-                self._consumer.seek(tp, position)
-
     def _seek(self, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
             # Revoked meanwhile: its next owner starts from the committed offset anyway.
@@ -429,4 +385,4 @@ class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is un
         await self._loop.drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._loop.resume(assigned)
+        pass

@@ -33,7 +33,7 @@ from .health import HealthServer, Readiness
 from .hub import Hub
 from .inflight import MAX_IN_FLIGHT
 from .partitioned import PartitionedPlane
-from .pipeline import BatchTrace, TransactionalLoop, positions_table
+from .pipeline import BatchTrace, TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import restore_tables
@@ -44,8 +44,6 @@ __all__ = ["HubService", "load_hub_keys"]
 log = logging.getLogger(__name__)
 
 STATE_TOPICS = ("persons", "holdings", "pending", "audit-chain", "keys", "seen")
-POSITIONS = "positions"
-"""``hub.state.positions``: where the single topology's loop reads each input from next."""
 
 
 def load_hub_keys(settings: HubSettings) -> tuple[KeyRing, SigningKey]:
@@ -115,18 +113,14 @@ class HubService(mode.Service):
         admin = AIOKafkaAdminClient(**self.kafka)
         await admin.start()
         try:
-            # The single topology keeps its input positions with its state (pipeline.py).
-            single = () if self.settings.topology == "partitioned" else (POSITIONS,)
             await ensure_topics(
-                admin,
-                [*self.topics.hub_specs((*STATE_TOPICS, *single)), control_spec(self.topics)],
+                admin, [*self.topics.hub_specs(STATE_TOPICS), control_spec(self.topics)]
             )
         finally:
             await admin.close()
         if self.settings.topology == "partitioned":
             await self._start_partitioned()
             return
-        positions = positions_table(self.topics.state(POSITIONS))
         loop = TransactionalLoop(
             kafka=self.kafka,
             group_id=self.settings.group_id,
@@ -141,23 +135,20 @@ class HubService(mode.Service):
             in_flight=self.settings.transactions_in_flight,
             reserved=MAX_IN_FLIGHT,
             topic_refresh_ms=self.settings.topic_refresh_ms,
-            positions=positions,
         )
         self.loop_runner = loop  # stopped in on_stop, whatever happens from here
         # Fence first: a zombie predecessor could otherwise commit after the restore read
         # the state topics, and this worker would run on state older than its offsets.
         await loop.start_writers()
         self.readiness.enter("restoring")
-        restored = await restore_tables(
-            self.kafka, [*self.hub.tables, self.directory_feed, positions]
-        )
+        restored = await restore_tables(self.kafka, [*self.hub.tables, self.directory_feed])
         log.info(
             "restored %d state records: %d persons, %d holdings, %d pending, %d agencies, "
-            "%d rotated keys, %d message ids, %d input positions; %d directory records "
-            "ignored (unsigned, wrongly signed or undecodable: hub.deadletter has them)",
+            "%d rotated keys, %d message ids; %d directory records ignored (unsigned, "
+            "wrongly signed or undecodable: hub.deadletter has them)",
             restored, len(self.hub.persons), len(self.hub.holdings), len(self.hub.pending),
             len(self.hub.directory.agencies), len(self.hub.keys), len(self.hub.replays),
-            len(positions), self.directory_feed.ignored,
+            self.directory_feed.ignored,
         )  # fmt: skip
         self.readiness.enter("joining")
         await loop.start()

@@ -14,7 +14,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import ProducerFenced
 
 from hub_stream.outputs import Output
-from hub_stream.pipeline import TransactionalLoop, positions_table
+from hub_stream.pipeline import TransactionalLoop
 from hub_stream.state import Table
 from hub_stream.writer import InTurn, TransactionAborted
 from renkei.errors import ConfigurationError
@@ -77,7 +77,6 @@ class Writer:
         self.log = log
         self.aborted = self.replaced = 0
         self.plan: deque[tuple[asyncio.Event | None, BaseException | None]] = deque()
-        self.written: list[tuple[list[Output], dict[TopicPartition, int]]] = []
         self.acks: deque[asyncio.Event] = deque()
         """Set: the next transaction's records are acknowledged only once it is set."""
 
@@ -88,7 +87,6 @@ class Writer:
         turn: InTurn | None,
     ) -> None:  # fmt: skip
         assert turn is not None
-        self.written.append((outputs, offsets))
         name = ",".join(o.key.decode() for o in outputs if o.topic == "out" and o.key)
         gate, error = self.plan.popleft() if self.plan else (None, None)
         try:
@@ -139,13 +137,12 @@ class Consumer:
 
 
 async def loop_of(
-    handler: Handler, in_flight: int, positions: Table[int] | None = None
+    handler: Handler, in_flight: int
 ) -> tuple[TransactionalLoop, list[Writer], Consumer]:
     loop = TransactionalLoop(
         kafka={"bootstrap_servers": "127.0.0.1:1"},  # never connected: fakes below
         group_id="g", transactional_id="t", pattern="^in$", handler=handler,
         replace=lambda output, partition, reason: [], in_flight=in_flight, poll_ms=1,
-        positions=positions,
     )  # fmt: skip
     log: list[tuple[str, str]] = []
     writers = [Writer(log) for _ in range(in_flight)]
@@ -324,35 +321,3 @@ async def test_the_next_poll_waits_until_the_batch_before_has_its_records_acknow
     await loop.stop()
     await running
     assert handler.commits == 1
-
-
-# -- input positions kept with the state, not in the consumer group ------------------------
-
-
-async def test_positions_are_records_of_the_transaction_and_commit_or_abort_with_it() -> None:
-    handler = Handler()
-    positions = positions_table("pos")
-    loop, (first, second), consumer = await loop_of(handler, 2, positions)
-    second.plan.append((None, TransactionAborted("lost the coordinator")))
-    await loop.process(batch(record(P0, 4, "a"), record(P1, 7, "b")))
-    await loop.process(batch(record(P0, 5, "c")))
-    await loop.drain()
-    outputs, in_group = first.written[0]
-    assert in_group == {}, "nothing committed to the consumer group"
-    assert {(o.key, o.value) for o in outputs if o.topic == "pos"} == {
-        (b"in/0", b"5"),
-        (b"in/1", b"8"),
-    }
-    assert [(o.key, o.value) for o in second.written[0][0] if o.topic == "pos"] == [
-        (b"in/0", b"6")
-    ], "each batch writes its own positions only"
-    assert dict(positions.items()) == {"in/0": 5, "in/1": 8}, "the aborted batch's is gone"
-    assert consumer.seeks == {P0: 5}
-
-
-async def test_assigned_partitions_resume_from_the_committed_positions() -> None:
-    positions = positions_table("pos")
-    positions.load(b"in/0", b"42")
-    loop, _, consumer = await loop_of(Handler(), 2, positions)
-    loop.resume({P0, P1})  # what the rebalance listener does on assignment
-    assert consumer.seeks == {P0: 42}, "P1 has no position: the group's offset stands"
