@@ -82,12 +82,14 @@ class HubSettings(BaseSettings):
         default=20, description="RENKEI_HUB_POLL_MS: longest wait for input per batch."
     )
     transactions_in_flight: int = Field(
-        default=2,
+        default=1,
         ge=1,
         le=4,
         description="RENKEI_HUB_TRANSACTIONS_IN_FLIGHT: batches whose transactions commit "
-        "while the next is handled (1: each batch commits before the next poll); each has "
-        "a transactional producer of its own, <group_id>-<worker_id>[-txn<i>].",
+        "while the next is handled (1: each batch commits before the next poll, which "
+        "measured faster under load while the offsets are committed to the group: "
+        "docs/benchmarks.md); each has a transactional producer of its own, "
+        "<group_id>-<worker_id>[-txn<i>].",
     )
     topic_refresh_ms: int = Field(
         default=30_000,
