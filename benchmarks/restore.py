@@ -44,7 +44,7 @@ from producers.population import generate_population
 from renkei.crypto.keyring import KeyRing, MasterSecret
 from renkei.crypto.linkcodes import audit_key, new_id_code
 from renkei.mynumber import check_digit
-from renkei.readers import committed_reader
+from renkei.readers import committed_reader, read_batches
 from renkei.topics import Topics, TopicSpec, ensure_topics
 from schemas.models import Basic4, EventKind, PersonRegistered, Sex
 
@@ -137,16 +137,8 @@ async def bare_read(kafka: dict[str, Any], names: Sequence[str], only: Collectio
     try:
         parts = [TopicPartition(t, p) for t in names for p in range(buckets)
                  if only is None or p in only]  # fmt: skip
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        end = await consumer.end_offsets(parts)
-        remaining = {tp for tp in parts if end[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            read += sum(len(records) for records in batch.values())
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
+        async for _, records in read_batches(consumer, parts):
+            read += len(records)
     finally:
         await consumer.stop()
     return read

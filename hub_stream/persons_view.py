@@ -24,10 +24,8 @@ import contextlib
 import logging
 from typing import Any
 
-from aiokafka import TopicPartition
-
 from renkei.crypto import KeyRing
-from renkei.readers import committed_reader, topic_partitions
+from renkei.readers import committed_reader, partitions_of, read_batches
 from schemas.models import RegistryEvent
 
 from . import history
@@ -113,23 +111,14 @@ class PersonsFollower:
         """Read to the current end, then keep following; return the rows read at start."""
         consumer = self._consumer
         await consumer.start()
-        topic = self._persons.table.topic
-        partitions = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
+        partitions = await partitions_of(consumer, [self._persons.table.topic])
         read = 0
-        remaining = {tp for tp in partitions if end[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500)
-            for records in batch.values():
+        async with contextlib.aclosing(read_batches(consumer, partitions)) as batches:
+            async for _, records in batches:
                 for record in records:
                     if record.key is not None:
                         self._persons.load(record.key, record.value)
                         read += 1
-            for tp in list(remaining):
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
         self._task = asyncio.create_task(self._follow(), name="router-persons-follower")
         return read
 

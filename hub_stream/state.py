@@ -29,20 +29,20 @@ processes anything, so its state always matches the offsets it resumes from.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import aclosing
 from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import TopicPartition
-
 from renkei.errors import HubHaltedError
-from renkei.readers import committed_reader, topic_partitions
+from renkei.readers import committed_reader, partitions_of, read_batches
 
 from .outputs import Output
 from .redact import describe_exception
+from .store import DELETED, MemoryStore, Store, StoreFactory
 
 __all__ = ["Restorable", "StagedState", "Table", "restore_tables"]
 
 V = TypeVar("V")
-_DELETED: Any = object()  # a staged delete
+_DELETED: Any = DELETED  # a staged delete
 _UNSTAGED: Any = object()  # in the undo log: the key had no staged change
 
 
@@ -56,6 +56,7 @@ class Table(Generic[V]):
         a key changes — staged, undone or restored — so that derived indexes follow the
         table. It must either apply the change completely or raise and change nothing:
         a raise refuses the change (the table stays as it was).
+    :param store: where the committed rows live (:mod:`.store`); a dict by default.
     """
 
     def __init__(
@@ -64,12 +65,17 @@ class Table(Generic[V]):
         encode: Callable[[V], bytes],
         decode: Callable[[bytes], V],
         on_change: Callable[[str, V | None, V | None], None] | None = None,
+        store: StoreFactory | None = None,
     ) -> None:
         self.topic = topic
         self._encode = encode
         self._decode = decode
         self._on_change = on_change
-        self._data: dict[str, V] = {}
+        self._store: Store[V] = MemoryStore() if store is None else store(topic, encode, decode)
+        self._committed = self._store.get
+        # What changes() encoded, per layer, for a store that keeps the changelog's bytes.
+        self._written: dict[str, tuple[V, bytes]] = {}
+        self._sealed_written: list[dict[str, tuple[V, bytes]]] = []
         # The newest uncommitted value of each key over every layer: one lookup in get().
         self._staged: dict[str, V] = {}
         self._sealed: list[dict[str, V]] = []  # each sealed layer's changes, oldest first
@@ -86,14 +92,14 @@ class Table(Generic[V]):
         staged = self._staged.get(key)
         if staged is not None:
             return None if staged is _DELETED else staged
-        return self._data.get(key)
+        return self._committed(key)
 
     def __contains__(self, key: str) -> bool:
         return self.get(key) is not None
 
     def __len__(self) -> int:
         """Committed rows (what survives a crash)."""
-        return len(self._data)
+        return len(self._store)
 
     @property
     def layers(self) -> int:
@@ -108,14 +114,28 @@ class Table(Generic[V]):
 
     def items(self) -> Iterator[tuple[str, V]]:
         """Committed items (what survives a crash)."""
-        return iter(self._data.items())
+        return self._store.items()
+
+    def close(self) -> None:
+        """Let go of the committed rows' store."""
+        self._store.close()
 
     def changes(self) -> list[Output]:
         """The open layer's changes as records for its batch's transaction."""
-        return [
-            Output(self.topic, key.encode(), None if v is _DELETED else self._encode(v))
-            for key, v in self._open.items()
-        ]
+        if not self._store.keeps_bytes:
+            return [
+                Output(self.topic, key.encode(), None if v is _DELETED else self._encode(v))
+                for key, v in self._open.items()
+            ]
+        outputs: list[Output] = []
+        written = self._written
+        for key, v in self._open.items():
+            raw = None
+            if v is not _DELETED:
+                raw = self._encode(v)
+                written[key] = (v, raw)  # the last records made are the ones written
+            outputs.append(Output(self.topic, key.encode(), raw))
+        return outputs
 
     # -- savepoints --------------------------------------------------------------------
 
@@ -138,8 +158,10 @@ class Table(Generic[V]):
     def seal(self) -> None:
         """End the open layer: its changes are its batch's, written in its transaction."""
         self._sealed.append(self._open)
+        self._sealed_written.append(self._written)
         self._starts.append(self._open_start)
         self._open = {}
+        self._written = {}
         self._open_start = self._base + len(self._undo)
 
     def commit(self) -> None:
@@ -152,12 +174,9 @@ class Table(Generic[V]):
             self.seal()
         layer = self._sealed.pop(0)
         self._starts.pop(0)
+        self._store.apply(layer, self._sealed_written.pop(0))
         later = [*self._sealed, self._open]
-        for key, value in layer.items():
-            if value is _DELETED:
-                self._data.pop(key, None)
-            else:
-                self._data[key] = value
+        for key in layer:
             if not any(key in newer for newer in later):
                 del self._staged[key]  # _data says the same now
         # Its undo entries go: no rollback reaches below a committed layer.
@@ -171,20 +190,19 @@ class Table(Generic[V]):
         self._undo_to(self._base)
         self._staged.clear()
         self._sealed.clear()
+        self._sealed_written.clear()
         self._starts.clear()
         self._open.clear()
+        self._written = {}
         self._open_start = self._base
 
     def load(self, key: bytes, value: bytes | None) -> None:
         """Apply one record read from the topic while restoring."""
         name = key.decode()
-        old = self._data.get(name)
         new = None if value is None else self._decode(value)
-        self._notify(name, old, new)
-        if new is None:
-            self._data.pop(name, None)
-        else:
-            self._data[name] = new
+        if self._on_change is not None:
+            self._notify(name, self._committed(name), new)
+        self._store.load(name, new, value)
 
     def _stage(self, key: str, value: V | None) -> None:
         self._notify(key, self.get(key), value)  # first: a refused change stages nothing
@@ -262,34 +280,20 @@ async def restore_tables(
     await consumer.start()
     read = 0
     try:
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in by_topic
-            for p in await topic_partitions(consumer, topic)
-            if only is None or p in only
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        remaining = {tp for tp in partitions if end[tp] > 0}
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=10_000)
-            for tp, records in batch.items():
-                table = by_topic[tp.topic]
+        partitions = await partitions_of(consumer, by_topic, only)
+        async with aclosing(read_batches(consumer, partitions)) as batches:
+            async for tp, records in batches:
+                load = by_topic[tp.topic].load
                 for record in records:
                     if record.key is not None:
                         try:
-                            table.load(record.key, record.value)
+                            load(record.key, record.value)
                         except Exception as exc:
                             where = f"{tp.topic}[{tp.partition}]@{record.offset}"
                             raise HubHaltedError(
                                 f"{where} cannot be restored ({describe_exception(exc)})"
                             ) from None  # its message may quote the row
                     read += 1
-            for tp in list(remaining):
-                # Transaction markers occupy offsets too, so compare positions, not counts.
-                if await consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
     finally:
         await consumer.stop()
     return read
