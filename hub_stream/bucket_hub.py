@@ -102,7 +102,9 @@ class BucketHub(Hub):
         audit_signer: AuditSigner,
         roots: PinnedRoots,
     ) -> None:
-        super().__init__(topics, keyring, hub_key, settings, audit_signer, roots)
+        super().__init__(
+            topics, keyring, hub_key, settings, audit_signer, roots, scope=f"bucket-{bucket}"
+        )
         self.bucket = bucket
         checkpointer = Checkpointer(
             topics.audit, topics.partitions, audit_signer, self.codec,

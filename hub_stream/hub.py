@@ -60,6 +60,7 @@ from .replays import ReplayMemory
 from .sealed_state import persons_table
 from .settings import HubSettings
 from .state import StagedState, Table
+from .store import open_stores
 from .trust import REGISTRY_ID, PinnedRoots, Untrusted, admit_entry, check_signed, load_roots
 
 __all__ = ["Hub", "in_time_order"]
@@ -97,6 +98,8 @@ class Hub:
         ``settings.key_dir`` (created there if missing).
     :param roots: the operators' and the registry's public keys; by default those the
         settings name (:func:`.trust.load_roots`).
+    :param scope: the name of this hub's state store (``RENKEI_HUB_STORE``): ``single``,
+        or a bucket's.
     """
 
     def __init__(
@@ -107,6 +110,7 @@ class Hub:
         settings: HubSettings,
         audit_signer: AuditSigner | None = None,
         roots: PinnedRoots | None = None,
+        scope: str = "single",
     ) -> None:
         self.roots = roots if roots is not None else load_roots(settings)
         self.topics = topics
@@ -123,19 +127,22 @@ class Hub:
         # Derived indexes follow the tables' staged changes (and their undoing).
         self.indexes = DerivedIndexes()
         self.deadlines = Deadlines()
+        # The committed rows: dicts, or an embedded RocksDB rebuilt from the changelog.
+        self.stores = store = open_stores(settings, scope)
         # Person rows hold a My Number and a basic-4: sealed on Kafka (.sealed_state).
         self.persons: Table[PersonState] = persons_table(
-            keyring, topics.state("persons"), self.indexes.person_changed
+            keyring, topics.state("persons"), self.indexes.person_changed, store
         )
         self.holdings: Table[Holding] = Table(
             topics.state("holdings"), Holding.to_bytes, Holding.from_bytes,
-            self.indexes.holding_changed,
+            self.indexes.holding_changed, store,
         )  # fmt: skip
         self.pending: Table[Pending] = Table(
-            topics.state("pending"), Pending.to_bytes, Pending.from_bytes, self.deadlines.changed
-        )
+            topics.state("pending"), Pending.to_bytes, Pending.from_bytes,
+            self.deadlines.changed, store,
+        )  # fmt: skip
         self.chain: Table[ChainHead] = Table(
-            topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes
+            topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes, None, store
         )
         checkpointer = Checkpointer(
             topics.audit, topics.partitions,
@@ -149,7 +156,7 @@ class Hub:
         staged_keys = isinstance(keyring, rotation.StagedKeyRing)
         self.keys: Table[KeyStateRecord] = Table(
             topics.state("keys"), KeyStateRecord.to_bytes, KeyStateRecord.from_bytes,
-            None if staged_keys else self._key_state_restored,
+            None if staged_keys else self._key_state_restored, store,
         )  # fmt: skip
         if isinstance(keyring, rotation.StagedKeyRing):
             keyring.follow(self.keys)  # a rotation staged in a batch applies to its rest
@@ -214,6 +221,11 @@ class Hub:
             for table in self.tables:
                 outputs += table.changes()
         return outputs
+
+    def close(self) -> None:
+        """Let go of the state store (a RocksDB's directory goes: the changelog has it)."""
+        if self.stores is not None:
+            self.stores.close()
 
     def seal(self) -> None:
         """The batch is written: what is staged from now on is the next batch's."""

@@ -26,6 +26,7 @@ from renkei.errors import CryptoError
 
 from .records import PersonState
 from .state import Table
+from .store import StoreFactory
 
 __all__ = ["MAGIC", "SealedRows", "persons_table"]
 
@@ -81,10 +82,12 @@ def persons_table(
     keyring: KeyRing,
     topic: str,
     on_change: Callable[[str, PersonState | None, PersonState | None], None] | None = None,
+    store: StoreFactory | None = None,
 ) -> Table[PersonState]:
     """The person table on ``topic``, its rows sealed under ``keyring.state_key``.
 
     What the hub keeps, and what the operators' tools read back (``renkei audit rebuild``).
+    ``store`` keeps its committed rows (:mod:`.store`; a dict by default).
     """
     rows = SealedRows(keyring.state_key, topic, PersonState.to_bytes, PersonState.from_bytes)
-    return Table(topic, rows.encode, rows.decode, on_change)
+    return Table(topic, rows.encode, rows.decode, on_change, store)

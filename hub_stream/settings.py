@@ -75,6 +75,24 @@ class HubSettings(BaseSettings):
         "partitions, shared by every worker in the group; docs/architecture.md). A "
         "deployment keeps the topology it was created with.",
     )
+    store: Literal["memory", "rocksdb"] = Field(
+        default="memory",
+        description="RENKEI_HUB_STORE: where the state tables' committed rows live: memory "
+        "(Python dicts) or rocksdb (an embedded RocksDB per worker, or per bucket task in "
+        "the partitioned topology, rebuilt from the hub.state.* topics at every start; "
+        "docs/architecture.md).",
+    )
+    store_dir: Path = Field(
+        default=Path(".renkei/store"),
+        description="RENKEI_HUB_STORE_DIR: the rocksdb store's directory; each worker uses "
+        "<store_dir>/<group_id>/<worker_id>/ and wipes it at start.",
+    )
+    store_cache_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="RENKEI_HUB_STORE_CACHE_ROWS: decoded rows the rocksdb store keeps in "
+        "memory per table (least recently used go first).",
+    )
     max_batch: int = Field(
         default=1000, description="RENKEI_HUB_MAX_BATCH: most records in one transaction."
     )

@@ -4,18 +4,31 @@ batch order, and an abort takes its batch and every later one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub_stream.replays import ReplayMemory
 from hub_stream.state import Table
+from hub_stream.store import RocksStores, StoreFactory
 from schemas.models import AttributeResponse, ErrorCode, ForwardedRequest, HubError
 from tests.unit.hub_world import World
 from tests.unit.test_hub_batches import enrolled, hours_from_now
 
 
-def table(index: dict[str, int] | None = None) -> Table[int]:
+@pytest.fixture(params=["memory", "rocksdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory | None]:
+    """Each table test runs against both stores of the committed rows."""
+    if request.param == "memory":
+        yield None
+        return
+    stores = RocksStores(tmp_path / "store", cache_rows=2)  # small: most reads miss it
+    yield stores
+    stores.close()
+
+
+def table(store: StoreFactory | None, index: dict[str, int] | None = None) -> Table[int]:
     """A table of ints whose derived index (``index``) follows it through ``on_change``."""
 
     def changed(key: str, old: int | None, new: int | None) -> None:
@@ -27,15 +40,15 @@ def table(index: dict[str, int] | None = None) -> Table[int]:
         else:
             index[key] = new
 
-    return Table("t", lambda v: str(v).encode(), lambda b: int(b), changed)
+    return Table("t", lambda v: str(v).encode(), lambda b: int(b), changed, store)
 
 
 def written(t: Table[int]) -> dict[str, bytes | None]:
     return {o.key.decode(): o.value for o in t.changes() if o.key is not None}
 
 
-def test_each_batch_writes_only_its_own_changes() -> None:
-    t = table()
+def test_each_batch_writes_only_its_own_changes(store: StoreFactory | None) -> None:
+    t = table(store)
     t.put("a", 1)
     assert written(t) == {"a": b"1"}
     t.seal()  # batch N is written, its transaction in flight
@@ -45,9 +58,9 @@ def test_each_batch_writes_only_its_own_changes() -> None:
     assert written(t) == {}
 
 
-def test_an_abort_takes_its_batch_and_every_later_one() -> None:
+def test_an_abort_takes_its_batch_and_every_later_one(store: StoreFactory | None) -> None:
     index: dict[str, int] = {}
-    t = table(index)
+    t = table(store, index)
     t.put("keep", 0)
     t.commit()
     t.put("a", 1)
@@ -63,9 +76,9 @@ def test_an_abort_takes_its_batch_and_every_later_one() -> None:
     assert written(t) == {}
 
 
-def test_commits_go_oldest_first_and_leave_later_batches_staged() -> None:
+def test_commits_go_oldest_first_and_leave_later_batches_staged(store: StoreFactory | None) -> None:
     index: dict[str, int] = {}
-    t = table(index)
+    t = table(store, index)
     t.put("a", 1)
     t.seal()
     t.put("a", 2)  # the same key in the next batch
@@ -80,8 +93,8 @@ def test_commits_go_oldest_first_and_leave_later_batches_staged() -> None:
     assert dict(t.items()) == {"a": 1}
 
 
-def test_a_delete_then_a_put_in_the_next_batch_commit_in_order() -> None:
-    t = table()
+def test_a_delete_then_a_put_in_the_next_batch_commit_in_order(store: StoreFactory | None) -> None:
+    t = table(store)
     t.put("a", 0)
     t.commit()
     t.delete("a")
@@ -95,8 +108,8 @@ def test_a_delete_then_a_put_in_the_next_batch_commit_in_order() -> None:
     assert t.layers == 0
 
 
-def test_a_savepoint_of_the_open_batch_survives_an_older_commit() -> None:
-    t = table()
+def test_a_savepoint_of_the_open_batch_survives_an_older_commit(store: StoreFactory | None) -> None:
+    t = table(store)
     t.put("a", 1)
     t.seal()
     t.put("b", 1)
@@ -109,8 +122,8 @@ def test_a_savepoint_of_the_open_batch_survives_an_older_commit() -> None:
     assert written(t) == {"b": b"1"}
 
 
-def test_a_savepoint_cannot_reach_into_a_sealed_batch() -> None:
-    t = table()
+def test_a_savepoint_cannot_reach_into_a_sealed_batch(store: StoreFactory | None) -> None:
+    t = table(store)
     mark = t.savepoint()
     t.put("a", 1)
     t.seal()
@@ -118,8 +131,8 @@ def test_a_savepoint_cannot_reach_into_a_sealed_batch() -> None:
         t.rollback_to(mark)
 
 
-def test_without_seal_commit_commits_everything_staged() -> None:
-    t = table()
+def test_without_seal_commit_commits_everything_staged(store: StoreFactory | None) -> None:
+    t = table(store)
     t.put("a", 1)
     t.put("b", 2)
     t.commit()
