@@ -135,6 +135,9 @@ class PartitionedPlane:
             "topology": "partitioned",
             "buckets": self.tasks.owned(),
             "buckets_running": [b for b, t in sorted(self.tasks.tasks.items()) if t.running],
+            # Per bucket: tasks started with a restore, and rebalances it was kept through.
+            "restores": {str(b): n for b, n in sorted(self.tasks.restores.items())},
+            "kept": {str(b): n for b, n in sorted(self.tasks.kept.items())},
             "routed": list(self.router.routed),
         }
 

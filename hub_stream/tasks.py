@@ -16,13 +16,24 @@ A task's life, in the order that makes a move safe (``docs/architecture.md``):
 3. it runs a :class:`~.pipeline.TransactionalLoop` over ``hub.route[p]``, assigned by hand,
    from the group's committed offset: each batch's outputs, state and offset commit in one
    transaction of its own, overlapping with the other tasks' commits.
+
+**Kept across a rebalance.** aiokafka revokes every bucket at each rebalance and then
+assigns the new set. A revoked task is *paused*: its loop stops exactly as a stop does
+(the batch under way commits or aborts, producer and consumer close), but it keeps its
+state and records the bucket's :class:`~.watermarks.Watermarks`. If the next assignment
+gives the bucket back, the task initialises the bucket's producer again (fencing anyone
+else), reads the offsets again and, if nothing moved (:func:`~.watermarks.why_restore`),
+goes on from the committed offset without a restore; otherwise it is stopped and a new
+task restores the bucket. A paused task the assignment does not give back is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+from collections import Counter
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -37,6 +48,7 @@ from .buckets import route_topic
 from .pipeline import TransactionalLoop
 from .state import restore_tables
 from .unwritable import Replacer
+from .watermarks import WatermarkReader, Watermarks, why_restore
 
 __all__ = ["BucketTask", "TaskManager"]
 
@@ -69,29 +81,47 @@ class BucketTask:
         self.hub = hub
         self.bucket = hub.bucket
         self._kafka = kafka
-        self.loop = TransactionalLoop(
-            kafka=kafka, group_id=group_id, transactional_id=transactional_id,
-            pattern="", partitions=[TopicPartition(route_topic(hub.topics), hub.bucket)],
-            handler=hub, replace=replace, max_batch=max_batch, poll_ms=poll_ms,
+        # A loop cannot start twice (aiokafka clients do not), so a resumed task has a new one.
+        self._new_loop: Callable[[], TransactionalLoop] = functools.partial(
+            TransactionalLoop, kafka=kafka, group_id=group_id,
+            transactional_id=transactional_id, pattern="",
+            partitions=[TopicPartition(route_topic(hub.topics), hub.bucket)], handler=hub,
+            replace=replace, max_batch=max_batch, poll_ms=poll_ms,
         )  # fmt: skip
+        self.loop = self._new_loop()
         self._life: asyncio.Task[None] | None = None
         self.restored = -1
         """State records restored (-1 until the restore is complete)."""
         self.failure: BaseException | None = None
 
+    def watched(self) -> list[TopicPartition]:
+        """The partitions only this bucket's task writes and its state comes from."""
+        topics = sorted({t.topic for t in self.hub.tables} | {self.hub.topics.audit})
+        return [TopicPartition(topic, self.bucket) for topic in topics]
+
     def start(self) -> None:
         """Start the task's life in the background (the rebalance must not wait for it)."""
         self._life = asyncio.create_task(self._live(), name=f"hub-task-{self.bucket}")
 
-    async def _live(self) -> None:
+    def resume(self) -> None:
+        """Start again on the state held, without a restore (after :meth:`reopen`)."""
+        held, self.restored = self.restored, -1  # until the loop runs: stop() cancels
+        self._life = asyncio.create_task(self._live(held), name=f"hub-task-{self.bucket}")
+
+    async def _live(self, held: int | None = None) -> None:
         try:
             await self.loop.start()  # the producer first: it fences a zombie owner
-            self.restored = await restore_tables(self._kafka, self.hub.tables, only=[self.bucket])
-            log.info(
-                "bucket %d restored: %d records, %d persons, %d holdings, %d pending",
-                self.bucket, self.restored, len(self.hub.persons), len(self.hub.holdings),
-                len(self.hub.pending),
-            )  # fmt: skip
+            if held is not None:
+                self.restored = held
+            else:
+                self.restored = await restore_tables(
+                    self._kafka, self.hub.tables, only=[self.bucket]
+                )
+                log.info(
+                    "bucket %d restored: %d records, %d persons, %d holdings, %d pending",
+                    self.bucket, self.restored, len(self.hub.persons),
+                    len(self.hub.holdings), len(self.hub.pending),
+                )  # fmt: skip
             await self.loop.run()
         except asyncio.CancelledError:
             raise
@@ -117,6 +147,33 @@ class BucketTask:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._life
         await self.loop.stop()
+        self.hub.close()  # its state store goes (RENKEI_HUB_STORE): the next owner restores
+
+    async def pause(self, marks: WatermarkReader) -> Watermarks | None:
+        """Let go of the bucket as :meth:`stop` does, but keep the state and return the
+        bucket's watermarks, proven to be this task's own (``None``: not keepable —
+        restoring, failed, or the proof failed)."""
+        if not self.running or self.failure is not None:
+            await self.stop()
+            return None
+        self.loop.halt()
+        if self._life is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._life  # the batch under way commits or aborts
+        left = None
+        if self.failure is None:
+            try:
+                left = await marks.record(self.bucket, self.watched(), self.loop.writer)
+            except Exception as exc:  # fenced, or the broker did not answer: restore later
+                log.warning("bucket %d: offsets not recorded, not kept: %r", self.bucket, exc)
+        await self.loop.stop()
+        return left
+
+    async def reopen(self) -> None:
+        """A new loop for a paused task; initialise its producer, which fences every
+        other producer of the bucket, before anyone compares the offsets."""
+        self.loop = self._new_loop()
+        await self.loop.start_writers()
 
 
 class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -141,10 +198,19 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self.tasks: dict[int, BucketTask] = {}
         self.assignments = 0
         """Rebalances that gave this worker its buckets."""
+        self.restores: Counter[int] = Counter()
+        """Tasks started with a restore, by bucket."""
+        self.kept: Counter[int] = Counter()
+        """Rebalances a bucket's task went on through without a restore, by bucket."""
+        self._paused: dict[int, tuple[BucketTask, Watermarks]] = {}
         self._consumer = committed_reader(kafka, group_id=group_id)
+        self.marks = WatermarkReader(
+            committed_reader(kafka, group_id=group_id), group_id, route_topic(topics)
+        )
         self._running = False
 
     async def start(self) -> None:
+        await self.marks.start()
         await self._consumer.start()
         self._consumer.subscribe([route_topic(self.topics)], listener=self)
         self._running = True
@@ -171,6 +237,8 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self._running = False
         await self._stop_tasks(list(self.tasks))
         await self._consumer.stop()
+        self._paused.clear()  # their loops are closed already
+        await self.marks.stop()
 
     def owned(self) -> list[int]:
         """The buckets this worker runs now."""
@@ -179,17 +247,53 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
     # -- the group's decisions ---------------------------------------------------------
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        await self._stop_tasks([tp.partition for tp in revoked if tp.partition in self.tasks])
+        pausing = [self.tasks.pop(tp.partition) for tp in revoked if tp.partition in self.tasks]
+        left = await asyncio.gather(
+            *(task.pause(self.marks) for task in pausing), return_exceptions=True
+        )
+        for task, marks in zip(pausing, left, strict=True):
+            if isinstance(marks, Watermarks):
+                self._paused[task.bucket] = (task, marks)
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         self._consumer.pause(*assigned)  # membership only: each task has its own consumer
         self.assignments += 1
-        for tp in sorted(assigned, key=lambda tp: tp.partition):
-            if tp.partition not in self.tasks:
-                task = self._new_task(tp.partition)
-                self.tasks[tp.partition] = task
+        buckets = sorted({tp.partition for tp in assigned})
+        paused, self._paused = self._paused, {}
+        dropped = sorted(set(paused) - set(buckets))
+        if dropped:
+            log.info("hub tasks: buckets %s moved away, their state dropped", dropped)
+        kept = await asyncio.gather(
+            *(self._keep(*paused[b]) for b in buckets if b in paused), return_exceptions=True
+        )
+        for result in kept:
+            if isinstance(result, BaseException):  # stopping it failed: a new one restores
+                log.warning("a task given back could not be kept: %r", result)
+            elif result is not None:
+                self.tasks[result.bucket] = result
+        for bucket in buckets:
+            if bucket not in self.tasks:
+                task = self._new_task(bucket)
+                self.tasks[bucket] = task
+                self.restores[bucket] += 1
                 task.start()
         log.info("hub tasks: buckets %s", self.owned())
+
+    async def _keep(self, task: BucketTask, left: Watermarks) -> BucketTask | None:
+        """Resume a paused task given back if nobody wrote its bucket meanwhile."""
+        try:
+            await task.reopen()
+            why = why_restore(left, await self.marks.read(task.bucket, task.watched()))
+        except Exception as exc:  # the producer or the offsets: restore instead
+            why = f"the offsets could not be compared: {exc!r}"
+        if why is not None:
+            log.info("bucket %d given back, restored: %s", task.bucket, why)
+            await task.stop()
+            return None
+        log.info("bucket %d given back, kept (hub.route@%d)", task.bucket, left.position)
+        self.kept[task.bucket] += 1
+        task.resume()
+        return task
 
     async def _stop_tasks(self, buckets: list[int]) -> None:
         stopping = [self.tasks.pop(b) for b in buckets]

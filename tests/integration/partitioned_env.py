@@ -7,6 +7,7 @@ buckets. The agencies, their enrolments and the provider's handler are the kill 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -71,7 +72,7 @@ class Deployment:
             KafkaSettings(bootstrap=self.bootstrap), self.topics.prefix, self.key_dir, None
         )
 
-    def start(self, worker_id: str) -> None:
+    def start(self, worker_id: str, extra_env: dict[str, str] | None = None) -> None:
         env = {
             **os.environ,
             "RENKEI_BOOTSTRAP": self.bootstrap,
@@ -81,6 +82,7 @@ class Deployment:
             "RENKEI_HUB_WORKER_ID": worker_id,
             "RENKEI_HUB_TOPOLOGY": "partitioned",
             "RENKEI_HUB_READY_FILE": str(self.ready_file(worker_id)),
+            **(extra_env or {}),
         }
         with (self.home / f"{worker_id}.log").open("ab") as out:
             self.workers[worker_id] = subprocess.Popen(
@@ -95,6 +97,13 @@ class Deployment:
         process = self.workers.pop(worker_id)
         process.send_signal(signal.SIGKILL)
         process.wait()
+
+    async def stop(self, worker_id: str) -> int:
+        """SIGTERM one worker, which leaves its groups at once (a rebalance, not a
+        session timeout); return its exit status once it has exited."""
+        process = self.workers.pop(worker_id)
+        process.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(process.wait, 60)
 
     def stop_all(self) -> None:
         for process in self.workers.values():
