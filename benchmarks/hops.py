@@ -48,7 +48,7 @@ from pathlib import Path
 from benchmarks.common import agency_trust, broker
 from benchmarks.exchange import PEOPLE, REQUESTER, fresh_topics, setup
 from benchmarks.hop_agents import Agents, lean_agents, sdk_agents
-from hub_stream.pipeline import BatchTrace
+from hub_stream.batch_handler import BatchTrace
 from hub_stream.settings import HubSettings
 from renkei.demo import Connections
 from renkei.operator.principals import HUB

@@ -29,6 +29,10 @@ what the batches before it staged, and is only as good as they are:
   predecessor's producers and aborts what they left open, before the worker restores
   its state (``HubService``).
 
+Where each part lives: what the loop drives and reports (:mod:`.batch_handler`), the
+ring of transactions (:mod:`.inflight`) and what fills each (:mod:`.writer`), applying a
+settled batch's fate (:mod:`.settling`), and which partitions are read (:mod:`.subscription`).
+
 Batching is also what makes the hub fast: faust's per-event machinery costs ~150 µs a
 message, a batch of a few hundred records costs a few µs each (``docs/benchmarks.md``).
 """
@@ -40,81 +44,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from renkei.aiokafka_internals import set_transaction_retry_backoff
 from renkei.errors import ConfigurationError
 from renkei.readers import committed_reader
 
-from .inflight import MAX_IN_FLIGHT, Batch, Settled, Transactions
-from .outputs import Output
+from .batch_handler import BatchHandler, BatchTrace, LayeredHandler, LoopStats
+from .inflight import MAX_IN_FLIGHT, Batch, Transactions
+from .settling import Settler
+from .subscription import DrainOnRevoke, subscribe
 from .unwritable import Replacer
-from .writer import TransactionAborted
 
-__all__ = [
-    "BatchHandler",
-    "BatchTrace",
-    "LayeredHandler",
-    "LoopStats",
-    "Output",
-    "TransactionalLoop",
-]
+__all__ = ["TransactionalLoop"]
 
 log = logging.getLogger(__name__)
 
 # Ask again 2 ms after CONCURRENT_TRANSACTIONS, not aiokafka's fixed 20 ms, which put a
 # 20 ms floor under every batch (renkei/aiokafka_internals.py, docs/benchmarks.md).
 set_transaction_retry_backoff(0.002)
-
-
-class BatchHandler(Protocol):
-    """What the loop drives. ``handle`` may stage state changes; ``commit`` or ``rollback``
-    then makes them permanent or forgets them, after the transaction's fate is known."""
-
-    def handle(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Output]: ...
-
-    def tick(self, now_ms: int) -> list[Output]: ...
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
-
-
-@runtime_checkable
-class LayeredHandler(BatchHandler, Protocol):
-    """A handler whose state is layered by batch, for transactions in flight: ``seal``
-    ends a batch, ``commit`` commits the oldest batch sealed, ``rollback`` forgets the
-    oldest and every later one (:class:`~.hub.Hub`, over :class:`~.state.Table`)."""
-
-    def seal(self) -> None: ...
-
-
-@dataclass
-class LoopStats:
-    """Counters a dashboard reads (``replaced``: records Kafka refused, written as stand-ins)."""
-
-    batches: int = 0
-    records_in: int = 0
-    records_out: int = 0
-    aborted: int = 0
-    replaced: int = 0
-    last_batch_ms: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class BatchTrace:
-    """When one batch passed each stage (``time.monotonic()``, the same clock in every
-    process of a machine), for the latency profile (``benchmarks/hops.py``)."""
-
-    polled_s: float
-    handled_s: float
-    committed_s: float
-    records: tuple[tuple[str, int, int], ...]
-    """(topic, partition, offset) of each input record."""
 
 
 class TransactionalLoop:
@@ -178,7 +129,6 @@ class TransactionalLoop:
         self._max_batch = max_batch
         self._poll_ms = poll_ms
         self._on_polled = on_polled
-        self._on_committed = on_committed
         self.stats = LoopStats()
         self._consumer = committed_reader(
             kafka,
@@ -191,13 +141,12 @@ class TransactionalLoop:
         )
         self.writer = self._transactions.writers[0]
         """The first producer of the ring (its partitioner and limits are every one's)."""
+        self._settler = Settler(self._transactions, handler, self.stats, self._seek, on_committed)
         self._failure: BaseException | None = None
         self._running = False
         # Handling a batch and settling exclude each other (a rebalance settles from the
         # consumer's own task); a batch polled before an abort's seek is read again.
         self._lock = asyncio.Lock()
-        self._aborts = 0
-        self._sought: dict[TopicPartition, int] = {}  # by aborts, since the poll began
         self._looping = False
         self._exited = asyncio.Event()
 
@@ -212,10 +161,12 @@ class TransactionalLoop:
     async def start(self) -> None:
         await self.start_writers()
         await self._consumer.start()
-        if self._partitions:
-            self._consumer.assign(self._partitions)
-        else:
-            self._consumer.subscribe(pattern=self._pattern, listener=_Drain(self))
+        subscribe(
+            self._consumer,
+            pattern=self._pattern,
+            partitions=self._partitions,
+            listener=DrainOnRevoke(self.drain),
+        )
         self._running = True
 
     async def stop(self) -> None:
@@ -251,15 +202,15 @@ class TransactionalLoop:
                     # The next batch's producer must be free: the batch before on it settled.
                     await self._settle(wait=self._transactions.full)
                 await self._transactions.sent()
-                aborts, self._sought = self._aborts, {}
+                aborts = self._settler.poll_begins()
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_ms, max_records=self._max_batch
                 )
                 if self._on_polled is not None:
                     self._on_polled(self)
                 async with self._lock:
-                    if not self._running or self._aborts != aborts:
-                        self._read_again(batch)  # polled before a seek back, or too late
+                    if not self._running or self._settler.aborts != aborts:
+                        self._settler.read_again(batch)  # polled before a seek back, or too late
                         continue
                     await self.process(batch)
                 if time.monotonic() - reported >= 10:
@@ -317,72 +268,14 @@ class TransactionalLoop:
         :raises Exception: what halts the loop (a fenced producer, an unwritable output),
             after the batches in flight have aborted and their state is rolled back.
         """
-        settled = await self._transactions.settle(wait)
-        for batch in settled.committed:
-            self._handler.commit()
-            self._count(batch)
-        if settled.aborted:
-            self._aborted(settled)
-        self.stats.aborted = self._transactions.aborted
-        self.stats.replaced = self._transactions.replaced
-        if settled.cause is not None and not isinstance(settled.cause, TransactionAborted):
-            self._failure = settled.cause
+        cause = await self._settler.settle(wait)
+        if cause is not None:
+            self._failure = cause
             self._running = False
-            raise settled.cause
-
-    def _count(self, batch: Batch) -> None:
-        self.stats.batches += 1
-        self.stats.records_in += len(batch.records)
-        self.stats.records_out += batch.outputs
-        self.stats.last_batch_ms = (batch.committed_s - batch.polled_s) * 1000
-        if self._on_committed is not None:
-            self._on_committed(
-                BatchTrace(batch.polled_s, batch.handled_s, batch.committed_s, batch.records)
-            )
-
-    def _aborted(self, settled: Settled) -> None:
-        """The oldest batch in flight did not commit, so none after it did: forget their
-        state, and read their input again from the first record any of them held."""
-        self._handler.rollback()
-        if not isinstance(settled.cause, TransactionAborted):
-            return  # the loop halts: nothing is read again
-        log.warning(
-            "transaction aborted, %d batch(es) will be processed again: %s",
-            len(settled.aborted), settled.cause,
-        )  # fmt: skip
-        first: dict[TopicPartition, int] = {}
-        for batch in settled.aborted:
-            for tp, offset in batch.first.items():
-                first.setdefault(tp, offset)  # the oldest batch holding tp has its first
-        self._aborts += 1
-        for tp, offset in first.items():
-            self._sought[tp] = min(offset, self._sought.get(tp, offset))
-        self._seek(first)
-
-    def _read_again(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        """Put a polled batch back unhandled. It may predate an abort's seek (then the
-        seek's earlier offset stands) or follow it (then it starts there): the earlier."""
-        offsets = {tp: part[0].offset for tp, part in batch.items() if part}
-        for tp, offset in self._sought.items():
-            offsets[tp] = min(offset, offsets.get(tp, offset))
-        self._seek(offsets)
+            raise cause
 
     def _seek(self, offsets: dict[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
             # Revoked meanwhile: its next owner starts from the committed offset anyway.
             with contextlib.suppress(IllegalStateError):
                 self._consumer.seek(tp, offset)
-
-
-class _Drain(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
-    """Before partitions move, every transaction in flight commits or aborts: offsets of
-    ours committed after the move would let the new owner and us both process a batch."""
-
-    def __init__(self, loop: TransactionalLoop) -> None:
-        self._loop = loop
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._loop.drain()
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        pass

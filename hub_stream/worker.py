@@ -25,6 +25,7 @@ from renkei.errors import ClusterChangedError, ConfigurationError
 from renkei.topics import Topics, ensure_topics
 from schemas.models import Message
 
+from .batch_handler import BatchTrace
 from .buckets import route_spec
 from .cluster import ClusterWatch
 from .control import control_spec, control_topic
@@ -33,7 +34,7 @@ from .health import HealthServer, Readiness
 from .hub import Hub
 from .inflight import MAX_IN_FLIGHT
 from .partitioned import PartitionedPlane
-from .pipeline import BatchTrace, TransactionalLoop
+from .pipeline import TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import restore_tables
@@ -248,6 +249,7 @@ class HubService(mode.Service):
             await self.plane.stop()
         elif self.loop_runner is not None:
             await self.loop_runner.stop()
+        self.hub.close()  # its state store (RENKEI_HUB_STORE), once nothing handles a batch
         await self.cluster.stop()
         if self.health is not None:
             await self.health.stop()
