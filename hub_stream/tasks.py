@@ -169,6 +169,10 @@ class BucketTask:
         await self.loop.stop()
         return left
 
+    def drop(self) -> None:
+        """Forget a paused task's state: the bucket went to another worker."""
+        self.hub.close()
+
     async def reopen(self) -> None:
         """A new loop for a paused task; initialise its producer, which fences every
         other producer of the bucket, before anyone compares the offsets."""
@@ -237,7 +241,9 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         self._running = False
         await self._stop_tasks(list(self.tasks))
         await self._consumer.stop()
-        self._paused.clear()  # their loops are closed already
+        for task, _ in self._paused.values():
+            task.drop()  # their loops are closed already
+        self._paused.clear()
         await self.marks.stop()
 
     def owned(self) -> list[int]:
@@ -261,6 +267,8 @@ class TaskManager(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka 
         buckets = sorted({tp.partition for tp in assigned})
         paused, self._paused = self._paused, {}
         dropped = sorted(set(paused) - set(buckets))
+        for bucket in dropped:
+            paused[bucket][0].drop()
         if dropped:
             log.info("hub tasks: buckets %s moved away, their state dropped", dropped)
         kept = await asyncio.gather(

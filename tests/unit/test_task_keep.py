@@ -178,6 +178,9 @@ class _Task:
         self.events.append("pause")
         return self.left
 
+    def drop(self) -> None:
+        self.events.append("drop")
+
     async def reopen(self) -> None:
         self.events.append("reopen")
 
@@ -224,6 +227,6 @@ async def test_a_rebalance_keeps_what_is_unchanged_and_restores_the_rest(
     assert first[1].events == ["start", "pause", "reopen", "stop"]
     assert now[1] is not first[1]  # a new task restores it
     assert now[4] is not first[4]
-    assert first[2].events == ["start", "pause"]  # moved away
+    assert first[2].events == ["start", "pause", "drop"]  # moved away: its store closed
     assert manager.restores == {0: 1, 1: 2, 2: 1, 3: 1, 4: 2}
     assert manager.kept == {0: 1, 3: 1}
