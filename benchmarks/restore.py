@@ -15,7 +15,9 @@ and holdings tables with their derived indexes (what a joining worker's task doe
 bucket's other tables, empty here, are left out); and the restore of every partition
 (what a ``single`` worker does). Memory held is measured by ``tracemalloc`` in a
 separate, untimed restore of the bucket (tracemalloc slows allocation), and as the RSS
-growth of the timed restores. The topics are deleted afterwards.
+growth of the timed restores. CPU seconds are printed beside the wall times (others' load
+moves the latter), and how long one full garbage collection takes with the restored state
+in memory (a pause the worker's loop would take). The topics are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -164,27 +166,33 @@ async def run(persons: int, buckets: int, holdings: int) -> None:
             await admin.close()
 
 
-async def _timed_restore(kafka: dict[str, Any], keyring: KeyRing, topics: Topics,
-                         only: list[int] | None) -> tuple[int, float, int, Any]:  # fmt: skip
+async def _timed_restore(
+    kafka: dict[str, Any], keyring: KeyRing, topics: Topics, only: list[int] | None
+) -> tuple[int, float, float, int, float]:
+    """Records, wall and CPU seconds, RSS growth, and how long one full collection of the
+    cyclic garbage collector takes with the restored state in memory."""
     gc.collect()
     rss = _rss()
     tables, indexes = hub_tables(keyring, topics)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     read = await restore_tables(kafka, tables, only=only)
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    began = time.perf_counter()
     gc.collect()
-    return read, seconds, _rss() - rss, (tables, indexes)
+    collect_s = time.perf_counter() - began
+    grown = _rss() - rss
+    del tables, indexes
+    return read, seconds, cpu, grown, collect_s
 
 
 async def measure(kafka: dict[str, Any], topics: Topics, keyring: KeyRing, names: list[str],
                   per_bucket: list[int], buckets: int) -> None:  # fmt: skip
-    rows = []
+    rows, cpus = [], []
     for label, only, held in (("bucket 0", [0], per_bucket[0]), ("all", None, sum(per_bucket))):
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         bare = await bare_read(kafka, names, only, buckets)
-        bare_s = time.perf_counter() - began
-        read, seconds, rss, kept = await _timed_restore(kafka, keyring, topics, only)
-        del kept
+        bare_s, bare_cpu = time.perf_counter() - began, time.process_time() - cpu
+        read, seconds, cpu, rss, collect_s = await _timed_restore(kafka, keyring, topics, only)
         gc.collect()
         traced = 0
         if only is not None:  # untimed: tracemalloc makes every allocation slower
@@ -197,6 +205,7 @@ async def measure(kafka: dict[str, Any], topics: Topics, keyring: KeyRing, names
             del tables, indexes
             gc.collect()
         rows.append((label, held, bare, bare_s, read, seconds, rss, traced))
+        cpus.append((label, bare_cpu, cpu, read, collect_s))
     head = ("persons", 9), ("records", 10), ("bare s", 8), ("bare r/s", 10), ("restore s", 10)
     tail = ("r/s", 9), ("ratio", 7), ("RSS MB", 8), ("B/pers", 8), ("traced MB", 10), ("B/pers", 8)
     print("\n" + " " * 9 + "".join(f"{name:>{width}}" for name, width in (*head, *tail)))
@@ -205,6 +214,11 @@ async def measure(kafka: dict[str, Any], topics: Topics, keyring: KeyRing, names
         print(f"{label:9}{held:>9,}{read:>10,}{bare_s:>8.1f}{bare / bare_s:>10,.0f}{seconds:>10.1f}"
               f"{read / seconds:>9,.0f}{bare_s / seconds:>7.2f}{rss / 1e6:>8.0f}"
               f"{rss / held:>8.0f}{traced / 1e6:>10.0f}{traced / held:>8.0f}")  # fmt: skip
+    # CPU as well as wall time: on a shared machine the wall time moves with others' load.
+    cpu_head = ("bare CPU s", 11), ("restore CPU s", 14), ("µs/record", 10), ("full gc s", 10)
+    print("\n" + " " * 9 + "".join(f"{name:>{width}}" for name, width in cpu_head))
+    for label, bare_cpu, cpu, read, collect_s in cpus:
+        print(f"{label:9}{bare_cpu:>11.1f}{cpu:>14.1f}{cpu / read * 1e6:>10.1f}{collect_s:>10.2f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

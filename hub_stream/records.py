@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from renkei.crypto import AgencyKeyState
 from schemas.models import Basic4, EventBody, EventKind
@@ -34,6 +35,12 @@ def _plain_text(text: str) -> str:
     return f'"{text}"'
 
 
+# At most one body type fits a body (each forbids the others' fields, and no two require
+# the same ones), so the first that does is the one: pydantic's default "smart" union tries
+# every type, which made a person row's validation ≈ 1.7× slower on restore.
+_FIRST_THAT_FITS = Field(union_mode="left_to_right")
+
+
 class _State(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -52,8 +59,8 @@ class AppliedEvent(_State):
 
     event_id: str
     kind: EventKind
-    body: EventBody
-    previous: EventBody | None = None
+    body: Annotated[EventBody, _FIRST_THAT_FITS]
+    previous: Annotated[EventBody | None, _FIRST_THAT_FITS] = None
     notified: tuple[str, ...] = ()
 
 

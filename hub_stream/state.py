@@ -28,6 +28,7 @@ processes anything, so its state always matches the offsets it resumes from.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, Protocol, TypeVar
@@ -253,6 +254,11 @@ class StagedState(Protocol):
     def load(self, key: bytes, value: bytes | None) -> None: ...
 
 
+_RESTORE_FETCH: dict[str, Any] = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 64 << 20}
+"""Fetch sizes of a restore: a whole state topic is read at once, so fewer, larger fetches
+(Kafka's defaults: 1 MiB a partition, 50 MiB a fetch)."""
+
+
 class Restorable(Protocol):
     """What :func:`restore_tables` fills: a topic, and what to do with each record of it."""
 
@@ -276,9 +282,14 @@ async def restore_tables(
         record is, not what it holds (state rows hold personal data).
     """
     by_topic = {t.topic: t for t in tables}
-    consumer = committed_reader(kafka, group_id=None)
+    consumer = committed_reader(kafka, group_id=None, **_RESTORE_FETCH)
     await consumer.start()
     read = 0
+    # The cyclic collector is paused: rows hold no reference cycles, so it frees nothing,
+    # yet every full collection walks every object restored so far — about 30 % of the
+    # restore's CPU at 60,000 persons (docs/benchmarks.md, "Restoring a bucket").
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         partitions = await partitions_of(consumer, by_topic, only)
         async with aclosing(read_batches(consumer, partitions)) as batches:
@@ -295,5 +306,7 @@ async def restore_tables(
                             ) from None  # its message may quote the row
                     read += 1
     finally:
+        if collecting:
+            gc.enable()
         await consumer.stop()
     return read

@@ -18,6 +18,7 @@ Error messages never repeat the number itself: it is specific personal informati
 
 from __future__ import annotations
 
+import operator
 import random
 
 from renkei.errors import InvalidMyNumberError
@@ -29,6 +30,8 @@ LENGTH = 12
 
 # Q_n for n = 1..11, i.e. weights for the first 11 digits read from the right.
 _WEIGHTS_FROM_RIGHT = (2, 3, 4, 5, 6, 7, 2, 3, 4, 5, 6)
+
+_ZEROS = ord("0") * sum(_WEIGHTS_FROM_RIGHT)  # what the digits' bytes add beyond their values
 
 _ASCII_DIGITS = frozenset("0123456789")
 
@@ -45,6 +48,8 @@ _PRESENTATION = str.maketrans(
 
 def _require_digits(text: str, expected: int, what: str) -> None:
     """Raise unless ``text`` is exactly ``expected`` ASCII digits."""
+    if len(text) == expected and text.isascii() and text.isdigit():
+        return  # the usual case, in C; the loop below only finds what to say
     for position, char in enumerate(text, start=1):
         if char not in _ASCII_DIGITS:
             raise InvalidMyNumberError(
@@ -62,10 +67,9 @@ def check_digit(first11: str) -> int:
     :raises InvalidMyNumberError: if ``first11`` is not 11 ASCII digits.
     """
     _require_digits(first11, LENGTH - 1, "the first part of a My Number")
-    total = sum(
-        int(digit) * weight
-        for digit, weight in zip(reversed(first11), _WEIGHTS_FROM_RIGHT, strict=True)
-    )
+    # An ASCII digit's byte is its value plus ord("0"): summed in C, no int() per digit
+    # (a restore checks every person's number: measured 13 % of its CPU as a generator).
+    total = sum(map(operator.mul, first11.encode()[::-1], _WEIGHTS_FROM_RIGHT)) - _ZEROS
     remainder = total % 11
     return 0 if remainder <= 1 else 11 - remainder
 
