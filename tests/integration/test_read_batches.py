@@ -4,6 +4,7 @@ empty partitions, and a restore that meets a row it cannot load names where, not
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Sequence
 from contextlib import aclosing
 from typing import Any
@@ -105,9 +106,18 @@ async def test_a_row_that_does_not_load_halts_the_restore_naming_where_it_is(
     txn = f"{topic_prefix}txn"
     await transact(kafka, txn, topic, 1, [(b"k1", b"7"), (b"k2", b"secret-row")], commit=True)
 
-    table: Table[int] = Table(topic, lambda v: str(v).encode(), lambda b: int(b.decode()))
+    collecting: list[bool] = []
+
+    def decode(data: bytes) -> int:
+        collecting.append(gc.isenabled())
+        return int(data.decode())
+
+    table: Table[int] = Table(topic, lambda v: str(v).encode(), decode)
     with pytest.raises(HubHaltedError) as caught:
         await restore_tables(kafka, [table])
     assert f"{topic}[1]@1 cannot be restored" in str(caught.value)
     assert "secret-row" not in str(caught.value)
     assert table.get("k1") == 7  # read in order, up to the row that does not load
+    # The cyclic collector pauses while rows load, and runs again even after a halt.
+    assert collecting == [False, False]
+    assert gc.isenabled()
