@@ -39,6 +39,22 @@ def demo(
         str | None,
         typer.Option(help="Topic prefix of the run; default demo-<time>-<hex>."),
     ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Exchanges of the main batch offered per second (0: all at once, a burst "
+            "whose latency is mostly queueing).",
+        ),
+    ] = 20.0,
+    hub_in_process: Annotated[
+        bool,
+        typer.Option(
+            "--hub-in-process",
+            help="Run the hub worker in the demo's own event loop rather than a process "
+            "of its own.",
+        ),
+    ] = False,
 ) -> None:
     """Registry, hub and agencies exchanging data on a local Kafka, with a summary."""
     from infra.kafka import LocalCluster
@@ -66,4 +82,5 @@ def demo(
             console.print(f"Kafka at {bootstrap} — `renkei kafka down` stops it")
             settings = settings.model_copy(update={"bootstrap": bootstrap})
         connections = Connections.shared(settings)
-    asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console))
+    asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console,
+                         rate=rate or None, hub_in_process=hub_in_process))  # fmt: skip

@@ -7,7 +7,8 @@ the hub must refuse and one nobody answers; life events fan out. A summary table
 
 ``renkei demo --secure`` runs the same on the local secure cluster (TLS, SASL/SCRAM,
 ACLs), each actor logged in as its own principal: :mod:`.connections`. The scenes are in
-:mod:`.run` (the requests in :mod:`.asking`), the summary in :mod:`.summary`.
+:mod:`.run` (the requests in :mod:`.asking`, offered at a stated rate), the hub in a
+process of its own or not in :mod:`.hubs`, the summary in :mod:`.summary`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from pathlib import Path
 from rich.console import Console
 
 from .connections import SECURE_PORT_OFFSET, Connections, secure_cluster
-from .run import Demo, default_prefix
+from .run import RATE, Demo, default_prefix
 from .summary import DemoSummary
 
 __all__ = [
+    "RATE",
     "SECURE_PORT_OFFSET",
     "Connections",
     "Demo",
@@ -38,11 +40,16 @@ async def run_demo(
     *,
     prefix: str | None = None,
     console: Console | None = None,
+    rate: float | None = RATE,
+    hub_in_process: bool = False,
 ) -> DemoSummary:
     """Run the demo with ``connections``; print its narration and summary, return it.
 
     :param home: ``RENKEI_HOME``; the run's keys go to ``<home>/demo-keys``.
     :param prefix: the run's topic prefix; a fresh one (``demo-<time>-<hex>.``) by default.
+    :param rate: exchanges of the main batch offered per second; ``None``: all at once.
+    :param hub_in_process: the hub in this process's event loop, not a process of its own.
     """
-    demo = Demo(connections, home, people, console or Console(), prefix=prefix)
+    demo = Demo(connections, home, people, console or Console(), prefix=prefix, rate=rate,
+                hub_in_process=hub_in_process)  # fmt: skip
     return await demo.run()

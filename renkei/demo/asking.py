@@ -54,6 +54,8 @@ class Asking:
         """Requests of the batch."""
         self.latencies: list[float] = []
         """Request to answer, in seconds, of every answered request."""
+        self.offered_per_s: float | None = None
+        """Requests started per second by the last :meth:`batch` (``None``: all at once)."""
 
     async def ask(self, s: Scenario, resident: str, *, show: bool, **override: Any) -> None:
         """One request of ``s.requester`` about ``resident``, counted under its outcome.
@@ -84,19 +86,38 @@ class Asking:
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
             self.say(f"  [green]✓[/] {label}: {shown} ({self.latencies[-1] * 1000:.0f} ms)")
 
-    async def batch(self, count: int) -> None:
-        """``count`` entitled requests at once, about people both agencies hold.
+    async def batch(self, count: int, rate: float | None = None) -> None:
+        """``count`` entitled requests about people both agencies hold, offered at ``rate``.
+
+        :param rate: requests started per second, each at its due time (``i / rate`` after
+            the first) however many are still waiting for their answers; ``None`` starts
+            them all at once. What was reached is :attr:`offered_per_s`.
 
         A draw whose two agencies share nobody is skipped (:attr:`requested` counts the rest).
         """
-        jobs = []
+        if rate is not None and not rate > 0:
+            raise ValueError(f"the offered rate must be positive, not {rate!r}")
+        draws = []
         for i in range(count):
             s = self.rng.choice(self.scenarios)
             both = sorted(set(self.codes[s.requester]) & set(self.codes[s.provider]))
             if both:
-                jobs.append(self.ask(s, self.rng.choice(both), show=i % 30 == 0))
-        self.requested = len(jobs)
-        self.say(f"[bold]exchanges[/]: {len(jobs)} requests under {len(self.scenarios)} scenarios")
+                draws.append((s, self.rng.choice(both), i % 30 == 0))
+        self.requested = len(draws)
+        offered = "at once" if rate is None else f"at {rate:g}/s"
+        self.say(f"[bold]exchanges[/]: {len(draws)} requests under {len(self.scenarios)} "
+                 f"scenarios, offered {offered}")  # fmt: skip
+        loop = asyncio.get_running_loop()
+        jobs: list[asyncio.Task[None]] = []
+        first = loop.time()
+        for i, (s, resident, show) in enumerate(draws):
+            if rate is not None and (due := first + i / rate) > loop.time():
+                await asyncio.sleep(due - loop.time())
+            jobs.append(asyncio.create_task(self.ask(s, resident, show=show)))
+        span = loop.time() - first
+        # n starts are n - 1 intervals apart: the rate reached, late starts included.
+        if rate is not None:
+            self.offered_per_s = (len(draws) - 1) / span if len(draws) > 1 and span > 0 else rate
         await asyncio.gather(*jobs)
 
     async def refusals(self) -> None:

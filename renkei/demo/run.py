@@ -21,9 +21,9 @@ from typing import Any
 
 from rich.console import Console
 
+from consumers.inbox import InboxReader
 from consumers.provider import ProviderService
 from hub_stream.settings import HubSettings
-from hub_stream.worker import HubService
 from producers.agency_client import AgencyClient
 from producers.population import Person, agency_view, generate_population
 from producers.registry_publisher import RegistryPublisher
@@ -39,6 +39,7 @@ from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice,
 
 from .asking import HOLDERS, OFFLINE, Asking
 from .connections import Connections
+from .hubs import DemoHub, HubProcess, InProcessHub
 from .summary import DemoSummary
 
 __all__ = ["Demo", "default_prefix"]
@@ -62,6 +63,9 @@ def default_prefix() -> str:
     return f"demo-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:4]}."
 
 
+RATE = 20.0
+"""Exchanges the main batch offers per second, unless told: see docs/benchmarks.md."""
+
 LIFE_EVENTS = 6
 """What :meth:`Demo._life_events` records: 4 moves, a death and its annulment."""
 
@@ -75,6 +79,9 @@ class Demo:
     :param prefix: the topic prefix; :func:`default_prefix` when not given.
     :param exchanges: requests of the main batch (some are skipped when the two agencies
         share nobody).
+    :param rate: requests of the main batch started per second; ``None``: all at once.
+    :param hub_in_process: run the hub worker in this process's event loop, not in a
+        process of its own.
     """
 
     def __init__(
@@ -86,16 +93,22 @@ class Demo:
         *,
         prefix: str | None = None,
         exchanges: int = 300,
+        rate: float | None = RATE,
+        hub_in_process: bool = False,
     ) -> None:
         self.console = console
         self.connections = connections
         self.topics = Topics(prefix if prefix is not None else default_prefix())
         self.key_dir = home / "demo-keys"
         self.exchanges = exchanges
+        self.rate = rate
+        self.hub_in_process = hub_in_process
         self.population = generate_population(people, seed=2026, duplicates=2)
         self.rng = random.Random(2026)  # noqa: S311 - synthetic data, not security
         self.codes: dict[str, dict[str, str]] = {a: {} for a in (*HOLDERS, OFFLINE)}
         self.clients: dict[str, AgencyClient] = {}
+        self.readers: dict[str, InboxReader] = {}
+        """Each agency's inbox reader, shared by its client and its provider."""
         self.outcomes: Counter[str] = Counter()
         self.asking = Asking(self.clients, self.codes, self.outcomes, self.say, self.rng)
         self.notices: Counter[str] = Counter()
@@ -111,11 +124,10 @@ class Demo:
         if self.connections.is_secure:
             await self._grant()
         await publish(self.connections.settings(OPERATOR), self.topics.prefix, self.key_dir, None)
-        # The default group (<prefix>hub) is the one the hub principal's ACLs allow.
-        settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir)
-        hub = HubService(self.connections.kafka(HUB), settings)
+        hub = self._hub()
         await hub.start()
-        self.say(f"[bold]hub[/] running, topics under [cyan]{self.topics.prefix}[/]")
+        where = "in the demo's process" if hub.in_process else "in a process of its own"
+        self.say(f"[bold]hub[/] running {where}, topics under [cyan]{self.topics.prefix}[/]")
         try:
             await self._pin_hub_key()
             await self._registry()
@@ -124,30 +136,41 @@ class Demo:
             # of registrations spans several fetches, and an enrolment fetched before a
             # registration published earlier would answer NO_MATCH. (A registration and
             # an enrolment in one batch are fine: handled in the order produced.)
-            while len(hub.hub.persons) < len(self.population):  # noqa: ASYNC110 - polled state
+            while (await hub.state())["persons"] < len(self.population):  # noqa: ASYNC110 - another process's state
                 await asyncio.sleep(0.05)
             for agency in (*HOLDERS, OFFLINE):
-                self.clients[agency] = AgencyClient(
-                    agency, keystore.load(self.key_dir, agency),
-                    self.connections.agency(agency), self.topics,
-                    on_unmatched=self._unmatched, hub_public_key=self.hub_key,
-                )  # fmt: skip
-                await self.clients[agency].start()
+                await self._agency(agency)
             await self._enrol()
             async with contextlib.AsyncExitStack() as providers:
                 for agency in HOLDERS:  # each provider answers in the background
                     await providers.enter_async_context(self._provider(agency))
-                await self.asking.batch(self.exchanges)
+                cpu0, hub0 = time.process_time(), (await hub.state())["cpu_s"]
+                await self.asking.batch(self.exchanges, self.rate)
+                cpu = time.process_time() - cpu0, (await hub.state())["cpu_s"] - hub0
                 await self.asking.refusals()
                 await self._life_events()
                 await self._notices_delivered(hub)
-            summary = self._summary(hub)
+            summary = self._summary(hub, (await hub.state())["metrics"], cpu)
         finally:
             for client in self.clients.values():
                 await client.stop()
+            for reader in self.readers.values():
+                await reader.stop()
             await hub.stop()
         self.console.print(summary.table())
         return summary
+
+    def _hub(self) -> DemoHub:
+        """The hub worker, strict (every signature verified), in its own process or not."""
+        # The default group (<prefix>hub) is the one the hub principal's ACLs allow.
+        if self.hub_in_process:
+            settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir,
+                                   signatures="strict")  # fmt: skip
+            return InProcessHub(self.connections.kafka(HUB), settings)
+        return HubProcess({
+            **self.connections.environment(HUB), "RENKEI_HUB_TOPIC_PREFIX": self.topics.prefix,
+            "RENKEI_HUB_KEY_DIR": str(self.key_dir), "RENKEI_HUB_SIGNATURES": "strict",
+        })  # fmt: skip
 
     async def _grant(self) -> None:
         """As ``renkei acl sync --prefix P``: the admin grants what the directory says."""
@@ -202,14 +225,33 @@ class Demo:
             self.codes[agency][p.resident_code] = result.link_code
         return str(result.outcome)
 
+    async def _agency(self, agency: str) -> None:
+        """The agency's client, on the one inbox reader it shares with its provider.
+
+        One consumer per agency, as docs/architecture.md shows it: a reader fetches every
+        ``fetch_max_wait_ms`` (10 ms) even when idle, so a second one per agency would
+        cost as much again for nothing. It reads every partition (the client's answers
+        may be on any) from the end, positioned here before anything is sent. No group:
+        a demo run never resumes, so there are no offsets to commit after each batch.
+        """
+        kafka = self.connections.agency(agency)
+        reader = InboxReader(agency, kafka, self.topics, start_at="latest",
+                             hub_public_key=self.hub_key)  # fmt: skip
+        self.readers[agency] = reader
+        await reader.start()
+        client = AgencyClient(agency, keystore.load(self.key_dir, agency), kafka, self.topics,
+                              on_unmatched=self._unmatched, inbox=reader)  # fmt: skip
+        self.clients[agency] = client
+        await client.start()
+        reader.run_in_background()
+
     def _provider(self, agency: str) -> ProviderService:
         async def handler(request: ForwardedRequest) -> dict[str, Any]:
             return {item: _value(item, request.provider_link_code) for item in request.items}
 
-        # Its default group, <prefix>agency.<id>.provider, is within the agency's ACLs.
         return ProviderService(agency, keystore.load(self.key_dir, agency),
                                self.connections.agency(agency), self.topics, handler,
-                               hub_public_key=self.hub_key)  # fmt: skip
+                               inbox=self.readers[agency])  # fmt: skip
 
     async def _life_events(self) -> None:
         movers = self.rng.sample(self.population, 5)
@@ -227,7 +269,7 @@ class Demo:
         if isinstance(message, LifeEventNotice):
             self.notices[f"{message.kind} {message.action}"] += 1
 
-    async def _notices_delivered(self, hub: HubService, timeout_s: float = 30) -> None:
+    async def _notices_delivered(self, hub: DemoHub, timeout_s: float = 30) -> None:
         """Until the hub has handled the life events and every notice it sent arrived.
 
         Bounded: a demo goes on to its summary, which then shows what was missing.
@@ -235,7 +277,7 @@ class Demo:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline:
-            metrics = hub.hub.metrics
+            metrics = (await hub.state())["metrics"]
             handled = sum(
                 v for k, v in metrics.items() if k.startswith(("registry.MOVED.", "registry.DIED."))
             )
@@ -243,14 +285,21 @@ class Demo:
                 return
             await asyncio.sleep(0.05)
 
-    def _summary(self, hub: HubService) -> DemoSummary:
+    def _summary(
+        self, hub: DemoHub, metrics: dict[str, int], cpu: tuple[float, float]
+    ) -> DemoSummary:
+        n = max(1, self.asking.requested)
         return DemoSummary(
             prefix=self.topics.prefix,
             exchanges=self.asking.requested,
             outcomes=dict(self.outcomes),
             notices=dict(self.notices),
-            hub=dict(hub.hub.metrics),
+            hub=metrics,
             latencies_s=tuple(self.asking.latencies),
+            offered_per_s=self.asking.offered_per_s,
+            hub_in_process=hub.in_process,
+            # In one process the hub's CPU is in the demo's: counted once.
+            cpu_ms=(cpu[0] * 1000 / n, 0.0 if hub.in_process else cpu[1] * 1000 / n),
             duplicates_dropped=sum(c.duplicates_dropped for c in self.clients.values()),
             principals=tuple(sorted(self.connections.used)),
             secure=self.connections.is_secure,

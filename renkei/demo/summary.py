@@ -33,6 +33,20 @@ class DemoSummary:
     principals: tuple[str, ...]
     """Who connected, sorted; on a secure cluster each actor is its own principal."""
     secure: bool
+    offered_per_s: float | None = None
+    """Requests of the main batch started per second, as reached; ``None``: all at once."""
+    hub_in_process: bool = False
+    """Whether the hub ran in the demo's process (else in a process of its own)."""
+    cpu_ms: tuple[float, float] = (0.0, 0.0)
+    """CPU per exchange of the main batch, idle polling included: the demo's process (the
+    agencies, and the hub when in process) and the hub's process."""
+
+    def latency_label(self) -> str:
+        """What the latency row measured: offered how, strict, where the hub ran."""
+        offered = ("all at once" if self.offered_per_s is None
+                   else f"offered at {self.offered_per_s:.0f}/s")  # fmt: skip
+        where = "hub in the demo's process" if self.hub_in_process else "hub in its own process"
+        return f"exchange latency p50 / p99 ({self.exchanges} {offered}; strict; {where})"
 
     def table(self) -> Table:
         """The summary as the demo prints it."""
@@ -47,7 +61,11 @@ class DemoSummary:
         if self.latencies_s:
             lat = sorted(self.latencies_s)
             p50, p99 = statistics.median(lat), lat[int(len(lat) * 0.99)]
-            table.add_row("exchange latency p50 / p99", f"{p50 * 1000:.0f} / {p99 * 1000:.0f} ms")
+            table.add_row(self.latency_label(), f"{p50 * 1000:.0f} / {p99 * 1000:.0f} ms")
+            demo, hub = self.cpu_ms
+            cpu = f"{demo:.1f} ms" if self.hub_in_process else f"{demo:.1f} + {hub:.1f} ms"
+            who = "agencies and hub" if self.hub_in_process else "agencies + hub"
+            table.add_row(f"CPU per exchange ({who}, idle polling included)", cpu)
         for key, value in sorted(self.hub.items()):
             table.add_row(f"hub {key}", str(value))
         table.add_row("duplicates dropped by agencies", str(self.duplicates_dropped))
