@@ -19,13 +19,16 @@ written to its write-ahead log, and the directory is removed again on close.
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from rocksdict import ColumnFamily, Options, Rdict, WriteBatch, WriteOptions
+
+from renkei.errors import ConfigurationError
 
 from .settings import HubSettings
 
@@ -192,7 +195,8 @@ class RocksStore(Generic[V]):
 
     def close(self) -> None:
         self._cache.clear()
-        self._db.close()
+        self._db.close()  # later use raises rocksdict's DbClosedError
+        del self._handle  # a live handle keeps the database (and its lock) open
 
     def _has(self, key: str, name: bytes) -> bool:
         # A key staged in a batch was read first (Table.get), so the cache nearly always knows.
@@ -217,12 +221,16 @@ class RocksStores:
     :param cache_rows: decoded rows cached per table.
     """
 
+    _open: ClassVar[set[Path]] = set()  # this process's open directories
+
     def __init__(self, path: Path, cache_rows: int = 10_000) -> None:
-        self.path = path
+        self.path = path = path.resolve()
         self._cache_rows = cache_rows
+        _refuse_if_in_use(path, RocksStores._open)
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)
         self._db = Rdict(str(path), _options())
+        RocksStores._open.add(path)
         self._stores: list[RocksStore[Any]] = []
 
     def __call__(
@@ -243,10 +251,13 @@ class RocksStores:
 
     def close(self) -> None:
         """Close every table's column family and the database, and remove the directory."""
+        if self.path not in RocksStores._open:
+            return  # closed already
         for store in self._stores:
             store.close()
         self._stores.clear()
         self._db.close()
+        RocksStores._open.discard(self.path)
         shutil.rmtree(self.path, ignore_errors=True)
 
 
@@ -261,6 +272,27 @@ def open_stores(settings: HubSettings, scope: str) -> RocksStores | None:
         return None
     path = settings.store_dir / settings.group_id / settings.worker_id / scope
     return RocksStores(path, settings.store_cache_rows)
+
+
+def _refuse_if_in_use(path: Path, open_here: set[Path]) -> None:
+    """Wiping a directory a live RocksDB uses would corrupt it: a zombie worker with the
+    same worker id (or a second hub in this process) would write into the new one."""
+    if path in open_here:
+        raise ConfigurationError(f"the state store {path} is open in this process already")
+    lock = path / "LOCK"
+    if not lock.exists():
+        return
+    # RocksDB holds an fcntl lock on LOCK while open; probing it here releases nothing of
+    # ours (no database of this process is open there).
+    with lock.open("rb+") as file:
+        try:
+            fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigurationError(
+                f"the state store {path} is in use by another process: is a worker with "
+                "the same RENKEI_HUB_WORKER_ID still running on this machine?"
+            ) from None
+        fcntl.lockf(file, fcntl.LOCK_UN)
 
 
 def _options() -> Options:

@@ -148,7 +148,6 @@ class BucketTask:
                 await self._life
         await self.loop.stop()
         self.hub.close()  # its state store goes (RENKEI_HUB_STORE): the next owner restores
-        self.hub.close()  # its state store goes (RENKEI_HUB_STORE): the next owner restores
 
     async def pause(self, marks: WatermarkReader) -> Watermarks | None:
         """Let go of the bucket as :meth:`stop` does, but keep the state and return the

@@ -88,7 +88,11 @@ class HubService(mode.Service):
         self.settings = settings
         self.topics = Topics(settings.topic_prefix, settings.partitions)
         keyring, hub_key = load_hub_keys(settings)
-        self.hub = Hub(self.topics, keyring, hub_key, settings)
+        # Partitioned, the bucket tasks hold the state: this hub's tables stay empty dicts.
+        own = settings if settings.topology == "single" else settings.model_copy(
+            update={"store": "memory"}
+        )  # fmt: skip
+        self.hub = Hub(self.topics, keyring, hub_key, own)
         self._hub_key = hub_key
         self.directory_feed = DirectoryFeed(
             self.topics.directory, lambda: self.hub.directory, self.hub.codec, self.hub.roots,

@@ -191,10 +191,21 @@ def test_a_bucket_expiring_in_a_batch_in_flight_is_not_tombstoned_again() -> Non
 # -- the hub: deadlines and pending rows across batches in flight ----------------------------
 
 
+@pytest.fixture(params=["memory", "rocksdb"])
+def hub_store(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The hub's tables in each store (``RENKEI_HUB_STORE``, read by the World's settings)."""
+    monkeypatch.setenv("RENKEI_HUB_STORE", request.param)
+    monkeypatch.setenv("RENKEI_HUB_STORE_DIR", str(tmp_path / "store"))
+    return str(request.param)
+
+
 def test_a_forward_and_its_answer_in_two_batches_in_flight_abort_together(
-    tmp_path: Path,
+    tmp_path: Path, hub_store: str
 ) -> None:
     world = World(tmp_path / "keys")
+    assert (world.hub.stores is not None) == (hub_store == "rocksdb")
     city, _ = enrolled(world)
     hub = world.hub
     forwarded = [
@@ -219,9 +230,10 @@ def test_a_forward_and_its_answer_in_two_batches_in_flight_abort_together(
     hub.seal()
     hub.commit()
     assert [m.code for m in timed_out if isinstance(m, HubError)] == [ErrorCode.TIMEOUT]
+    world.hub.close()
 
 
-def test_the_answer_batch_commits_after_the_forward_batch(tmp_path: Path) -> None:
+def test_the_answer_batch_commits_after_the_forward_batch(tmp_path: Path, hub_store: str) -> None:
     world = World(tmp_path / "keys")
     city, _ = enrolled(world)
     hub = world.hub
@@ -236,3 +248,4 @@ def test_the_answer_batch_commits_after_the_forward_batch(tmp_path: Path) -> Non
     hub.rollback()  # the answer's transaction aborted: the request waits again
     assert hub.pending.get(forwarded.hub_request_id) is not None
     assert len(hub.deadlines) == 1
+    world.hub.close()
