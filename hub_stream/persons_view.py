@@ -32,7 +32,7 @@ from . import history
 from .indexes import DerivedIndexes
 from .records import PersonState
 from .sealed_state import persons_table
-from .state import Table
+from .state import Table, collector_paused
 
 __all__ = ["Persons", "PersonsFollower"]
 
@@ -113,12 +113,14 @@ class PersonsFollower:
         await consumer.start()
         partitions = await partitions_of(consumer, [self._persons.table.topic])
         read = 0
-        async with contextlib.aclosing(read_batches(consumer, partitions)) as batches:
-            async for _, records in batches:
-                for record in records:
-                    if record.key is not None:
-                        self._persons.load(record.key, record.value)
-                        read += 1
+        batches = read_batches(consumer, partitions)
+        async with contextlib.aclosing(batches):
+            with collector_paused():
+                async for _, records in batches:
+                    for record in records:
+                        if record.key is not None:
+                            self._persons.load(record.key, record.value)
+                            read += 1
         self._task = asyncio.create_task(self._follow(), name="router-persons-follower")
         return read
 

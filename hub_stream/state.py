@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import aclosing
+from contextlib import aclosing, contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
 from renkei.errors import HubHaltedError
@@ -40,7 +40,7 @@ from .outputs import Output
 from .redact import describe_exception
 from .store import DELETED, MemoryStore, Store, StoreFactory
 
-__all__ = ["Restorable", "StagedState", "Table", "restore_tables"]
+__all__ = ["Restorable", "StagedState", "Table", "collector_paused", "restore_tables"]
 
 V = TypeVar("V")
 _DELETED: Any = DELETED  # a staged delete
@@ -254,6 +254,23 @@ class StagedState(Protocol):
     def load(self, key: bytes, value: bytes | None) -> None: ...
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while rows are restored, then resume it.
+
+    State rows hold no reference cycles, so it would free nothing, yet each of its full
+    collections walks every object restored so far: about 30 % of a restore's CPU at
+    60,000 persons, more with more (docs/benchmarks.md, "Restoring a bucket").
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
 _RESTORE_FETCH: dict[str, Any] = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 64 << 20}
 """Fetch sizes of a restore: a whole state topic is read at once, so fewer, larger fetches
 (Kafka's defaults: 1 MiB a partition, 50 MiB a fetch)."""
@@ -285,28 +302,23 @@ async def restore_tables(
     consumer = committed_reader(kafka, group_id=None, **_RESTORE_FETCH)
     await consumer.start()
     read = 0
-    # The cyclic collector is paused: rows hold no reference cycles, so it frees nothing,
-    # yet every full collection walks every object restored so far — about 30 % of the
-    # restore's CPU at 60,000 persons (docs/benchmarks.md, "Restoring a bucket").
-    collecting = gc.isenabled()
-    gc.disable()
     try:
         partitions = await partitions_of(consumer, by_topic, only)
-        async with aclosing(read_batches(consumer, partitions)) as batches:
-            async for tp, records in batches:
-                load = by_topic[tp.topic].load
-                for record in records:
-                    if record.key is not None:
-                        try:
-                            load(record.key, record.value)
-                        except Exception as exc:
-                            where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                            raise HubHaltedError(
-                                f"{where} cannot be restored ({describe_exception(exc)})"
-                            ) from None  # its message may quote the row
-                    read += 1
+        batches = read_batches(consumer, partitions)
+        async with aclosing(batches):
+            with collector_paused():
+                async for tp, records in batches:
+                    load = by_topic[tp.topic].load
+                    for record in records:
+                        if record.key is not None:
+                            try:
+                                load(record.key, record.value)
+                            except Exception as exc:
+                                where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                                raise HubHaltedError(
+                                    f"{where} cannot be restored ({describe_exception(exc)})"
+                                ) from None  # its message may quote the row
+                        read += 1
     finally:
-        if collecting:
-            gc.enable()
         await consumer.stop()
     return read
