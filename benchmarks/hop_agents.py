@@ -112,7 +112,7 @@ class _Sdk(Agents):
         self.client = client
         for service, on in ((client, self._requested), (provider, self._answered)):
             _capture_publish(service, on)
-        match, answer = client._match, provider.answer
+        match, answer = client._match, provider._answer
 
         def matched(message: Message) -> bool:
             if isinstance(message, AttributeResponse):
@@ -124,7 +124,7 @@ class _Sdk(Agents):
             return await answer(request)
 
         client._match = matched  # type: ignore[method-assign]
-        provider.answer = answering  # type: ignore[method-assign]
+        provider._answer = answering  # type: ignore[method-assign]
 
     def _requested(self, message: Message, meta: Any) -> None:
         if isinstance(message, AttributeRequest):
@@ -148,16 +148,16 @@ class _Sdk(Agents):
 
 
 def _capture_publish(service: Any, on_acked: Any) -> None:
-    """Make ``service._publish`` report each acknowledged message's coordinates."""
+    """Make ``service._send_bytes`` (every write) report each acknowledged message's
+    coordinates."""
 
-    async def publish(message: Message, key: str) -> None:
-        value = service.reader.codec.encode(message)
+    async def send(value: bytes, key: str, message: Message) -> None:
         meta = await service._producer.send_and_wait(
             service.topics.agency_out(service.agency_id), value, key=key.encode()
         )
         on_acked(message, meta)
 
-    service._publish = publish
+    service._send_bytes = send
 
 
 @contextlib.asynccontextmanager

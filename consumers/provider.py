@@ -155,15 +155,19 @@ class ProviderService(InboxService):
                 "share_partitions": True, "max_batch": 500}  # fmt: skip
 
     async def _on_forwarded(self, request: ForwardedRequest) -> bool:
-        answer = await self.answer(request)
+        answer = await self._answer(request)
         # Acknowledged (acks=all) before the reader commits the request's offset.
-        await self._publish(answer, answer.provider_link_code)
+        await self._publish_signed(answer, answer.provider_link_code)
         return True
 
     # -- one request (no Kafka) -------------------------------------------------------
 
     async def answer(self, request: ForwardedRequest) -> ProviderResponse:
         """The signed answer to one forwarded request: the handler's values, sealed."""
+        return sign_message(await self._answer(request), self.keys.signing, self.reader.codec)
+
+    async def _answer(self, request: ForwardedRequest) -> ProviderResponse:
+        """:meth:`answer`, not yet signed (what is sent is signed as it is encoded)."""
         self.handled += 1
         if request.deadline <= now_ms():
             # The hub has answered TIMEOUT already; do not look the person up for nobody.
@@ -195,11 +199,10 @@ class ProviderService(InboxService):
                 exc,
             )
             return self._refuse(request, "the values could not be sealed to the reply key")
-        return sign_message(response, self.keys.signing, self.reader.codec)
+        return response
 
     def _refuse(self, request: ForwardedRequest, detail: str) -> ProviderResponse:
         self.refused += 1
-        response = build_response(
+        return build_response(
             self.agency_id, request, None, status=ResponseStatus.REFUSED, detail=detail
         )
-        return sign_message(response, self.keys.signing, self.reader.codec)

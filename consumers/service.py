@@ -21,6 +21,7 @@ from consumers.inbox import InboxReader
 from consumers.running import BackgroundService
 from consumers.trust import HubKey
 from renkei.crypto import AgencyKeys
+from renkei.envelope import encode_signed
 from renkei.errors import ConfigurationError, PublishError
 from renkei.topics import Topics
 from schemas.codec import Codec
@@ -187,7 +188,20 @@ class InboxService(BackgroundService):
 
         :raises PublishError: Kafka did not take it.
         """
-        value = self.reader.codec.encode(message)
+        await self._send_bytes(self.reader.codec.encode(message), key, message)
+
+    async def _publish_signed(self, message: Message, key: str) -> None:
+        """Sign ``message`` with this agency's key and write it, as :meth:`_publish` does.
+
+        The bytes of ``_publish(sign_message(message, ...))``, encoded once: a signed
+        model is never built only to be encoded again (``encode_signed``).
+
+        :raises PublishError: Kafka did not take it.
+        """
+        value = encode_signed(message, self.keys.signing, self.reader.codec)
+        await self._send_bytes(value, key, message)
+
+    async def _send_bytes(self, value: bytes, key: str, message: Message) -> None:
         try:
             await self._producer.send_and_wait(
                 self.topics.agency_out(self.agency_id), value, key=key.encode()

@@ -40,7 +40,6 @@ from consumers.service import InboxService
 from producers.answers import PendingRequest, open_response, waiting_for_values
 from producers.calls import WaitingCalls
 from renkei.crypto import SealingKeyPair, SuiteName
-from renkei.envelope import sign_message
 from renkei.errors import (
     ConfigurationError,
     ExchangeError,
@@ -291,7 +290,7 @@ class AgencyClient(InboxService):
 
     async def _send(self, message: Message, key: str, waiter: str) -> None:
         try:
-            await self._publish(sign_message(message, self.keys.signing, self.reader.codec), key)
+            await self._publish_signed(message, key)
         except PublishError:
             self._calls.forget(waiter)
             raise
