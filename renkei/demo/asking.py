@@ -10,7 +10,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from producers.agency_client import AgencyClient
@@ -33,6 +33,8 @@ class Asking:
     :param outcomes: where outcomes are counted.
     :param say: prints a line of narration.
     :param rng: the run's random choices.
+    :param clock: seconds, monotonic: when each request of a paced batch is due.
+    :param sleep: waits that many seconds (``asyncio.sleep``; a test's fake clock).
     """
 
     def __init__(
@@ -42,9 +44,13 @@ class Asking:
         outcomes: Counter[str],
         say: Callable[[str], None],
         rng: random.Random,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.clients, self.codes, self.outcomes = clients, codes, outcomes
         self.say, self.rng = say, rng
+        self.clock, self.sleep = clock, sleep
         self.scenarios = [
             s
             for s in load_directory_file().scenarios
@@ -107,14 +113,13 @@ class Asking:
         offered = "at once" if rate is None else f"at {rate:g}/s"
         self.say(f"[bold]exchanges[/]: {len(draws)} requests under {len(self.scenarios)} "
                  f"scenarios, offered {offered}")  # fmt: skip
-        loop = asyncio.get_running_loop()
         jobs: list[asyncio.Task[None]] = []
-        first = loop.time()
+        first = self.clock()
         for i, (s, resident, show) in enumerate(draws):
-            if rate is not None and (due := first + i / rate) > loop.time():
-                await asyncio.sleep(due - loop.time())
+            if rate is not None and (due := first + i / rate) > self.clock():
+                await self.sleep(due - self.clock())
             jobs.append(asyncio.create_task(self.ask(s, resident, show=show)))
-        span = loop.time() - first
+        span = self.clock() - first
         # n starts are n - 1 intervals apart: the rate reached, late starts included.
         if rate is not None:
             self.offered_per_s = (len(draws) - 1) / span if len(draws) > 1 and span > 0 else rate

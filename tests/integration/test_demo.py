@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from renkei.demo import Connections, Demo, DemoSummary
@@ -51,9 +52,14 @@ def check(summary: DemoSummary, people: int) -> None:
     assert len(summary.latencies_s) == summary.exchanges
 
 
+@pytest.mark.parametrize(
+    ("hub_in_process", "rate"), [(False, 20.0), (True, None)], ids=["hub-process", "in-process"]
+)
 async def test_the_demo_runs_every_scene(
-    principals: Principals, topics: Topics, tmp_path: Path
-) -> None:
+    principals: Principals, topics: Topics, tmp_path: Path, hub_in_process: bool,
+    rate: float | None,
+) -> None:  # fmt: skip
+    """Either way the hub runs (its own process, paced; in the demo's, a burst)."""
     if principals.secure:
         assert principals.home is not None
         connections = Connections.secure(principals.home)
@@ -61,10 +67,15 @@ async def test_the_demo_runs_every_scene(
         connections = Connections.shared(principals.settings("admin"))
     narration = io.StringIO()
     demo = Demo(connections, tmp_path, 40, Console(file=narration, width=200),
-                prefix=topics.prefix, exchanges=60)  # fmt: skip
+                prefix=topics.prefix, exchanges=60, rate=rate,
+                hub_in_process=hub_in_process)  # fmt: skip
     summary = await demo.run()
     check(summary, 40)
-    assert "Renkei demo — summary" in narration.getvalue()
+    assert summary.hub_in_process is hub_in_process
+    assert (summary.offered_per_s is None) is (rate is None)
+    assert summary.cpu_ms[0] > 0
+    assert (summary.cpu_ms[1] > 0) is not hub_in_process  # its own process, its own CPU
+    assert summary.latency_label() in narration.getvalue()
     assert summary.secure is principals.secure
     if principals.secure:
         assert set(summary.principals) == EVERY_ACTOR
