@@ -292,7 +292,8 @@ async def restore_tables(
 
     Records without a key are skipped: no table of the hub's writes one. ``only``
     restores only those partitions of each topic (a partitioned hub's bucket); all of
-    them by default.
+    them by default. The cyclic garbage collector is paused meanwhile
+    (:func:`collector_paused`), for the whole process.
 
     :raises HubHaltedError: a record a table cannot take (a state row that does not open
         or parse): the hub does not run on state it cannot read. The error names where the
