@@ -1,8 +1,10 @@
 """Where the hub's time goes per attribute exchange, without Kafka.
 
 Run: ``.venv/bin/python -m benchmarks.profile_hub [strict|trust-acl] [count] [options]``
-(``--repeat N``: the best of N runs; ``--profile``: one run under cProfile; ``--ed25519``:
-only Ed25519 through ``cryptography`` and through libsodium, in one thread and two)
+(``--repeat N``: the best of N runs; ``--profile``: one run under cProfile; ``--gc MODE``:
+the garbage collector as the worker sets it after its restore, CPython's defaults, off, or
+frozen only; ``--ed25519``: only Ed25519 through ``cryptography`` and through libsodium, in
+one thread and two)
 
 Builds a hub with a directory and holdings (both agencies hold every person) in memory,
 feeds it ``count`` signed attribute requests as consumer records, in batches of 1,000
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import os
 import pstats
 import tempfile
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from hub_stream import heap
 from hub_stream.hub import Hub
 from hub_stream.outputs import Output
 from hub_stream.records import Holding
@@ -89,14 +93,18 @@ class Exchange:
     keys: Path
 
 
-def build(mode: str, count: int) -> Exchange:
-    """A hub in ``mode`` and ``count`` signed requests of one scenario, all to be forwarded."""
-    keys = Path(tempfile.mkdtemp())
-    init_keys(keys)
+def build(mode: str, count: int, keys: Path | None = None) -> Exchange:
+    """A hub in ``mode`` and ``count`` signed requests of one scenario, all to be forwarded;
+    the keys of ``keys`` (made by ``init_keys``), by default new ones."""
+    if keys is None:
+        keys = Path(tempfile.mkdtemp())
+        init_keys(keys)
     topics = Topics("p.")
     master = MasterSecret.from_file(keys / "master.key")
     # The key folder holds the pinned operators' and registry's bundles the hub reads.
-    settings = HubSettings(signatures=mode, key_dir=keys)  # type: ignore[arg-type]
+    # RENKEI_HUB_STORE=rocksdb puts the tables in RocksDB: a fresh directory per hub built.
+    store_dir = Path(tempfile.mkdtemp()) / "store"
+    settings = HubSettings(signatures=mode, key_dir=keys, store_dir=store_dir)  # type: ignore[arg-type]
     hub = Hub(topics, KeyRing(master), keystore.load_hub_signing_key(keys), settings)
     file = load_directory_file()
     ids = [a.agency_id for a in file.agencies] + [s[0] for s in SENDERS]
@@ -156,16 +164,50 @@ def run(hub: Hub, records: Sequence[Record]) -> tuple[float, float, list[Output]
     """CPU and wall seconds in ``Hub.handle`` (batches of :data:`BATCH`, committed), and
     its outputs. CPU time (every thread of the process) is what the figures compare: on a
     machine shared with others the wall clock also counts the time others ran."""
+    cpu, _, wall, outputs = timed(hub, records)
+    return cpu, wall, outputs
+
+
+def timed(hub: Hub, records: Sequence[Record]) -> tuple[float, float, float, list[Output]]:
+    """:func:`run`, with the CPU seconds of this thread alone as the second figure: in
+    strict mode the pool's threads verify and sign beside it, and this thread's time is
+    what bounds the serial loop when the other core is free."""
     outputs: list[Output] = []
-    cpu = wall = 0.0
+    cpu = main = wall = 0.0
     for at in range(0, len(records), BATCH):
         batch = records[at : at + BATCH]
-        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        started = time.process_time(), time.thread_time(), time.perf_counter()
         outputs += hub.handle(batch)  # duck-typed: the fields of a ConsumerRecord it reads
-        cpu += time.process_time() - cpu_started
-        wall += time.perf_counter() - wall_started
+        cpu += time.process_time() - started[0]
+        main += time.thread_time() - started[1]
+        wall += time.perf_counter() - started[2]
         hub.commit()
-    return cpu, wall, outputs
+    return cpu, main, wall, outputs
+
+
+class GcTimer:
+    """Time CPython's garbage collector spends while it is :meth:`watching` (per generation):
+    the hub allocates a few hundred objects per message, so a young-generation collection
+    runs every few messages."""
+
+    def __init__(self) -> None:
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.thread_time()
+        else:
+            self.seconds[info["generation"]] += time.thread_time() - self._started
+            self.collections[info["generation"]] += 1
+
+    def watching(self, on: bool) -> None:
+        """Start (``on``) or stop counting."""
+        if on:
+            gc.callbacks.append(self._callback)
+        else:
+            gc.callbacks.remove(self._callback)
 
 
 def _of_type(hub: Hub, outputs: Sequence[Output], topic: str, kind: type) -> list[Output]:
@@ -193,14 +235,18 @@ def _half(
     records: Sequence[Record],
     expect: tuple[str, type],
     profile: cProfile.Profile | None,
-) -> tuple[float, list[Output]]:
-    """Run one half; µs per input, and the outputs of the ``expect``ed topic and type."""
+) -> tuple[float, float, list[Output]]:
+    """Run one half; µs per input (all threads, the hub's thread), and the outputs of the
+    ``expect``ed topic and type."""
     hub = exchange.hub
+    collector = GcTimer()
+    collector.watching(True)
     if profile is not None:
         profile.enable()
-    cpu, wall, outputs = run(hub, records)
+    cpu, main, wall, outputs = timed(hub, records)
     if profile is not None:
         profile.disable()
+    collector.watching(False)
     wanted = _of_type(hub, outputs, *expect)
     if len(wanted) != len(records):
         raise SystemExit(
@@ -211,35 +257,64 @@ def _half(
     under = " (under cProfile)" if profile is not None else ""
     print(
         f"  {name}: {us:.1f} µs CPU each in Hub.handle{under} "
-        f"({wall / len(records) * 1e6:.1f} µs wall), "
+        f"({main / len(records) * 1e6:.1f} µs of it the hub's thread, "
+        f"{wall / len(records) * 1e6:.1f} µs wall), "
         f"{len(outputs) / len(records):.2f} records written each ({_kinds(hub, outputs)})"
     )
-    return us, wanted
+    gc_us = [f"{t / len(records) * 1e6:.2f}" for t in collector.seconds]
+    print(f"    of it the garbage collector's: {' + '.join(gc_us)} µs each (generations 0, 1, 2; "
+          f"{', '.join(map(str, collector.collections))} collections)")  # fmt: skip
+    return us, main / len(records) * 1e6, wanted
 
 
-def once(mode: str, count: int, profile: bool = False) -> dict[str, float]:
+GC_MODES = ("default", "off", "frozen", "settled")
+
+
+def _collector(how: str) -> None:
+    """The garbage collector as ``how`` says, once the hub's state is built (its restore):
+    CPython's defaults, off, :func:`gc.freeze` only, or the worker's
+    :func:`hub_stream.heap.settle` (freeze and a higher young threshold)."""
+    gc.enable()
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    if how == "off":
+        gc.disable()
+    elif how == "frozen":
+        gc.collect()
+        gc.freeze()
+    elif how == "settled":
+        heap.settle()
+
+
+def once(
+    mode: str, count: int, profile: bool = False, collector: str = "settled"
+) -> dict[str, float]:
     """Time (with ``profile``: profile) both halves of ``count`` exchanges; µs of each."""
     exchange = build(mode, count)
     topics, hub = exchange.topics, exchange.hub
+    _collector(collector)
     started = time.process_time()
     for r in exchange.requests:
         hub.codec.decode(r.value)
     decode_us = (time.process_time() - started) / count * 1e6
     print(f"  baseline: decoding a request alone {decode_us:.1f} µs CPU")
     profiles = {"requests": cProfile.Profile(), "responses": cProfile.Profile()} if profile else {}
-    request_us, forwarded = _half(
+    request_us, request_main_us, forwarded = _half(
         "requests", exchange, exchange.requests,
         (topics.agency_in(PROVIDER), ForwardedRequest), profiles.get("requests"),
     )  # fmt: skip
     answers = respond(exchange, forwarded)
-    response_us, _ = _half(
+    response_us, response_main_us, _ = _half(
         "responses", exchange, answers,
         (topics.agency_in(REQUESTER), AttributeResponse), profiles.get("responses"),
     )  # fmt: skip
     for name, prof in profiles.items():
         print(f"\n--- cProfile: {name} ---")
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    return {"request_us": request_us, "response_us": response_us}
+    return {
+        "request_us": request_us, "response_us": response_us,
+        "request_main_us": request_main_us, "response_main_us": response_main_us,
+    }  # fmt: skip
 
 
 def ed25519(count: int = 3000) -> None:
@@ -277,14 +352,23 @@ def ed25519(count: int = 3000) -> None:
         print(f"  verify in 2 threads, {name}: {two:.1f} µs each, {one / two:.2f}x one thread")
 
 
-def main(mode: str = "trust-acl", count: int = 5000, repeat: int = 3) -> dict[str, float]:
+def main(
+    mode: str = "trust-acl", count: int = 5000, repeat: int = 3, collector: str = "settled"
+) -> dict[str, float]:
     """The best of ``repeat`` runs (the machine is shared: the least disturbed run)."""
-    print(f"signatures={mode}, {count:,} exchanges, batches of {BATCH}, best of {repeat}")
-    runs = [once(mode, count) for _ in range(repeat)]
+    print(
+        f"signatures={mode}, {count:,} exchanges, batches of {BATCH}, best of {repeat}, "
+        f"garbage collector {collector}"
+    )
+    runs = [once(mode, count, collector=collector) for _ in range(repeat)]
     best = {k: min(r[k] for r in runs) for k in runs[0]}
     print(
         f"best: {best['request_us']:.1f} µs per request, {best['response_us']:.1f} µs per "
         f"response, {(best['request_us'] + best['response_us']) / 2:.1f} µs per inbound message"
+    )
+    print(
+        f"      the hub's thread alone: {best['request_main_us']:.1f} µs per request, "
+        f"{best['response_main_us']:.1f} µs per response"
     )
     return best
 
@@ -299,12 +383,16 @@ if __name__ == "__main__":
         "--profile", action="store_true", help="one run, with a cProfile of each half"
     )
     parser.add_argument(
+        "--gc", choices=GC_MODES, default="settled",
+        help="the garbage collector after the state is built (default: as the worker sets it)",
+    )  # fmt: skip
+    parser.add_argument(
         "--ed25519", action="store_true", help="only time Ed25519: cryptography vs libsodium"
     )
     args = parser.parse_args()
     if args.ed25519:
         ed25519()
     elif args.profile:
-        once(args.signatures, args.count, profile=True)
+        once(args.signatures, args.count, profile=True, collector=args.gc)
     else:
-        main(args.signatures, args.count, args.repeat)
+        main(args.signatures, args.count, args.repeat, args.gc)

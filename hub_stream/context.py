@@ -29,6 +29,7 @@ from .deadletters import LetterSealer
 from .directory import Directory
 from .indexes import DerivedIndexes
 from .outputs import Output
+from .preverify import Signing
 from .records import Holding, KeyStateRecord, Pending, PersonState
 from .replays import ReplayMemory
 from .state import Table
@@ -65,6 +66,8 @@ class FlowContext:
     :param hub_key: the hub's signing key (strict mode).
     :param replays: the message ids handled within the replay window (:mod:`.replays`).
     :param letters: seals a dead letter's input to the operators (:mod:`.deadletters`).
+    :param signing: strict mode: while a batch is open, :meth:`emit` leaves its signature to
+        the pool (:class:`.preverify.Signing`) and the hub splices it in at the batch's end.
     :param clock: the current time (UTC).
     """
 
@@ -86,6 +89,7 @@ class FlowContext:
     hub_key: SigningKey
     replays: ReplayMemory
     letters: LetterSealer
+    signing: Signing | None = None
     clock: Callable[[], datetime] = field(default=_utc_now)
 
     def now(self) -> datetime:
@@ -118,9 +122,14 @@ class FlowContext:
         header = {"message_id": message_id, "correlation_id": correlation_id, "sender": "hub",
                   "sent_at": time.time_ns() // 1_000_000}  # fmt: skip
         head, tail = writer.write(header, **fields)
-        signature = self.hub_key.sign(head + b"\x00" + tail) if self.strict else b""
-        return Output(topic, key.encode() if key is not None else None,
-                      writer.join(head, tail, signature))  # fmt: skip
+        raw_key = key.encode() if key is not None else None
+        if not self.strict:
+            return Output(topic, raw_key, writer.join(head, tail))
+        if self.signing is not None and self.signing.active:
+            return self.signing.later(topic, raw_key, head, tail)  # signed in the pool
+        return Output(
+            topic, raw_key, writer.join(head, tail, self.hub_key.sign(head + b"\x00" + tail))
+        )
 
     def sign(self, payload: bytes) -> bytes:
         """The hub's signature over spliced bytes (:mod:`.splice`)."""

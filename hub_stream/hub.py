@@ -52,7 +52,7 @@ from .deadlines import Deadlines
 from .directory import Directory
 from .indexes import DerivedIndexes
 from .outputs import Output
-from .preverify import Ahead, PreVerifier
+from .preverify import Ahead, PreVerifier, Signing
 from .records import Holding, KeyStateRecord, Pending, PersonState
 from .redact import describe_decode_error, describe_exception, withheld_traceback
 from .refusals import Refusal
@@ -123,6 +123,7 @@ class Hub:
         hub_key = SodiumSigningKey.of(hub_key)
         self._preverify = PreVerifier(self.codec) if strict else None
         self._ahead = Ahead()
+        self._signing = Signing() if strict else None  # strict: outbound signed in the pool
         self.metrics: Counter[str] = Counter()
         # Derived indexes follow the tables' staged changes (and their undoing).
         self.indexes = DerivedIndexes()
@@ -169,7 +170,7 @@ class Hub:
             max_deadline_ms=settings.max_deadline_ms, persons=self.persons,
             holdings=self.holdings, pending=self.pending, keys=self.keys, indexes=self.indexes,
             audit=self.audit, metrics=self.metrics, hub_key=hub_key, replays=self.replays,
-            letters=LetterSealer(self.roots.operator_sealing),
+            letters=LetterSealer(self.roots.operator_sealing), signing=self._signing,
         )  # fmt: skip
 
     @property
@@ -192,11 +193,17 @@ class Hub:
         ordered = in_time_order(records, first_on_tie=self.topics.registry_events)
         if self._preverify is not None:  # strict: the batch's signatures, checked ahead
             self._ahead = self._preverify.start(ordered, self._agency_key)
+        if self._signing is not None:  # strict: and the hub's own made beside it
+            self._signing.begin(self.context.hub_key.sign, len(ordered))
         try:
             for record in ordered:
                 outputs += self._guarded(record)
+            if self._signing is not None:
+                outputs = self._signing.finish(outputs)
         finally:
             self._ahead = Ahead()
+            if self._signing is not None:
+                self._signing.discard()
         outputs += self.audit.checkpoints(int(time.time() * 1000))
         for table in self.tables:
             outputs += table.changes()

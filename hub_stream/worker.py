@@ -31,6 +31,7 @@ from .cluster import ClusterWatch
 from .control import control_spec, control_topic
 from .directory_feed import DirectoryFeed
 from .health import HealthServer, Readiness
+from .heap import settle as settle_heap
 from .hub import Hub
 from .inflight import MAX_IN_FLIGHT
 from .partitioned import PartitionedPlane
@@ -155,6 +156,7 @@ class HubService(mode.Service):
             len(self.hub.directory.agencies), len(self.hub.keys), len(self.hub.replays),
             self.directory_feed.ignored,
         )  # fmt: skip
+        settle_heap()  # the restored rows frozen out of the GC's walks (.heap: why, measured)
         self.readiness.enter("joining")
         await loop.start()
 

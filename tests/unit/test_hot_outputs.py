@@ -40,6 +40,7 @@ class _Ctx:
     codec: object
     strict: bool
     hub_key: SigningKey
+    signing: None = None  # signed inline (the batch's pool: tests/unit/test_signing_ahead.py)
 
     def emit(self, *args: Any, **kwargs: Any) -> Output:
         return FlowContext.emit(cast(FlowContext, self), *args, **kwargs)
