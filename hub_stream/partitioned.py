@@ -32,6 +32,7 @@ from .persons_view import Persons, PersonsFollower
 from .pipeline import TransactionalLoop
 from .router import Router
 from .settings import HubSettings
+from .subscription import InputTopics
 from .tasks import BucketTask, TaskManager
 from .trust import PinnedRoots
 from .unwritable import Replacer
@@ -88,7 +89,7 @@ class PartitionedPlane:
         self.router_loop = TransactionalLoop(
             kafka=kafka, group_id=f"{group}-router",
             transactional_id=f"{group}-router-{settings.worker_id}",
-            pattern=_input_pattern(topics), handler=self.router, replace=replace,
+            inputs=_inputs(topics, directory), handler=self.router, replace=replace,
             max_batch=settings.max_batch, poll_ms=settings.poll_ms, on_polled=on_polled,
         )  # fmt: skip
         self.tasks = TaskManager(kafka, topics, f"{group}-tasks", self._task)
@@ -163,8 +164,6 @@ async def check_partitions(kafka: dict[str, Any], topics: Topics, state: Sequenc
         )
 
 
-def _input_pattern(topics: Topics) -> str:
-    import re
-
-    exact = (topics.registry_events, topics.control, topics.directory)
-    return "|".join([f"({topics.agency_out_pattern()})", *(f"^{re.escape(x)}$" for x in exact)])
+def _inputs(topics: Topics, directory: Directory) -> InputTopics:
+    fixed = (topics.registry_events, topics.control, topics.directory)
+    return InputTopics(fixed, lambda: directory, topics.agency_out)

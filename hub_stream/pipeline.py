@@ -14,20 +14,12 @@ the broker; a record arriving meanwhile should not wait for them. So the loop po
 handles the next batch while the previous one commits, and writes it on the next
 producer of a small ring (``<transactional_id>`` and ``<transactional_id>-txn<i>``).
 The hub's state is shared by every input partition, so each batch is handled on top of
-what the batches before it staged, and is only as good as they are:
-
-* state is layered by batch (:mod:`.state`): a batch's changes become committed when
-  *its* transaction commits, and its changelog records are its own changes only;
-* transactions commit strictly in batch order (:class:`.inflight.Turn`), and a batch sends
-  its records only after the batch before it has all of its records acknowledged, so
-  every output partition holds them in batch order;
-* an abort of batch N aborts every later batch too, rolls the state back to before N
-  and seeks each input partition back to the first record any of them held;
-* a rebalance waits in ``on_partitions_revoked`` until every batch in flight has
-  committed or aborted, so no commit of ours lands after a partition has moved;
-* on start every id of the ring is initialised — used or not — which fences a zombie
-  predecessor's producers and aborts what they left open, before the worker restores
-  its state (``HubService``).
+what the batches before it staged (:mod:`.state` layers it by batch); transactions commit
+strictly in batch order (:class:`.inflight.Turn`); an abort takes every later batch with
+it, rolls the state back and reads their input again (:mod:`.settling`); a rebalance
+waits until everything in flight has settled (:mod:`.subscription`); and at start every
+id of the ring is initialised, fencing a zombie predecessor's producers before the worker
+restores its state (``HubService``). ``docs/architecture.md`` says why each holds.
 
 Where each part lives: what the loop drives and reports (:mod:`.batch_handler`), the
 ring of transactions (:mod:`.inflight`) and what fills each (:mod:`.writer`), applying a
@@ -56,7 +48,7 @@ from renkei.readers import committed_reader
 from .batch_handler import BatchHandler, BatchTrace, LayeredHandler, LoopStats
 from .inflight import MAX_IN_FLIGHT, Batch, Transactions
 from .settling import Settler
-from .subscription import DrainOnRevoke, subscribe
+from .subscription import DrainOnRevoke, InputTopics, follow, subscribe
 from .unwritable import Replacer
 
 __all__ = ["TransactionalLoop"]
@@ -75,8 +67,9 @@ class TransactionalLoop:
     :param group_id: the consumer group shared by all hub workers.
     :param transactional_id: unique per worker; a restarted worker reuses it, which fences
         any zombie of its predecessor.
-    :param pattern: regular expression of the input topics.
-    :param partitions: instead of ``pattern``, these partitions, assigned by hand (a
+    :param pattern: regular expression of the input topics (unless ``inputs`` names them).
+    :param inputs: the input topics by name, subscribed again whenever they change.
+    :param partitions: instead of either, these partitions, assigned by hand (a
         partitioned hub's task: the group's committed offsets are still where it starts).
     :param handler: the batch handler (a :class:`LayeredHandler` for ``in_flight`` > 1).
     :param replace: builds the stand-ins for a record Kafka refuses (:mod:`.unwritable`).
@@ -89,10 +82,10 @@ class TransactionalLoop:
     :param reserved: ids of the ring initialised (fenced) at start, at least
         ``in_flight``: a worker reserves :data:`MAX_IN_FLIGHT`, so that a predecessor
         that ran with more transactions in flight is fenced too.
-    :param topic_refresh_ms: how often the consumer reads the cluster's metadata, which
-        is when a new topic matching ``pattern`` is found.
-    :raises ConfigurationError: ``in_flight`` out of range, or > 1 with a handler that is
-        not layered.
+    :param topic_refresh_ms: how often the consumer reads its topics' metadata, which is
+        when a topic named (or matching ``pattern``) but created later is found.
+    :raises ConfigurationError: no input given, ``in_flight`` out of range, or > 1 with a
+        handler that is not layered.
     """
 
     def __init__(
@@ -101,7 +94,6 @@ class TransactionalLoop:
         kafka: dict[str, Any],
         group_id: str,
         transactional_id: str,
-        pattern: str,
         handler: BatchHandler,
         replace: Replacer,
         max_batch: int = 1000,
@@ -112,7 +104,11 @@ class TransactionalLoop:
         in_flight: int = 1,
         reserved: int = 1,
         topic_refresh_ms: int = 5_000,
+        inputs: InputTopics | None = None,
+        pattern: str = "",
     ) -> None:
+        if not (partitions or inputs or pattern):
+            raise ConfigurationError("a loop needs its input: partitions, topics or a pattern")
         if not 1 <= in_flight <= MAX_IN_FLIGHT:
             raise ConfigurationError(f"in_flight must be 1 to {MAX_IN_FLIGHT}, not {in_flight}")
         if in_flight > 1 and not isinstance(handler, LayeredHandler):
@@ -124,6 +120,8 @@ class TransactionalLoop:
         self._group_id = group_id
         self._pattern = pattern
         self._partitions = list(partitions)
+        self._inputs = inputs
+        self._listener = DrainOnRevoke(self.drain)
         self._handler = handler
         self._layered = in_flight > 1
         self._max_batch = max_batch
@@ -165,7 +163,8 @@ class TransactionalLoop:
             self._consumer,
             pattern=self._pattern,
             partitions=self._partitions,
-            listener=DrainOnRevoke(self.drain),
+            topics=self._inputs.names() if self._inputs is not None else (),
+            listener=self._listener,
         )
         self._running = True
 
@@ -189,6 +188,10 @@ class TransactionalLoop:
         """The input partitions this worker holds now."""
         return set(self._consumer.assignment())
 
+    def subscribed(self) -> set[str]:
+        """The input topics subscribed (by name or matched by the pattern) now."""
+        return set(self._consumer.subscription())
+
     # -- the loop -----------------------------------------------------------------------
 
     async def run(self) -> None:
@@ -202,6 +205,8 @@ class TransactionalLoop:
                     # The next batch's producer must be free: the batch before on it settled.
                     await self._settle(wait=self._transactions.full)
                 await self._transactions.sent()
+                if self._inputs is not None and not self._partitions:
+                    follow(self._consumer, self._inputs, self._listener)
                 aborts = self._settler.poll_begins()
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_ms, max_records=self._max_batch

@@ -112,9 +112,10 @@ class HubSettings(BaseSettings):
     topic_refresh_ms: int = Field(
         default=30_000,
         gt=0,
-        description="RENKEI_HUB_TOPIC_REFRESH_MS: how often the hub looks for new agencies' "
-        "topics: a metadata request for every topic of the cluster, decoded in the hub's "
-        "loop (≈ 40 ms for 1,200 topics), so not every few seconds.",
+        description="RENKEI_HUB_TOPIC_REFRESH_MS: how often the hub refreshes the metadata "
+        "of its input topics, which is when it finds a listed agency's topic created after "
+        "the directory entry, or a topic's new partitions (a new agency in the directory "
+        "is subscribed at once; the request names the hub's topics only).",
     )
     max_deadline_ms: int = Field(
         default=24 * 3600 * 1000,

@@ -39,6 +39,7 @@ from .pipeline import TransactionalLoop
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .state import restore_tables
+from .subscription import InputTopics
 from .unwritable import StandIns
 
 __all__ = ["HubService", "load_hub_keys"]
@@ -131,7 +132,7 @@ class HubService(mode.Service):
             kafka=self.kafka,
             group_id=self.settings.group_id,
             transactional_id=f"{self.settings.group_id}-{self.settings.worker_id}",
-            pattern=self._input_pattern(),
+            inputs=self._inputs(),
             handler=self.hub,
             replace=StandIns(self.topics, self.hub.codec, self._sign),
             max_batch=self.settings.max_batch,
@@ -212,13 +213,11 @@ class HubService(mode.Service):
         it; return whether it was applied. Never raises."""
         return self.directory_feed.apply(key, value, where)
 
-    def _input_pattern(self) -> str:
-        import re
-
+    def _inputs(self) -> InputTopics:
         t = self.topics
         # hub.directory too: the loop parks and audits, once, what no worker will obey.
-        exact = (t.registry_events, control_topic(t), t.directory)
-        return "|".join([f"({t.agency_out_pattern()})", *(f"^{re.escape(x)}$" for x in exact)])
+        fixed = (t.registry_events, control_topic(t), t.directory)
+        return InputTopics(fixed, lambda: self.hub.directory, t.agency_out)
 
     @mode.Service.task
     async def _process(self) -> None:
