@@ -75,6 +75,7 @@ BENCHMARKS = (
     ),
     Benchmark("linkage", kafka=False, quick=("--people", "20000", "--records", "5000")),
     Benchmark("hops", kafka=True, quick=("--rate", "200", "--seconds", "3")),
+    Benchmark("offsets_step", kafka=True, quick=("--seconds", "3")),
     Benchmark("restore", kafka=True, quick=("--persons", "5000")),
     # Starts a 3-node cluster of its own and caps each worker with a cgroup (root).
     Benchmark("scaleout", kafka=False, quick=None),
