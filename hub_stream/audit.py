@@ -55,6 +55,7 @@ class AuditTrail:
         self._checkpointer = checkpointer
         self._withheld = frozenset(withheld_scenarios)
         self._begun = 0
+        self._names = tuple(map(str, range(partitions)))  # the heads' keys, made once
 
     def partition_of(self, audit_key: str | None, actor: str) -> int:
         return zlib.crc32((audit_key or actor).encode()) % self.partitions
@@ -85,7 +86,9 @@ class AuditTrail:
         (:mod:`.bulk_enrolment`).
         """
         partition = self.partition_of(audit_key, actor)
-        head = self._heads.get(str(partition))
+        names = self._names
+        name = names[partition] if partition < len(names) else str(partition)
+        head = self._heads.get(name)
         now = time.time_ns() // 1_000_000  # what schemas.models.now_ms() gives, as an int
         header = {"message_id": derive_id("audit", step, cause), "correlation_id": cause,
                   "sender": "hub", "sent_at": now}  # fmt: skip
@@ -106,7 +109,7 @@ class AuditTrail:
         else:
             count = None if head.count is None else head.count + 1
             head = ChainHead(chain_hash(data), count, head.checkpointed, head.checkpoint_ms)
-        self._heads.put(str(partition), head)
+        self._heads.put(name, head)
         key = (audit_key or actor).encode()
         return Output(self.topic, key, data, partition)
 

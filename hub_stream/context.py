@@ -91,6 +91,15 @@ class FlowContext:
     letters: LetterSealer
     signing: Signing | None = None
     clock: Callable[[], datetime] = field(default=_utc_now)
+    _inboxes: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def inbox(self, agency: str) -> str:
+        """``topics.agency_in(agency)``, remembered: the flows name a few agencies' topics
+        per message, and each name is a checked id formatted into a string."""
+        topic = self._inboxes.get(agency)
+        if topic is None:
+            topic = self._inboxes[agency] = self.topics.agency_in(agency)
+        return topic
 
     def now(self) -> datetime:
         """The current time, as the flows see it."""

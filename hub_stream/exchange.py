@@ -45,8 +45,9 @@ def request(ctx: FlowContext, requester: str, req: AttributeRequest) -> list[Out
             f"scenario {scenario.scenario_id} lets {scenario.requester} ask "
             f"{scenario.provider}, not {requester} ask {req.provider}",
         )
-    not_permitted = sorted(set(req.items) - set(scenario.items))
-    if not req.items or not_permitted:
+    items = req.items
+    if not items or not set(scenario.items).issuperset(items):  # which: only when refused
+        not_permitted = sorted(set(items) - set(scenario.items))
         raise Refusal(
             ErrorCode.ITEM_NOT_PERMITTED,
             f"scenario {scenario.scenario_id} does not permit {not_permitted or 'no items'}",
@@ -80,7 +81,7 @@ def request(ctx: FlowContext, requester: str, req: AttributeRequest) -> list[Out
     hub_request_id = derive_id("hub-request", requester, cause)
     provider_code = ctx.links.mint(req.provider, id_code)
     forwarded = ctx.emit(
-        ctx.topics.agency_in(req.provider), provider_code, ForwardedRequest,
+        ctx.inbox(req.provider), provider_code, ForwardedRequest,
         message_id=derive_id("forward", hub_request_id), correlation_id=cause,
         hub_request_id=hub_request_id, provider_link_code=provider_code, requester=requester,
         scenario_id=scenario.scenario_id, legal_basis=scenario.legal_basis, items=req.items,
@@ -117,7 +118,7 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
         # Answered already, timed out, or never asked: A has had its one answer.
         ctx.metrics["late_answers"] += 1
         late = ctx.emit(
-            ctx.topics.agency_in(provider), resp.provider_link_code, HubError,
+            ctx.inbox(provider), resp.provider_link_code, HubError,
             message_id=derive_id("late", cause), correlation_id=cause, code=ErrorCode.TIMEOUT,
             detail="no request is waiting for this answer (answered, timed out or unknown)",
             request_id=resp.hub_request_id, retriable=False,
@@ -133,7 +134,7 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
         raise Refusal(ErrorCode.MALFORMED_MESSAGE, "this hub request was not sent to you")
     sealed = resp.sealed
     response = ctx.emit(
-        ctx.topics.agency_in(pending.requester), pending.requester_link_code, AttributeResponse,
+        ctx.inbox(pending.requester), pending.requester_link_code, AttributeResponse,
         message_id=derive_id("answer", resp.hub_request_id),
         correlation_id=pending.request_message_id, request_id=pending.request_id,
         requester_link_code=pending.requester_link_code, provider=provider,
@@ -159,7 +160,7 @@ def respond(ctx: FlowContext, provider: str, resp: ProviderResponse) -> list[Out
 def time_out(ctx: FlowContext, hub_request_id: str, pending: Pending) -> list[Output]:
     """The deadline passed with no answer: a typed TIMEOUT to the requester."""
     error = ctx.emit(
-        ctx.topics.agency_in(pending.requester), pending.requester_link_code, HubError,
+        ctx.inbox(pending.requester), pending.requester_link_code, HubError,
         message_id=derive_id("timeout", hub_request_id), correlation_id=pending.request_message_id,
         code=ErrorCode.TIMEOUT, detail=f"{pending.provider} did not answer before the deadline",
         request_id=pending.request_id, retriable=True,

@@ -22,7 +22,7 @@ import heapq
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import ConsumerRecord
 
@@ -123,6 +123,8 @@ class Hub:
         hub_key = SodiumSigningKey.of(hub_key)
         self._preverify = PreVerifier(self.codec) if strict else None
         self._ahead = Ahead()
+        self._marks: list[Callable[[], int]] | None = None  # the tables' savepoint methods
+        self._agencies: dict[str, str] = {}  # .out topic → agency id
         self._signing = Signing() if strict else None  # strict: outbound signed in the pool
         self.metrics: Counter[str] = Counter()
         # Derived indexes follow the tables' staged changes (and their undoing).
@@ -297,7 +299,9 @@ class Hub:
                 self.metrics["registry.duplicate"] += 1  # the registry sent it again
                 return []
             return registry_sync.apply(self.context, message)
-        agency = self.topics.agency_of(topic)
+        agency = self._agencies.get(topic)
+        if agency is None:  # an agency's .out topic: its id, remembered (a topic per agency)
+            agency = self._agencies[topic] = self.topics.agency_of(topic)
         try:
             self._authenticate(agency, message, record.value)
             if not self.replays.first_time(agency, message.header.message_id, now_ms):
@@ -361,7 +365,13 @@ class Hub:
     # -- savepoints --------------------------------------------------------------------
 
     def _savepoint(self) -> list[int]:
-        return [table.savepoint() for table in self.tables]
+        return [savepoint() for savepoint in self._savepoints()]
+
+    def _savepoints(self) -> list[Callable[[], int]]:
+        # Every record takes one savepoint per table: their bound methods, made once.
+        if self._marks is None:
+            self._marks = [table.savepoint for table in self.tables]
+        return self._marks
 
     def _rollback_to(self, marks: list[int]) -> None:
         for table, mark in zip(self.tables, marks, strict=True):
