@@ -3,9 +3,9 @@
 Which worker owns bucket *p* is decided by an ordinary consumer group, ``<group>-tasks``:
 a :class:`TaskManager` subscribes to ``hub.route`` with a rebalance listener and never
 reads from it. When the group assigns it ``hub.route[p]`` it starts a
-:class:`BucketTask` for *p*; when the group takes *p* away it stops that task — the batch
-under way finishes or aborts — before the revocation completes, so two workers never run
-the same bucket's batches at once.
+:class:`BucketTask` for *p*; when the group takes *p* away it stops that task's loop —
+the batch under way finishes or aborts — before the revocation completes, so two workers
+never run the same bucket's batches at once.
 
 A task's life, in the order that makes a move safe (``docs/architecture.md``):
 
