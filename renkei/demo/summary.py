@@ -44,7 +44,7 @@ class DemoSummary:
     def latency_label(self) -> str:
         """What the latency row measured: offered how, strict, where the hub ran."""
         offered = ("all at once" if self.offered_per_s is None
-                   else f"offered at {self.offered_per_s:.0f}/s")  # fmt: skip
+                   else f"offered at {self.offered_per_s:.3g}/s")  # fmt: skip
         where = "hub in the demo's process" if self.hub_in_process else "hub in its own process"
         return f"exchange latency p50 / p99 ({self.exchanges} {offered}; strict; {where})"
 

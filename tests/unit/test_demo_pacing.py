@@ -106,6 +106,8 @@ def test_the_summary_says_what_the_latency_measured() -> None:
     assert paced.latency_label() == (
         "exchange latency p50 / p99 (300 offered at 20/s; strict; hub in its own process)"
     )
+    slow = _summary(offered_per_s=0.5, hub_in_process=True)
+    assert "(300 offered at 0.5/s; strict; hub in the demo's process)" in slow.latency_label()
     burst = _summary(offered_per_s=None, hub_in_process=True, cpu_ms=(9.0, 0.0))
     assert burst.latency_label() == (
         "exchange latency p50 / p99 (300 all at once; strict; hub in the demo's process)"
