@@ -23,7 +23,7 @@ from tests.integration.hub_env import eventually
 from tests.integration.partitioned_env import Deployment
 from tests.integration.test_kill_hub import open_pending
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a loaded machine: three rebalances
 
 PEOPLE = 18
 BUCKETS = list(range(6))
