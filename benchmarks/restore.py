@@ -1,6 +1,7 @@
 """How long a worker joining a partitioned hub takes to restore its bucket, and its memory.
 
     .venv/bin/python -m benchmarks.restore [--persons N] [--buckets P] [--holdings H]
+        [--stores memory,rocksdb] [--bucket-only]
 
 Run: ``.venv/bin/python -m benchmarks.restore --persons 1000000 --buckets 6``
 
@@ -17,7 +18,12 @@ bucket's other tables, empty here, are left out); and the restore of every parti
 separate, untimed restore of the bucket (tracemalloc slows allocation), and as the RSS
 growth of the timed restores. CPU seconds are printed beside the wall times (others' load
 moves the latter), and how long one full garbage collection takes with the restored state
-in memory (a pause the worker's loop would take). The topics are deleted afterwards.
+in memory (a pause the worker's loop would take). The bucket is restored into each store
+``--stores`` names (``RENKEI_HUB_STORE``; both by default, in that order): dicts, and a
+RocksDB under ``RENKEI_HOME`` whose bytes on disk and own memory (memtables, table
+readers, block cache: outside ``tracemalloc``'s count) are printed; RSS growth is only
+meaningful for the first run of a process (later ones reuse memory freed before them).
+The topics are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from hub_stream.indexes import DerivedIndexes
 from hub_stream.records import AppliedEvent, Holding, PersonState
 from hub_stream.sealed_state import persons_table
 from hub_stream.state import Table, restore_tables
+from hub_stream.store import RocksStores, StoreFactory
 from producers.population import generate_population
 from renkei.crypto.keyring import KeyRing, MasterSecret
 from renkei.crypto.linkcodes import audit_key, new_id_code
@@ -120,14 +127,34 @@ async def write_state(
     return per_bucket
 
 
-def hub_tables(keyring: KeyRing, topics: Topics) -> tuple[list[Any], DerivedIndexes]:
-    """The hub's persons and holdings tables with their derived indexes (as Hub builds them)."""
+def hub_tables(
+    keyring: KeyRing, topics: Topics, store: StoreFactory | None = None
+) -> tuple[list[Any], DerivedIndexes]:
+    """The hub's persons and holdings tables with their derived indexes (as Hub builds them),
+    their committed rows in ``store`` (dicts by default)."""
     indexes = DerivedIndexes()
-    persons = persons_table(keyring, topics.state("persons"), indexes.person_changed)
+    persons = persons_table(keyring, topics.state("persons"), indexes.person_changed, store)
     holdings: Table[Holding] = Table(
-        topics.state("holdings"), Holding.to_bytes, Holding.from_bytes, indexes.holding_changed
-    )
+        topics.state("holdings"), Holding.to_bytes, Holding.from_bytes, indexes.holding_changed,
+        store,
+    )  # fmt: skip
     return [persons, holdings], indexes
+
+
+def _stores(store: str) -> RocksStores | None:
+    """A fresh RocksDB (``RENKEI_HUB_STORE=rocksdb``) under RENKEI_HOME, or none (dicts)."""
+    if store == "memory":
+        return None
+    home = Path(os.environ.get("RENKEI_HOME", ".renkei"))
+    return RocksStores(home / "bench-restore-store" / f"{os.getpid()}")
+
+
+def _disk(stores: RocksStores | None) -> tuple[int, int]:
+    """The store's bytes on disk, and RocksDB's own memory (not in tracemalloc's count)."""
+    if stores is None:
+        return 0, 0
+    disk = sum(f.stat().st_size for f in stores.path.rglob("*") if f.is_file())
+    return disk, stores.native_bytes()
 
 
 async def bare_read(kafka: dict[str, Any], names: Sequence[str], only: Collection[int] | None,
@@ -146,7 +173,8 @@ async def bare_read(kafka: dict[str, Any], names: Sequence[str], only: Collectio
     return read
 
 
-async def run(persons: int, buckets: int, holdings: int) -> None:
+async def run(persons: int, buckets: int, holdings: int, stores: Sequence[str] = ("memory",),
+              every: bool = True) -> None:  # fmt: skip
     async with broker(Path(os.environ.get("RENKEI_HOME", ".renkei")) / "bench-restore") as boot:
         kafka = {"bootstrap_servers": boot}
         topics = Topics(prefix=prefix())
@@ -160,52 +188,69 @@ async def run(persons: int, buckets: int, holdings: int) -> None:
             per_bucket = await write_state(kafka, topics, keyring, persons, buckets, holdings)
             print(f"set-up: {persons:,} persons written in {time.monotonic() - began:.0f} s; "
                   f"per bucket {per_bucket}")  # fmt: skip
-            await measure(kafka, topics, keyring, names, per_bucket, buckets)
+            await measure(kafka, topics, keyring, names, per_bucket, buckets, stores, every)
         finally:
             await admin.delete_topics([n for n in names if n in await admin.list_topics()])
             await admin.close()
 
 
 async def _timed_restore(
-    kafka: dict[str, Any], keyring: KeyRing, topics: Topics, only: list[int] | None
-) -> tuple[int, float, float, int, float]:
-    """Records, wall and CPU seconds, RSS growth, and how long one full collection of the
-    cyclic garbage collector takes with the restored state in memory."""
+    kafka: dict[str, Any], keyring: KeyRing, topics: Topics, only: list[int] | None,
+    store: str = "memory",
+) -> tuple[int, float, float, int, float, tuple[int, int]]:  # fmt: skip
+    """Records, wall and CPU seconds, RSS growth, how long one full collection of the
+    cyclic garbage collector takes with the restored state in memory, and the store's
+    bytes on disk."""
     gc.collect()
     rss = _rss()
-    tables, indexes = hub_tables(keyring, topics)
+    stores = _stores(store)
+    tables, indexes = hub_tables(keyring, topics, stores)
     began, cpu = time.perf_counter(), time.process_time()
     read = await restore_tables(kafka, tables, only=only)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     began = time.perf_counter()
     gc.collect()
     collect_s = time.perf_counter() - began
-    grown = _rss() - rss
+    grown, disk = _rss() - rss, _disk(stores)
     del tables, indexes
-    return read, seconds, cpu, grown, collect_s
+    if stores is not None:
+        stores.close()
+    return read, seconds, cpu, grown, collect_s, disk
 
 
 async def measure(kafka: dict[str, Any], topics: Topics, keyring: KeyRing, names: list[str],
-                  per_bucket: list[int], buckets: int) -> None:  # fmt: skip
-    rows, cpus = [], []
-    for label, only, held in (("bucket 0", [0], per_bucket[0]), ("all", None, sum(per_bucket))):
+                  per_bucket: list[int], buckets: int, stores: Sequence[str] = ("memory",),
+                  every: bool = True) -> None:  # fmt: skip
+    rows, cpus, disks = [], [], []
+    runs: list[tuple[str, list[int] | None, int, str]] = [
+        ("b0 dict" if s == "memory" else "b0 rocks", [0], per_bucket[0], s) for s in stores
+    ]
+    if every:
+        runs.append(("all", None, sum(per_bucket), "memory"))
+    for label, only, held, store in runs:
         began, cpu = time.perf_counter(), time.process_time()
         bare = await bare_read(kafka, names, only, buckets)
         bare_s, bare_cpu = time.perf_counter() - began, time.process_time() - cpu
-        read, seconds, cpu, rss, collect_s = await _timed_restore(kafka, keyring, topics, only)
+        read, seconds, cpu, rss, collect_s, disk = await _timed_restore(
+            kafka, keyring, topics, only, store
+        )
         gc.collect()
         traced = 0
         if only is not None:  # untimed: tracemalloc makes every allocation slower
             tracemalloc.start()
-            tables, indexes = hub_tables(keyring, topics)
+            kept = _stores(store)
+            tables, indexes = hub_tables(keyring, topics, kept)
             await restore_tables(kafka, tables, only=only)
             gc.collect()
             traced = tracemalloc.get_traced_memory()[0]
             tracemalloc.stop()
             del tables, indexes
+            if kept is not None:
+                kept.close()
             gc.collect()
         rows.append((label, held, bare, bare_s, read, seconds, rss, traced))
         cpus.append((label, bare_cpu, cpu, read, collect_s))
+        disks.append((label, disk, held))
     head = ("persons", 9), ("records", 10), ("bare s", 8), ("bare r/s", 10), ("restore s", 10)
     tail = ("r/s", 9), ("ratio", 7), ("RSS MB", 8), ("B/pers", 8), ("traced MB", 10), ("B/pers", 8)
     print("\n" + " " * 9 + "".join(f"{name:>{width}}" for name, width in (*head, *tail)))
@@ -219,6 +264,12 @@ async def measure(kafka: dict[str, Any], topics: Topics, keyring: KeyRing, names
     print("\n" + " " * 9 + "".join(f"{name:>{width}}" for name, width in cpu_head))
     for label, bare_cpu, cpu, read, collect_s in cpus:
         print(f"{label:9}{bare_cpu:>11.1f}{cpu:>14.1f}{cpu / read * 1e6:>10.1f}{collect_s:>10.2f}")
+    # tracemalloc sees Python's heap only; RocksDB's memtables and block cache are in RSS.
+    for label, (on_disk, native), held in disks:
+        if on_disk:
+            print(f"{label}: RocksDB on disk {on_disk / 1e6:,.0f} MB, "
+                  f"{on_disk / held:,.0f} B/person; its memory {native / 1e6:,.0f} MB, "
+                  f"{native / held:,.0f} B/person")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -226,10 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--persons", type=int, default=1_000_000)
     parser.add_argument("--buckets", type=int, default=6)
     parser.add_argument("--holdings", type=int, default=2)
+    parser.add_argument(
+        "--stores", default="memory,rocksdb",
+        help="the bucket's restore into each store (RENKEI_HUB_STORE), comma-separated",
+    )  # fmt: skip
+    parser.add_argument("--bucket-only", action="store_true", help="skip the all-partitions run")
     args = parser.parse_args(argv)
     if args.persons < 1 or args.buckets < 1 or not 0 <= args.holdings <= len(AGENCIES):
         parser.error(f"need persons >= 1, buckets >= 1, 0 <= holdings <= {len(AGENCIES)}")
-    asyncio.run(run(args.persons, args.buckets, args.holdings))
+    stores = [s.strip() for s in args.stores.split(",") if s.strip()]
+    if not stores or not set(stores) <= {"memory", "rocksdb"}:
+        parser.error("--stores takes memory and/or rocksdb")
+    asyncio.run(run(args.persons, args.buckets, args.holdings, stores, not args.bucket_only))
     return 0
 
 

@@ -249,6 +249,15 @@ class RocksStores:
         self._stores.append(store)
         return store
 
+    def native_bytes(self) -> int:
+        """RocksDB's own memory (outside Python's heap): memtables, index and filter blocks
+        of every table's column family, and the block cache."""
+        total = self._db.property_int_value("rocksdb.block-cache-usage") or 0
+        for store in self._stores:
+            for name in ("rocksdb.cur-size-all-mem-tables", "rocksdb.estimate-table-readers-mem"):
+                total += store._db.property_int_value(name) or 0
+        return total
+
     def close(self) -> None:
         """Close every table's column family and the database, and remove the directory."""
         if self.path not in RocksStores._open:

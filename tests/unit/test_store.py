@@ -178,3 +178,12 @@ def test_a_worker_restarted_in_the_same_process_opens_its_store_again(tmp_path: 
         assert (again.get("a"), len(again)) == (None, 0)
     finally:
         second.close()
+
+
+def test_rocksdb_reports_its_own_memory(stores: RocksStores) -> None:
+    codec = Codec()
+    table = Table("t", codec.encode, codec.decode, store=stores)
+    before = stores.native_bytes()
+    for n in range(1000):
+        table.load(str(n).encode(), b"1" * 500)
+    assert stores.native_bytes() >= before + 500_000  # the rows, in its memtable
