@@ -152,11 +152,13 @@ class Demo:
                 await self._notices_delivered(hub)
             summary = self._summary(hub, (await hub.state())["metrics"], cpu)
         finally:
-            for client in self.clients.values():
-                await client.stop()
-            for reader in self.readers.values():
-                await reader.stop()
-            await hub.stop()
+            try:
+                for client in self.clients.values():
+                    await client.stop()
+                for reader in self.readers.values():
+                    await reader.stop()  # raises what stopped it, if something did
+            finally:
+                await hub.stop()
         self.console.print(summary.table())
         return summary
 
