@@ -47,12 +47,12 @@ def demo(
             "whose latency is mostly queueing).",
         ),
     ] = 10.0,
-    hub_process: Annotated[
+    hub_in_process: Annotated[
         bool,
         typer.Option(
-            "--hub-process",
-            help="Run the hub worker in a process of its own, as a deployment does, rather "
-            "than in the demo's event loop (measured the faster on a loaded machine).",
+            "--hub-in-process",
+            help="Run the hub worker in the demo's own event loop rather than a process of "
+            "its own (measured the faster only on a heavily loaded machine).",
         ),
     ] = False,
 ) -> None:
@@ -83,4 +83,4 @@ def demo(
             settings = settings.model_copy(update={"bootstrap": bootstrap})
         connections = Connections.shared(settings)
     asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console,
-                         rate=rate or None, hub_in_process=not hub_process))  # fmt: skip
+                         rate=rate or None, hub_in_process=hub_in_process))  # fmt: skip

@@ -41,15 +41,15 @@ async def run_demo(
     prefix: str | None = None,
     console: Console | None = None,
     rate: float | None = RATE,
-    hub_in_process: bool = True,
+    hub_in_process: bool = False,
 ) -> DemoSummary:
     """Run the demo with ``connections``; print its narration and summary, return it.
 
     :param home: ``RENKEI_HOME``; the run's keys go to ``<home>/demo-keys``.
     :param prefix: the run's topic prefix; a fresh one (``demo-<time>-<hex>.``) by default.
     :param rate: exchanges of the main batch offered per second; ``None``: all at once.
-    :param hub_in_process: the hub in this process's event loop (the default, measured the
-        faster on a loaded machine: docs/benchmarks.md), else in a process of its own.
+    :param hub_in_process: the hub in this process's event loop, not a process of its own
+        (the default: the faster at a normal load, docs/benchmarks.md).
     """
     demo = Demo(connections, home, people, console or Console(), prefix=prefix, rate=rate,
                 hub_in_process=hub_in_process)  # fmt: skip

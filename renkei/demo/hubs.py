@@ -4,16 +4,16 @@ Both run one :class:`~hub_stream.worker.HubService` (the worker ``renkei hub`` s
 and answer the same three calls — :meth:`start`, :meth:`state` (the hub's person count,
 its counters, its CPU seconds), :meth:`stop` — so the demo runs the same either way.
 
-* :class:`HubProcess`: ``python -m renkei.demo.hub_main`` with the worker's
+* :class:`HubProcess` (the default): ``python -m renkei.demo.hub_main`` with the worker's
   settings in ``RENKEI_*`` and ``RENKEI_HUB_*``, as a deployment runs the hub beside its
   agencies: an interpreter and an event loop of its own. The demo talks to it over the
   child's standard input and output, one JSON line each way: the child writes
   ``{"ready": true}`` once the worker runs (or exits non-zero), answers each ``state``
   line, and stops the worker when its input ends.
-* :class:`InProcessHub` (the default): the worker in the demo's process, sharing one
-  event loop (and one interpreter lock) with the six agencies. On the project's loaded
-  two-core machine it measured the faster of the two (``docs/benchmarks.md``), most
-  likely because each hop between two processes waits for the scheduler to run the other.
+* :class:`InProcessHub`: the worker in the demo's process, sharing one event loop (and
+  one interpreter lock) with the six agencies. It measured the faster of the two only
+  with the two cores heavily oversubscribed (``docs/benchmarks.md``), most likely because
+  each hop between two processes then waits for the scheduler to run the other.
 """
 
 from __future__ import annotations

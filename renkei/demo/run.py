@@ -80,8 +80,8 @@ class Demo:
     :param exchanges: requests of the main batch (some are skipped when the two agencies
         share nobody).
     :param rate: requests of the main batch started per second; ``None``: all at once.
-    :param hub_in_process: run the hub worker in this process's event loop (the default:
-        measured the faster on the project's loaded machine), else in a process of its own.
+    :param hub_in_process: run the hub worker in this process's event loop, not in a
+        process of its own (the default: the faster at a normal load, docs/benchmarks.md).
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class Demo:
         prefix: str | None = None,
         exchanges: int = 300,
         rate: float | None = RATE,
-        hub_in_process: bool = True,
+        hub_in_process: bool = False,
     ) -> None:
         self.console = console
         self.connections = connections
