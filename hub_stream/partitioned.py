@@ -28,6 +28,7 @@ from renkei.topics import Topics
 from .bucket_hub import BucketHub
 from .buckets import route_topic
 from .directory import Directory
+from .heap import settle as settle_heap
 from .persons_view import Persons, PersonsFollower
 from .pipeline import TransactionalLoop
 from .router import Router
@@ -114,6 +115,7 @@ class PartitionedPlane:
         await check_partitions(self.kafka, self.topics, self.state_topics)
         read = await self.follower.start()
         log.info("router: %d person rows read, %d persons", read, len(self.persons))
+        settle_heap()  # the router's copy of every person frozen out of the GC's walks
         await self.tasks.start()
         await self.router_loop.start()
 

@@ -45,6 +45,7 @@ from renkei.topics import Topics
 
 from .bucket_hub import BucketHub
 from .buckets import route_topic
+from .heap import settle as settle_heap
 from .pipeline import TransactionalLoop
 from .state import restore_tables
 from .unwritable import Replacer
@@ -122,6 +123,7 @@ class BucketTask:
                     self.bucket, self.restored, len(self.hub.persons),
                     len(self.hub.holdings), len(self.hub.pending),
                 )  # fmt: skip
+                settle_heap()  # the bucket's rows frozen out of the GC's walks (.heap: why)
             await self.loop.run()
         except asyncio.CancelledError:
             raise
