@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import statistics
@@ -36,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -76,6 +78,7 @@ from schemas.models import (
 REQUESTER, PROVIDER = "city-shinagawa", "jps"
 PEOPLE = 600
 BASE_PORT = 29392  # three brokers and their controllers from here up
+HEALTH_PORT = 29492  # worker i's GET /healthz at HEALTH_PORT + i
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Workers:
                 "RENKEI_HUB_TOPOLOGY": "partitioned",
                 "RENKEI_HUB_SIGNATURES": self.signatures,
                 "RENKEI_HUB_READY_FILE": str(ready),
+                "RENKEI_HUB_HEALTH_PORT": str(HEALTH_PORT + i),
             }
             log = (self.home / f"{worker}.log").open("ab")
             process = subprocess.Popen(
@@ -120,8 +124,14 @@ class Workers:
         self._ready = [self.home / f"w{run}-{i}.ready" for i in range(count)]
 
     async def wait_ready(self, timeout_s: float = 300) -> None:
+        """Until every worker is ready and every bucket runs, restored, on exactly one.
+
+        A worker is ready once it polls; its buckets' tasks restore in the background and
+        move in the rebalances that the later workers' joining sets off, so a clock
+        started at "ready" would time restores and rebalances, not the workers.
+        """
         deadline = time.monotonic() + timeout_s
-        while not all(path.exists() for path in self._ready):
+        while not (all(path.exists() for path in self._ready) and self._settled()):
             for process in self.processes:
                 if process.poll() is not None:
                     raise RuntimeError(
@@ -133,6 +143,19 @@ class Workers:
                 )
                 raise TimeoutError(f"the hub workers did not all become ready; their logs:\n{logs}")
             await asyncio.sleep(0.2)
+
+    def _settled(self) -> bool:
+        owned: list[int] = []
+        for i in range(len(self.processes)):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT + i}/healthz") as r:
+                    report = json.load(r)
+            except OSError:  # 503 while not ready, or not listening yet
+                return False
+            if report.get("buckets") != report.get("buckets_running"):
+                return False
+            owned.extend(report.get("buckets") or [])
+        return sorted(owned) == list(range(self.topics.partitions))
 
     def throttled_s(self) -> list[float]:
         return [cap.throttled_us() / 1e6 for cap in self.caps]
