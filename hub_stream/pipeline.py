@@ -131,6 +131,9 @@ class TransactionalLoop:
         self._consumer = committed_reader(
             kafka,
             group_id=group_id,
+            # A bucket task's one partition cannot stall behind a parked fetch: it may
+            # park long and not poll idle (renkei.settings.ONE_PARTITION_FETCH_MAX_WAIT_MS).
+            one_partition=len(self._partitions) == 1,
             max_poll_records=max_batch,
             metadata_max_age_ms=topic_refresh_ms,  # how soon a new agency's topic is read
         )

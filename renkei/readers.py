@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from renkei.aiokafka_internals import force_metadata_update
 from renkei.errors import RequestTimeoutError
-from renkei.settings import FETCH_MAX_WAIT_MS
+from renkei.settings import FETCH_MAX_WAIT_MS, ONE_PARTITION_FETCH_MAX_WAIT_MS
 
 __all__ = [
     "Batch",
@@ -41,12 +41,15 @@ def committed_reader(
     *topics: str,
     group_id: str | None,
     auto_offset_reset: str = "earliest",
+    one_partition: bool = False,
     **options: Any,
 ) -> AIOKafkaConsumer:
     """An (unstarted) consumer of ``topics`` that sees committed records only.
 
     :param kafka: connection keyword arguments (``KafkaSettings.kafka_kwargs()``).
     :param group_id: the consumer group, or ``None`` to assign partitions by hand.
+    :param one_partition: its owner assigns it exactly one partition, ever, so its
+        fetches may park long (:data:`~renkei.settings.ONE_PARTITION_FETCH_MAX_WAIT_MS`).
     :param options: further aiokafka consumer options (``max_poll_records``, ...).
     """
     return AIOKafkaConsumer(
@@ -55,7 +58,7 @@ def committed_reader(
         group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=ONE_PARTITION_FETCH_MAX_WAIT_MS if one_partition else FETCH_MAX_WAIT_MS,
         auto_offset_reset=auto_offset_reset,
         **options,
     )

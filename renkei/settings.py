@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from renkei.errors import ConfigurationError
 
-__all__ = ["FETCH_MAX_WAIT_MS", "KafkaSettings"]
+__all__ = ["FETCH_MAX_WAIT_MS", "ONE_PARTITION_FETCH_MAX_WAIT_MS", "KafkaSettings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -181,3 +181,12 @@ the whole wait (measured: 452 ms with 500, ≤ 11 ms with 10). The broker itself
 a parked ``read_committed`` fetch when a commit marker makes data readable (Kafka 4.1:
 2.4 ms from commit to poll with a 500 ms wait). 10 ms bounds the stall; an idle reader
 pays ≈ 2 % of a core for it here (docs/benchmarks.md)."""
+
+ONE_PARTITION_FETCH_MAX_WAIT_MS = 500
+""":data:`FETCH_MAX_WAIT_MS` for a reader assigned exactly one partition (a bucket task).
+
+The stall above needs a second partition: aiokafka sends no fetch while the partition's
+records are buffered (nothing else is fetchable), and once they are drained the next
+fetch carries it; so the fetch in flight always names it, and the broker wakes it when a
+record or a commit marker arrives. Only a ``seek`` (after an aborted batch) can wait for a
+parked fetch. Kafka's default wait spares the idle polling of 100 fetches a second."""

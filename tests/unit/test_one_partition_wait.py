@@ -1,0 +1,49 @@
+"""A loop over exactly one partition parks its fetches long; any other keeps them short.
+
+Why one partition cannot stall behind a parked fetch: ``renkei.settings``
+(``ONE_PARTITION_FETCH_MAX_WAIT_MS``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import TopicPartition
+
+from hub_stream.pipeline import TransactionalLoop
+from renkei.settings import FETCH_MAX_WAIT_MS, ONE_PARTITION_FETCH_MAX_WAIT_MS
+
+
+class _NoHandler:
+    def handle(self, records: object) -> list[object]:
+        return []
+
+    def tick(self, now_ms: int) -> list[object]:
+        return []
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("partitions", "pattern", "wait_ms"),
+    [
+        ([TopicPartition("hub.route", 3)], "", ONE_PARTITION_FETCH_MAX_WAIT_MS),
+        ([TopicPartition("hub.route", 3), TopicPartition("hub.route", 4)], "", FETCH_MAX_WAIT_MS),
+        ([], "^agency\\..*\\.out$", FETCH_MAX_WAIT_MS),
+    ],
+)
+async def test_fetch_wait_follows_the_number_of_partitions(
+    partitions: list[TopicPartition], pattern: str, wait_ms: int
+) -> None:
+    assert ONE_PARTITION_FETCH_MAX_WAIT_MS > FETCH_MAX_WAIT_MS  # else the test shows nothing
+    loop = TransactionalLoop(
+        kafka={"bootstrap_servers": "127.0.0.1:1"},  # never connected in this test
+        group_id="g", transactional_id="t", pattern=pattern, partitions=partitions,
+        handler=_NoHandler(),  # type: ignore[arg-type]
+        replace=lambda output, partition, reason: [],
+    )  # fmt: skip
+    try:
+        assert loop._consumer._fetch_max_wait_ms == wait_ms
+    finally:
+        await loop.stop()
