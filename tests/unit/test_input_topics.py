@@ -9,11 +9,11 @@ import pytest
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from hub_stream.directory import Directory
-from hub_stream.pipeline import TransactionalLoop
 from hub_stream.subscription import DrainOnRevoke, InputTopics, follow
 from renkei.errors import ConfigurationError
 from renkei.topics import Topics
 from schemas.models import AgencyEntry, Header
+from tests.unit.loops import offline_loop
 
 TOPICS = Topics("t.")
 FIXED = (TOPICS.registry_events, TOPICS.control, TOPICS.directory)
@@ -78,11 +78,7 @@ async def test_the_running_loop_subscribes_to_an_agency_enrolled_meanwhile() -> 
     directory = Directory()
     directory.apply(entry("jps"))
     inputs = InputTopics(FIXED, lambda: directory, TOPICS.agency_out)
-    loop = TransactionalLoop(
-        kafka={"bootstrap_servers": "127.0.0.1:1"},  # never connected: a fake consumer
-        group_id="g", transactional_id="t", inputs=inputs, handler=Handler(),
-        replace=lambda output, partition, reason: [], poll_ms=1,
-    )  # fmt: skip
+    loop = offline_loop(inputs=inputs, poll_ms=1)  # its consumer replaced by a fake below
     inputs.names()  # as start() subscribed
     for writer in loop._transactions.writers:
         await writer.stop()  # never started; closed so that nothing leaks
@@ -98,22 +94,7 @@ async def test_the_running_loop_subscribes_to_an_agency_enrolled_meanwhile() -> 
 
 def test_a_loop_without_any_input_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="needs its input"):
-        TransactionalLoop(
-            kafka={"bootstrap_servers": "127.0.0.1:1"}, group_id="g", transactional_id="t",
-            handler=Handler(), replace=lambda output, partition, reason: [],
-        )  # fmt: skip
+        offline_loop()
 
 
 async def noop() -> None: ...
-
-
-class Handler:
-    def handle(self, records: Any) -> list[Any]:
-        return []
-
-    def tick(self, now_ms: int) -> list[Any]:
-        return []
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...

@@ -9,20 +9,8 @@ from __future__ import annotations
 import pytest
 from aiokafka import TopicPartition
 
-from hub_stream.pipeline import TransactionalLoop
 from renkei.settings import FETCH_MAX_WAIT_MS, ONE_PARTITION_FETCH_MAX_WAIT_MS
-
-
-class _NoHandler:
-    def handle(self, records: object) -> list[object]:
-        return []
-
-    def tick(self, now_ms: int) -> list[object]:
-        return []
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
+from tests.unit.loops import offline_loop
 
 
 @pytest.mark.parametrize(
@@ -37,12 +25,7 @@ async def test_fetch_wait_follows_the_number_of_partitions(
     partitions: list[TopicPartition], pattern: str, wait_ms: int
 ) -> None:
     assert ONE_PARTITION_FETCH_MAX_WAIT_MS > FETCH_MAX_WAIT_MS  # else the test shows nothing
-    loop = TransactionalLoop(
-        kafka={"bootstrap_servers": "127.0.0.1:1"},  # never connected in this test
-        group_id="g", transactional_id="t", pattern=pattern, partitions=partitions,
-        handler=_NoHandler(),  # type: ignore[arg-type]
-        replace=lambda output, partition, reason: [],
-    )  # fmt: skip
+    loop = offline_loop(pattern=pattern, partitions=partitions)
     try:
         assert loop._consumer._fetch_max_wait_ms == wait_ms
     finally:

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from aiokafka.partitioner import DefaultPartitioner
 
-from hub_stream.pipeline import TransactionalLoop
-
-
-class _NoHandler:
-    def handle(self, records: object) -> list[object]:
-        return []
-
-    def tick(self, now_ms: int) -> list[object]:
-        return []
-
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
+from tests.unit.loops import offline_loop
 
 
 async def test_keyed_records_land_where_the_default_partitioner_puts_them() -> None:
-    loop = TransactionalLoop(
-        kafka={"bootstrap_servers": "127.0.0.1:1"},  # never connected in this test
-        group_id="g", transactional_id="t", pattern="^x$", handler=_NoHandler(),  # type: ignore[arg-type]
-        replace=lambda output, partition, reason: [],
-    )  # fmt: skip
+    loop = offline_loop(pattern="^x$")
     try:
         loop.writer._partitions["agency.jps.in"] = [0, 1, 2, 3, 4]
         keys = [f"code-{i}".encode() for i in range(500)]
