@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from renkei.aiokafka_internals import set_transaction_retry_backoff
@@ -128,12 +128,9 @@ class TransactionalLoop:
         self._poll_ms = poll_ms
         self._on_polled = on_polled
         self.stats = LoopStats()
-        self._consumer = committed_reader(
+        self._consumer: AIOKafkaConsumer = committed_reader(
             kafka,
             group_id=group_id,
-            # A bucket task's one partition cannot stall behind a parked fetch: it may
-            # park long and not poll idle (renkei.settings.ONE_PARTITION_FETCH_MAX_WAIT_MS).
-            one_partition=len(self._partitions) == 1,
             max_poll_records=max_batch,
             metadata_max_age_ms=topic_refresh_ms,  # how soon a new agency's topic is read
         )

@@ -23,6 +23,7 @@ __all__ = [
     "check",
     "cluster_id",
     "force_metadata_update",
+    "park_fetches_when_idle",
     "record_size",
     "set_transaction_retry_backoff",
 ]
@@ -123,6 +124,36 @@ def force_metadata_update(consumer: Any) -> Awaitable[Any]:
     return update
 
 
+def park_fetches_when_idle(consumer: Any, busy_ms: int, idle_ms: int) -> None:
+    """Let ``consumer`` (started) park a fetch ``idle_ms`` when it can stall nothing.
+
+    aiokafka asks each broker with one fetch at a time, and the consumer's one
+    ``fetch_max_wait_ms`` for all of them. A parked fetch holds back only a partition it
+    does not name, one whose records sit unconsumed in the buffer (or paused) when it was
+    sent: drained just after, that partition is not fetched again until the parked fetch
+    returns (:data:`~renkei.settings.FETCH_MAX_WAIT_MS`). A fetch sent with nothing
+    buffered names every partition, and the broker wakes it when a record or a commit
+    marker arrives on any, so it may park long. This sets the wait before aiokafka plans
+    each round of fetches: ``busy_ms`` while any partition is buffered or paused,
+    ``idle_ms`` otherwise, which spares an idle reader ≈ 100 fetches a second
+    (docs/benchmarks.md, "Idle cost of a worker").
+    """
+    fetcher: Any = getattr(consumer, "_fetcher", None)
+    for name in ("_get_actions_per_node", "_records", "_fetch_max_wait_ms"):
+        if not hasattr(fetcher, name):
+            raise _missing(f"a started AIOKafkaConsumer._fetcher.{name}")
+    plan = fetcher._get_actions_per_node
+
+    def planned(assignment: Any) -> Any:
+        held = bool(fetcher._records) or any(
+            assignment.state_value(tp).paused for tp in assignment.tps
+        )
+        fetcher._fetch_max_wait_ms = busy_ms if held else idle_ms
+        return plan(assignment)
+
+    fetcher._get_actions_per_node = planned
+
+
 def record_size(key: bytes | None, value: bytes | None) -> int:
     """Upper bound of the bytes one record adds to a v2 record batch (no headers).
 
@@ -179,6 +210,10 @@ async def check() -> None:
             raise _missing("AIOKafkaProducer._txn_manager.maybe_add_partition_to_txn")
         if not callable(getattr(getattr(consumer, "_client", None), "force_metadata_update", None)):
             raise _missing("AIOKafkaConsumer._client.force_metadata_update")
+        from aiokafka.consumer.fetcher import Fetcher
+
+        if not callable(getattr(Fetcher, "_get_actions_per_node", None)):
+            raise _missing("aiokafka.consumer.fetcher.Fetcher._get_actions_per_node")
     finally:
         await consumer.stop()
         await producer.stop()

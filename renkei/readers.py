@@ -2,8 +2,11 @@
 
 Every topic an agency or the hub reads is written in Kafka transactions, so every reader
 must use ``read_committed`` (aborted writes of a crashed hub stay invisible), commit its
-offsets itself after handling, and keep its fetches short, so that a parked fetch does not
-hold back a partition it has just drained (:data:`~renkei.settings.FETCH_MAX_WAIT_MS`).
+offsets itself after handling, and keep its fetches short while it is busy, so that a
+parked fetch does not hold back a partition it has just drained
+(:data:`~renkei.settings.FETCH_MAX_WAIT_MS`), but long while idle, so that it does not
+poll the broker a hundred times a second for nothing
+(:data:`~renkei.settings.IDLE_FETCH_MAX_WAIT_MS`).
 
 Reading partitions to their end — a worker restoring its tables, the router catching up
 with every person, an operator's tool reading a topic — is one loop, :func:`read_batches`:
@@ -19,12 +22,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from renkei.aiokafka_internals import force_metadata_update
+from renkei.aiokafka_internals import force_metadata_update, park_fetches_when_idle
 from renkei.errors import RequestTimeoutError
-from renkei.settings import FETCH_MAX_WAIT_MS, ONE_PARTITION_FETCH_MAX_WAIT_MS
+from renkei.settings import FETCH_MAX_WAIT_MS, IDLE_FETCH_MAX_WAIT_MS
 
 __all__ = [
     "Batch",
+    "CommittedReader",
     "committed_reader",
     "partitions_of",
     "read_batches",
@@ -36,29 +40,35 @@ Batch = tuple[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 """Records of one partition, in offset order, as one fetch returned them."""
 
 
+class CommittedReader(AIOKafkaConsumer):  # type: ignore[misc]  # aiokafka is untyped
+    """A ``read_committed`` consumer whose fetches park long only while nothing is buffered."""
+
+    async def start(self) -> None:
+        await super().start()
+        # Read here, not at import: benchmarks.hops sets FETCH_MAX_WAIT_MS per run.
+        park_fetches_when_idle(self, busy_ms=FETCH_MAX_WAIT_MS, idle_ms=IDLE_FETCH_MAX_WAIT_MS)
+
+
 def committed_reader(
     kafka: dict[str, Any],
     *topics: str,
     group_id: str | None,
     auto_offset_reset: str = "earliest",
-    one_partition: bool = False,
     **options: Any,
-) -> AIOKafkaConsumer:
+) -> CommittedReader:
     """An (unstarted) consumer of ``topics`` that sees committed records only.
 
     :param kafka: connection keyword arguments (``KafkaSettings.kafka_kwargs()``).
     :param group_id: the consumer group, or ``None`` to assign partitions by hand.
-    :param one_partition: its owner assigns it exactly one partition, ever, so its
-        fetches may park long (:data:`~renkei.settings.ONE_PARTITION_FETCH_MAX_WAIT_MS`).
     :param options: further aiokafka consumer options (``max_poll_records``, ...).
     """
-    return AIOKafkaConsumer(
+    return CommittedReader(
         *topics,
         **kafka,
         group_id=group_id,
         enable_auto_commit=False,
         isolation_level="read_committed",
-        fetch_max_wait_ms=ONE_PARTITION_FETCH_MAX_WAIT_MS if one_partition else FETCH_MAX_WAIT_MS,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,  # until started; then as CommittedReader sets
         auto_offset_reset=auto_offset_reset,
         **options,
     )

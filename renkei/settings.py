@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from renkei.errors import ConfigurationError
 
-__all__ = ["FETCH_MAX_WAIT_MS", "ONE_PARTITION_FETCH_MAX_WAIT_MS", "KafkaSettings"]
+__all__ = ["FETCH_MAX_WAIT_MS", "IDLE_FETCH_MAX_WAIT_MS", "KafkaSettings"]
 
 
 class KafkaSettings(BaseSettings):
@@ -179,16 +179,16 @@ broker, and once a partition's records have waited unconsumed for its prefetch b
 just after, the partition is not fetched again until the parked fetch returns — up to
 the whole wait (measured: 452 ms with 500, ≤ 11 ms with 10). The broker itself does wake
 a parked ``read_committed`` fetch when a commit marker makes data readable (Kafka 4.1:
-2.4 ms from commit to poll with a 500 ms wait). 10 ms bounds the stall; an idle reader
-pays ≈ 2 % of a core for it here (docs/benchmarks.md)."""
+2.4 ms from commit to poll with a 500 ms wait). 10 ms bounds the stall. Only a fetch sent
+while a partition is buffered or paused uses it: :data:`IDLE_FETCH_MAX_WAIT_MS`."""
 
-ONE_PARTITION_FETCH_MAX_WAIT_MS = 500
-""":data:`FETCH_MAX_WAIT_MS` for a reader assigned exactly one partition (a bucket task).
+IDLE_FETCH_MAX_WAIT_MS = 500
+"""How long a reader's fetch may park when it names every partition the reader has.
 
-The stall above needs a second partition: aiokafka sends no fetch while the partition's
-records are buffered (nothing else is fetchable), and once they are drained the next
-fetch carries it; so the fetch in flight always names it, and the broker wakes it when a
-record or a commit marker arrives. Only a ``seek`` (after an aborted batch) can wait for a
-parked fetch. Kafka's default wait spares the idle polling of 100 fetches a second: an
-idle partitioned worker with 6 buckets 25-36 % of a core at 10 ms, 17-22 % at 500, its
-exchange latency not worse (docs/benchmarks.md, "Idle cost of a worker")."""
+Such a fetch holds back nothing: it carries each partition, and the broker wakes it when a
+record or a commit marker arrives on any. So a reader with nothing buffered parks its
+fetches Kafka's default wait instead of :data:`FETCH_MAX_WAIT_MS`
+(``renkei.aiokafka_internals.park_fetches_when_idle``), and an idle reader fetches twice a
+second, not a hundred times. Only a ``seek`` (after an aborted batch) can wait for such a
+parked fetch. Measured: an idle partitioned worker with 6 buckets spent 25-36 % of a core
+with every reader at 10 ms (docs/benchmarks.md, "Idle cost of a worker")."""

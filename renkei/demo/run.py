@@ -230,10 +230,10 @@ class Demo:
     async def _agency(self, agency: str) -> None:
         """The agency's client, on the one inbox reader it shares with its provider.
 
-        One consumer per agency, as docs/architecture.md shows it: a reader fetches every
-        ``fetch_max_wait_ms`` (10 ms) even when idle, so a second one per agency would
-        cost as much again for nothing. It reads every partition (the client's answers
-        may be on any) from the end, positioned here before anything is sent. No group:
+        One consumer per agency, as docs/architecture.md shows it: a second one would
+        double the agency's fetches, connections and buffers for nothing. It reads every
+        partition (the client's answers may be on any) from the end, positioned here
+        before anything is sent. No group:
         a demo run never resumes, so there are no offsets to commit after each batch.
         """
         kafka = self.connections.agency(agency)
