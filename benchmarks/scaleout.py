@@ -49,6 +49,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.cgroups import CpuCap
 from benchmarks.common import passthrough
+from benchmarks.cpu_meter import CpuMeter
 from hub_stream.worker import STATE_TOPICS
 from infra.kafka import LocalCluster
 from producers.agency_client import AgencyClient
@@ -279,7 +280,7 @@ async def time_arrivals(
 
 async def one_step(
     bootstrap: str, topics: Topics, home: Path, codes: tuple[list[str], list[str]],
-    count: int, workers_n: int, signatures: str, cores: float,
+    count: int, workers_n: int, signatures: str, cores: float, brokers: list[int],
 ) -> dict[str, Any]:  # fmt: skip
     codec = default_codec()
     key_dir = home / "keys"
@@ -302,6 +303,8 @@ async def one_step(
     workers.start(workers_n)
     try:
         await workers.wait_ready()
+        parties = {f"worker {i + 1}": [p.pid] for i, p in enumerate(workers.processes)}
+        meter = CpuMeter({"brokers": brokers, **parties})
         inbox = await end_offsets(bootstrap, topics.agency_in(PROVIDER))
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
                                     enable_idempotence=True)  # fmt: skip
@@ -309,10 +312,12 @@ async def one_step(
         timer = asyncio.create_task(
             time_arrivals(bootstrap, topics.agency_in(PROVIDER), inbox, count)
         )
+        meter.start()
         for value, key in requests:
             await producer.send(topics.agency_out(REQUESTER), value, key)
         await producer.flush()
         t_requests, forwarded = await timer
+        meter.stop()
         enc, ciphertext = seal("X25519", reply.public_bytes, b'{"v":1}', aad=b"bench")
         sealed = SealedPayload(suite=HpkeSuite.X25519, enc=enc, ciphertext=ciphertext)
         # Built and signed before the clock runs, so the benchmark's own signing is not timed.
@@ -331,16 +336,19 @@ async def one_step(
         timer = asyncio.create_task(
             time_arrivals(bootstrap, topics.agency_in(REQUESTER), answers, count)
         )
+        meter.start()
         for value, key in responses:
             await producer.send(topics.agency_out(PROVIDER), value, key)
         await producer.flush()
-        await producer.stop()
         t_answers, _ = await timer
+        meter.stop()
+        await producer.stop()
         throttled = workers.throttled_s()
     finally:
         workers.stop()
     return {"workers": workers_n, "exchanges_per_s": count / (t_requests + t_answers),
-            "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled}  # fmt: skip
+            "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled,
+            "cores": meter.cores()}  # fmt: skip
 
 
 async def main(
@@ -354,11 +362,14 @@ async def main(
             base = await passthrough(bootstrap, 2 * count, 300)
             topics = Topics(f"s{uuid.uuid4().hex[:6]}.", buckets)
             codes = await setup(bootstrap, topics, home)
+            brokers = list(cluster.running_pids().values())
             # Rounds of 1, 2, 3 workers, interleaved: the machine's load drifts over
             # minutes, so each round's ratios compare steps run moments apart.
             results = [
                 [
-                    await one_step(bootstrap, topics, home, codes, count, k, signatures, cores)
+                    await one_step(
+                        bootstrap, topics, home, codes, count, k, signatures, cores, brokers
+                    )
                     for k in (1, 2, 3)
                 ]
                 for _ in range(rounds)
@@ -369,8 +380,9 @@ async def main(
           f"capped at {cores} of a core; bare aiokafka pass-through (uncapped) "
           f"{base:,.0f} msg/s")  # fmt: skip
     print("| round | workers | exchanges/s | × one capped worker | requests s | answers s | "
-          "CPU withheld by each cap (s) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "CPU withheld by each cap (s) | cores used: machine (of 2) / brokers / benchmark / "
+          "each worker |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     ratios: dict[int, list[float]] = {1: [], 2: [], 3: []}
     for n, steps in enumerate(results, 1):
         one = steps[0]["exchanges_per_s"]
@@ -378,8 +390,14 @@ async def main(
             ratio = r["exchanges_per_s"] / one
             ratios[r["workers"]].append(ratio)
             withheld = ", ".join(f"{t:.1f}" for t in r["throttled_s"])
+            used = r["cores"]
+            each = ", ".join(f"{v:.2f}" for k, v in used.items() if k.startswith("worker"))
+            shares = (
+                f"{used['machine']:.2f} / {used['brokers']:.2f} / {used['benchmark']:.2f} / {each}"
+            )
             print(f"| {n} | {r['workers']} | {r['exchanges_per_s']:,.0f} | {ratio:.2f} | "
-                  f"{r['requests_s']:.2f} | {r['answers_s']:.2f} | {withheld} |")  # fmt: skip
+                  f"{r['requests_s']:.2f} | {r['answers_s']:.2f} | {withheld} | "
+                  f"{shares} |")  # fmt: skip
     for k in (2, 3):
         print(f"median × one capped worker at {k} workers over {rounds} round(s): "
               f"{statistics.median(ratios[k]):.2f}")  # fmt: skip

@@ -11,7 +11,7 @@ from benchmarks.__main__ import BENCHMARKS, main, usage
 
 FOLDER = Path(benchmarks.__file__).resolve().parent
 # modules of benchmarks/ that are helpers, not benchmarks
-HELPERS = {"__init__", "__main__", "cgroups", "common", "hop_agents", "linkage_data"}
+HELPERS = {"__init__", "__main__", "cgroups", "common", "cpu_meter", "hop_agents", "linkage_data"}
 
 
 class Recorder:
