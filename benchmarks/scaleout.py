@@ -80,6 +80,7 @@ REQUESTER, PROVIDER = "city-shinagawa", "jps"
 PEOPLE = 600
 BASE_PORT = 29392  # three brokers and their controllers from here up
 HEALTH_PORT = 29492  # worker i's GET /healthz at HEALTH_PORT + i
+IDLE_WINDOW_S = 5.0  # each step first meters the cluster and its workers idle this long
 
 
 @dataclass
@@ -157,6 +158,20 @@ class Workers:
                 return False
             owned.extend(report.get("buckets") or [])
         return sorted(owned) == list(range(self.topics.partitions))
+
+    def loop_counts(self) -> dict[str, list[int]]:
+        """Batches, records in and records out so far, summed over the workers: router and
+        buckets."""
+        counts = {"router": [0, 0, 0], "buckets": [0, 0, 0]}
+        for i in range(len(self.processes)):
+            with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT + i}/healthz") as r:
+                loops = json.load(r)["loops"]
+            for name, loop in loops.items():
+                total = counts["router" if name == "router" else "buckets"]
+                total[0] += loop["batches"]
+                total[1] += loop["in"]
+                total[2] += loop["out"]
+        return counts
 
     def throttled_s(self) -> list[float]:
         return [cap.throttled_us() / 1e6 for cap in self.caps]
@@ -304,7 +319,12 @@ async def one_step(
     try:
         await workers.wait_ready()
         parties = {f"worker {i + 1}": [p.pid] for i, p in enumerate(workers.processes)}
+        idle = CpuMeter({"brokers": brokers, **parties})  # what it all costs doing nothing
+        idle.start()
+        await asyncio.sleep(IDLE_WINDOW_S)
+        idle.stop()
         meter = CpuMeter({"brokers": brokers, **parties})
+        loops_before = workers.loop_counts()
         inbox = await end_offsets(bootstrap, topics.agency_in(PROVIDER))
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
                                     enable_idempotence=True)  # fmt: skip
@@ -344,11 +364,19 @@ async def one_step(
         meter.stop()
         await producer.stop()
         throttled = workers.throttled_s()
+        loops_after = workers.loop_counts()
+        batches = {  # (batches, records in, records out) of each stage while the clock ran
+            stage: [
+                after - before for after, before in zip(counts, loops_before[stage], strict=True)
+            ]
+            for stage, counts in loops_after.items()
+        }
     finally:
         workers.stop()
     return {"workers": workers_n, "exchanges_per_s": count / (t_requests + t_answers),
             "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled,
-            "cores": meter.cores()}  # fmt: skip
+            "cores": meter.cores(), "idle": idle.cores(), "batches": batches,
+            "brokers_s": meter.used_s["brokers"]}  # fmt: skip
 
 
 async def main(
@@ -359,10 +387,16 @@ async def main(
         cluster = LocalCluster(home / "kafka", nodes=3, base_port=BASE_PORT)
         bootstrap = await asyncio.to_thread(cluster.up, 180)
         try:
+            brokers = list(cluster.running_pids().values())
+            meter = CpuMeter({"brokers": brokers})
+            meter.start()
             base = await passthrough(bootstrap, 2 * count, 300)
+            meter.stop()
+            # Per message: written to the source, read, written to the sink (each record
+            # replicated 3 times): the brokers' CPU a record costs, beside the hub's below.
+            base_brokers_ms = 1000 * meter.used_s["brokers"] / (2 * 2 * count)
             topics = Topics(f"s{uuid.uuid4().hex[:6]}.", buckets)
             codes = await setup(bootstrap, topics, home)
-            brokers = list(cluster.running_pids().values())
             # Rounds of 1, 2, 3 workers, interleaved: the machine's load drifts over
             # minutes, so each round's ratios compare steps run moments apart.
             results = [
@@ -378,11 +412,13 @@ async def main(
             await asyncio.to_thread(cluster.down)
     print(f"3-node cluster, {buckets} buckets, signatures={signatures}, each worker "
           f"capped at {cores} of a core; bare aiokafka pass-through (uncapped) "
-          f"{base:,.0f} msg/s")  # fmt: skip
+          f"{base:,.0f} msg/s, the brokers' CPU {base_brokers_ms:.3f} ms a record written "
+          "(source and sink)")  # fmt: skip
     print("| round | workers | exchanges/s | × one capped worker | requests s | answers s | "
           "CPU withheld by each cap (s) | cores used: machine (of 2) / brokers / benchmark / "
-          "each worker |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "each worker | records a batch: router / buckets | transactions an exchange "
+          "|")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ratios: dict[int, list[float]] = {1: [], 2: [], 3: []}
     for n, steps in enumerate(results, 1):
         one = steps[0]["exchanges_per_s"]
@@ -390,18 +426,41 @@ async def main(
             ratio = r["exchanges_per_s"] / one
             ratios[r["workers"]].append(ratio)
             withheld = ", ".join(f"{t:.1f}" for t in r["throttled_s"])
-            used = r["cores"]
-            each = ", ".join(f"{v:.2f}" for k, v in used.items() if k.startswith("worker"))
-            shares = (
-                f"{used['machine']:.2f} / {used['brokers']:.2f} / {used['benchmark']:.2f} / {each}"
-            )
+            shares = _shares(r["cores"])
+            (rb, ri, _), (bb, bi, _) = r["batches"]["router"], r["batches"]["buckets"]
+            per_batch = f"{ri / max(rb, 1):.1f} / {bi / max(bb, 1):.1f}"
+            txns = (rb + bb) / count  # each stage's batches over both halves
             print(f"| {n} | {r['workers']} | {r['exchanges_per_s']:,.0f} | {ratio:.2f} | "
                   f"{r['requests_s']:.2f} | {r['answers_s']:.2f} | {withheld} | "
-                  f"{shares} |")  # fmt: skip
+                  f"{shares} | {per_batch} | {txns:.2f} |")  # fmt: skip
+    print(
+        "\nRecords written while the clock ran (the benchmark's requests and answers, and "
+        "every record the workers wrote), and the brokers' CPU for each:"
+    )
+    print("| round | workers | records written an exchange | brokers' CPU ms a record | "
+          "× the pass-through's |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for n, steps in enumerate(results, 1):
+        for r in steps:
+            written = 2 * count + r["batches"]["router"][2] + r["batches"]["buckets"][2]
+            per_record = 1000 * r["brokers_s"] / written
+            print(f"| {n} | {r['workers']} | {written / count:.1f} | {per_record:.3f} | "
+                  f"{per_record / base_brokers_ms:.2f} |")  # fmt: skip
+    print(f"\nThe same steps idle, {IDLE_WINDOW_S:.0f} s before each clock started:")
+    print("| round | workers | cores used: machine (of 2) / brokers / benchmark / each worker |")
+    print("|---|---|---|")
+    for n, steps in enumerate(results, 1):
+        for r in steps:
+            print(f"| {n} | {r['workers']} | {_shares(r['idle'])} |")
     for k in (2, 3):
         print(f"median × one capped worker at {k} workers over {rounds} round(s): "
               f"{statistics.median(ratios[k]):.2f}")  # fmt: skip
     print("targets: >= 1.8 at 2 workers, >= 2.6 at 3")
+
+
+def _shares(cores: dict[str, float]) -> str:
+    each = ", ".join(f"{v:.2f}" for k, v in cores.items() if k.startswith("worker"))
+    return f"{cores['machine']:.2f} / {cores['brokers']:.2f} / {cores['benchmark']:.2f} / {each}"
 
 
 if __name__ == "__main__":

@@ -142,7 +142,18 @@ class PartitionedPlane:
             "restores": {str(b): n for b, n in sorted(self.tasks.restores.items())},
             "kept": {str(b): n for b, n in sorted(self.tasks.kept.items())},
             "routed": list(self.router.routed),
+            # Batches and records of each stage's current loop (a bucket's loop is new
+            # each time the bucket comes to this worker): records per batch at a glance.
+            "loops": {
+                "router": _counts(self.router_loop),
+                **{f"bucket {b}": _counts(t.loop) for b, t in sorted(self.tasks.tasks.items())},
+            },
         }
+
+
+def _counts(loop: TransactionalLoop) -> dict[str, int]:
+    stats = loop.stats
+    return {"batches": stats.batches, "in": stats.records_in, "out": stats.records_out}
 
 
 async def check_partitions(kafka: dict[str, Any], topics: Topics, state: Sequence[str]) -> None:

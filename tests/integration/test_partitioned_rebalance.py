@@ -101,7 +101,12 @@ async def test_a_worker_keeps_the_buckets_it_never_lost(
                 codes.append(city_code)
                 expected.append(f"pension.benefit_status-of-{jps_code}")
             await _running([one])
-            assert (await _health(one))["restores"] == {str(b): 1 for b in BUCKETS}
+            report = await _health(one)
+            assert report["restores"] == {str(b): 1 for b in BUCKETS}
+            # Both enrolments of every person passed the router and then their bucket.
+            loops = report["loops"]
+            assert loops["router"]["in"] >= 2 * len(codes)
+            assert sum(c["in"] for name, c in loops.items() if name != "router") >= 2 * len(codes)
             sent = await _ask(city, codes)
 
             deployment.start("worker-2", {"RENKEI_HUB_HEALTH_PORT": str(two)})
