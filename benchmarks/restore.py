@@ -46,8 +46,9 @@ from benchmarks.common import broker, prefix
 from hub_stream.buckets import bucket_of
 from hub_stream.indexes import DerivedIndexes
 from hub_stream.records import AppliedEvent, Holding, PersonState
+from hub_stream.restore import restore_tables
 from hub_stream.sealed_state import persons_table
-from hub_stream.state import Table, restore_tables
+from hub_stream.state import Table
 from hub_stream.store import RocksStores, StoreFactory
 from producers.population import generate_population
 from renkei.crypto.keyring import KeyRing, MasterSecret

@@ -31,8 +31,9 @@ from schemas.models import RegistryEvent
 from . import history
 from .indexes import DerivedIndexes
 from .records import PersonState
+from .restore import collector_paused
 from .sealed_state import persons_table
-from .state import Table, collector_paused
+from .state import Table
 
 __all__ = ["Persons", "PersonsFollower"]
 

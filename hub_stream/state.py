@@ -23,24 +23,19 @@ cannot stand alone. Without :meth:`Table.seal`, ``commit`` commits what is stage
 loop with one transaction at a time does.
 
 A worker that starts reads each topic to its end (``read_committed``) before it
-processes anything, so its state always matches the offsets it resumes from.
+processes anything, so its state always matches the offsets it resumes from
+(:func:`hub_stream.restore.restore_tables`).
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import aclosing, contextmanager
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from renkei.errors import HubHaltedError
-from renkei.readers import committed_reader, partitions_of, read_batches
-
 from .outputs import Output
-from .redact import describe_exception
 from .store import DELETED, MemoryStore, Store, StoreFactory
 
-__all__ = ["Restorable", "StagedState", "Table", "collector_paused", "restore_tables"]
+__all__ = ["StagedState", "Table"]
 
 V = TypeVar("V")
 _DELETED: Any = DELETED  # a staged delete
@@ -252,74 +247,3 @@ class StagedState(Protocol):
     def rollback(self) -> None: ...
 
     def load(self, key: bytes, value: bytes | None) -> None: ...
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while rows are restored, then resume it.
-
-    State rows hold no reference cycles, so it would free nothing, yet each of its full
-    collections walks every object restored so far: about 30 % of a restore's CPU at
-    60,000 persons, more with more (docs/benchmarks.md, "Restoring a bucket").
-    """
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-_RESTORE_FETCH: dict[str, Any] = {"max_partition_fetch_bytes": 8 << 20, "fetch_max_bytes": 64 << 20}
-"""Fetch sizes of a restore: a whole state topic is read at once, so fewer, larger fetches
-(Kafka's defaults: 1 MiB a partition, 50 MiB a fetch)."""
-
-
-class Restorable(Protocol):
-    """What :func:`restore_tables` fills: a topic, and what to do with each record of it."""
-
-    @property
-    def topic(self) -> str: ...
-
-    def load(self, key: bytes, value: bytes | None) -> None: ...
-
-
-async def restore_tables(
-    kafka: dict[str, Any], tables: Sequence[Restorable], only: Collection[int] | None = None
-) -> int:
-    """Read every table's topic from the beginning to its current end; return records read.
-
-    Records without a key are skipped: no table of the hub's writes one. ``only``
-    restores only those partitions of each topic (a partitioned hub's bucket); all of
-    them by default. The cyclic garbage collector is paused meanwhile
-    (:func:`collector_paused`), for the whole process.
-
-    :raises HubHaltedError: a record a table cannot take (a state row that does not open
-        or parse): the hub does not run on state it cannot read. The error names where the
-        record is, not what it holds (state rows hold personal data).
-    """
-    by_topic = {t.topic: t for t in tables}
-    consumer = committed_reader(kafka, group_id=None, **_RESTORE_FETCH)
-    await consumer.start()
-    read = 0
-    try:
-        partitions = await partitions_of(consumer, by_topic, only)
-        batches = read_batches(consumer, partitions)
-        async with aclosing(batches):
-            with collector_paused():
-                async for tp, records in batches:
-                    load = by_topic[tp.topic].load
-                    for record in records:
-                        if record.key is not None:
-                            try:
-                                load(record.key, record.value)
-                            except Exception as exc:
-                                where = f"{tp.topic}[{tp.partition}]@{record.offset}"
-                                raise HubHaltedError(
-                                    f"{where} cannot be restored ({describe_exception(exc)})"
-                                ) from None  # its message may quote the row
-                        read += 1
-    finally:
-        await consumer.stop()
-    return read

@@ -47,7 +47,7 @@ from .bucket_hub import BucketHub
 from .buckets import route_topic
 from .heap import settle as settle_heap
 from .pipeline import TransactionalLoop
-from .state import restore_tables
+from .restore import restore_tables
 from .unwritable import Replacer
 from .watermarks import WatermarkReader, Watermarks, why_restore
 

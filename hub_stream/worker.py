@@ -36,9 +36,9 @@ from .hub import Hub
 from .inflight import MAX_IN_FLIGHT
 from .partitioned import PartitionedPlane
 from .pipeline import TransactionalLoop
+from .restore import restore_tables
 from .rotation import StagedKeyRing
 from .settings import HubSettings
-from .state import restore_tables
 from .subscription import InputTopics
 from .unwritable import StandIns
 

@@ -26,8 +26,9 @@ from aiokafka import ConsumerRecord
 
 from hub_stream.checkpoints import ChainHead
 from hub_stream.records import Holding, Pending, PersonState
+from hub_stream.restore import restore_tables
 from hub_stream.sealed_state import persons_table
-from hub_stream.state import Table, restore_tables
+from hub_stream.state import Table
 from hub_stream.trust import PinnedRoots
 from renkei.crypto import KeyRing, audit_key
 from renkei.topics import Topics

@@ -13,7 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from hub_stream.state import Table, restore_tables
+from hub_stream.restore import restore_tables
+from hub_stream.state import Table
 from renkei.errors import HubHaltedError
 from renkei.readers import committed_reader, partitions_of, read_batches
 

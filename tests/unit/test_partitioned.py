@@ -14,17 +14,17 @@ from typing import Any
 
 import pytest
 
-import hub_stream.state as state_module
+import hub_stream.restore as restore_module
 from hub_stream.bucket_hub import BucketHub, confirm
 from hub_stream.buckets import Routed, bucket_of, fallback_bucket, route_topic
 from hub_stream.control import CommandShare, EnrolLinked, LinkedRow, control_topic
 from hub_stream.matching import MatchResult
 from hub_stream.outputs import Output
 from hub_stream.persons_view import Persons
+from hub_stream.restore import restore_tables
 from hub_stream.rotation import StagedKeyRing
 from hub_stream.router import Router
 from hub_stream.settings import HubSettings
-from hub_stream.state import restore_tables
 from renkei.auditchain import load_or_create_signer
 from renkei.crypto import MasterSecret, audit_key, keystore, new_id_code
 from renkei.errors import DecodeError
@@ -339,7 +339,7 @@ class _Loaded:
 
 
 async def test_a_bucket_restores_its_own_partition_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(state_module, "committed_reader", _FakeConsumer)
+    monkeypatch.setattr(restore_module, "committed_reader", _FakeConsumer)
     mine, everything = _Loaded(), _Loaded()
     assert await restore_tables({}, [mine], only=[1]) == 1
     assert mine.keys == [b"1"]
