@@ -6,7 +6,7 @@ the single loop. Every worker runs both stages, and any number of workers share 
 * stage 1, the :class:`~.router.Router`, in the group ``<group>-router`` over the single
   hub's inputs, transactional id ``<group>-router-<worker id>``;
 * stage 2, the :class:`~.tasks.TaskManager`, in the group ``<group>-tasks`` over
-  ``hub.route``, one :class:`~.tasks.BucketTask` (transactional id ``<group>-task-<p>``)
+  ``hub.route``, one :class:`~.bucket_task.BucketTask` (transactional id ``<group>-task-<p>``)
   per bucket the group gives this worker.
 
 Each worker's own directory (restored, then followed by the faust agent) is shared by the
@@ -26,6 +26,7 @@ from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
 
 from .bucket_hub import BucketHub
+from .bucket_task import BucketTask
 from .buckets import route_topic
 from .directory import Directory
 from .heap import settle as settle_heap
@@ -34,7 +35,7 @@ from .pipeline import TransactionalLoop
 from .router import Router
 from .settings import HubSettings
 from .subscription import InputTopics
-from .tasks import BucketTask, TaskManager
+from .tasks import TaskManager
 from .trust import PinnedRoots
 from .unwritable import Replacer
 
