@@ -23,6 +23,13 @@ Fetch = tuple[int, set[int]]
 """A fetch as sent: its max wait (ms) and the partitions it names."""
 
 
+async def two_partitions(bootstrap: str, name: str) -> tuple[dict[str, Any], str]:
+    """A fresh topic of two partitions, and how to reach its broker."""
+    kafka = {"bootstrap_servers": bootstrap}
+    await create_topic(kafka, name, 2)
+    return kafka, name
+
+
 @asynccontextmanager
 async def recorded(
     kafka: dict[str, Any], topic: str
@@ -52,9 +59,7 @@ async def test_an_idle_reader_parks_its_fetches_long(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     assert IDLE_FETCH_MAX_WAIT_MS > 10 * FETCH_MAX_WAIT_MS  # else the test shows nothing
-    kafka = {"bootstrap_servers": kafka_bootstrap}
-    topic = f"{topic_prefix}idle"
-    await create_topic(kafka, topic, 2)
+    kafka, topic = await two_partitions(kafka_bootstrap, f"{topic_prefix}idle")
     async with recorded(kafka, topic) as (consumer, sent):
         assert await consumer.getmany(timeout_ms=1_500) == {}
     # Every fetch named both partitions and parked long: a reader at the short wait sends
@@ -67,9 +72,7 @@ async def test_an_idle_reader_parks_its_fetches_long(
 async def test_a_fetch_sent_while_a_partition_is_buffered_waits_briefly(
     kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    kafka = {"bootstrap_servers": kafka_bootstrap}
-    topic = f"{topic_prefix}busy"
-    await create_topic(kafka, topic, 2)
+    kafka, topic = await two_partitions(kafka_bootstrap, f"{topic_prefix}busy")
     producer = AIOKafkaProducer(**kafka)
     await producer.start()
     try:
