@@ -29,19 +29,19 @@ def _machine() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / _TICK, idle / _TICK
 
 
-def _process(pid: int) -> float:
-    """CPU seconds (user + system, every thread) of ``pid``; 0 once it has gone."""
+def _process(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system; every thread) of ``pid``; 0 once it has gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             after_name = stat.read().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
-        return 0.0
-    return (int(after_name[11]) + int(after_name[12])) / _TICK
+        return 0.0, 0.0
+    return int(after_name[11]) / _TICK, int(after_name[12]) / _TICK
 
 
-def _own() -> float:
+def _own() -> tuple[float, float]:
     times = os.times()
-    return times.user + times.system
+    return times.user, times.system
 
 
 @dataclass
@@ -56,10 +56,16 @@ class CpuMeter:
     wall_s: float = 0.0
     busy_s: float = 0.0
     used_s: dict[str, float] = field(default_factory=dict)
-    _mark: tuple[float, float, dict[str, float]] | None = None
+    """CPU seconds, user and system."""
+    system_s: dict[str, float] = field(default_factory=dict)
+    """Of which in the kernel (on loopback, TCP's receive path too runs on the sender's CPU)."""
+    _mark: tuple[float, float, dict[str, tuple[float, float]]] | None = None
 
-    def _read(self) -> dict[str, float]:
-        now = {name: sum(map(_process, pids)) for name, pids in self.parties.items()}
+    def _read(self) -> dict[str, tuple[float, float]]:
+        now = {}
+        for name, pids in self.parties.items():
+            times = [_process(pid) for pid in pids]
+            now[name] = (sum(t[0] for t in times), sum(t[1] for t in times))
         now["benchmark"] = _own()
         return now
 
@@ -72,8 +78,11 @@ class CpuMeter:
         began, busy, used = self._mark
         self.wall_s += time.monotonic() - began
         self.busy_s += _machine()[0] - busy
-        for name, seconds in self._read().items():
-            self.used_s[name] = self.used_s.get(name, 0.0) + seconds - used.get(name, 0.0)
+        for name, (user, system) in self._read().items():
+            user_0, system_0 = used.get(name, (0.0, 0.0))
+            spent = user - user_0 + system - system_0
+            self.used_s[name] = self.used_s.get(name, 0.0) + spent
+            self.system_s[name] = self.system_s.get(name, 0.0) + system - system_0
         self._mark = None
 
     def cores(self) -> dict[str, float]:

@@ -376,7 +376,9 @@ async def one_step(
     return {"workers": workers_n, "exchanges_per_s": count / (t_requests + t_answers),
             "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled,
             "cores": meter.cores(), "idle": idle.cores(), "batches": batches,
-            "brokers_s": meter.used_s["brokers"]}  # fmt: skip
+            "brokers_s": meter.used_s["brokers"],
+            "worker_system": sum(v for k, v in meter.system_s.items() if k.startswith("worker"))
+            / sum(v for k, v in meter.used_s.items() if k.startswith("worker"))}  # fmt: skip
 
 
 async def main(
@@ -438,14 +440,17 @@ async def main(
         "every record the workers wrote), and the brokers' CPU for each:"
     )
     print("| round | workers | records written an exchange | brokers' CPU ms a record | "
-          "× the pass-through's |")  # fmt: skip
-    print("|---|---|---|---|---|")
+          "× the pass-through's | workers' CPU ms an exchange | of which system |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for n, steps in enumerate(results, 1):
         for r in steps:
             written = 2 * count + r["batches"]["router"][2] + r["batches"]["buckets"][2]
             per_record = 1000 * r["brokers_s"] / written
+            workers_cores = sum(v for k, v in r["cores"].items() if k.startswith("worker"))
+            worker_ms = 1000 * workers_cores / r["exchanges_per_s"]
             print(f"| {n} | {r['workers']} | {written / count:.1f} | {per_record:.3f} | "
-                  f"{per_record / base_brokers_ms:.2f} |")  # fmt: skip
+                  f"{per_record / base_brokers_ms:.2f} | {worker_ms:.2f} | "
+                  f"{100 * r['worker_system']:.0f} % |")  # fmt: skip
     print(f"\nThe same steps idle, {IDLE_WINDOW_S:.0f} s before each clock started:")
     print("| round | workers | cores used: machine (of 2) / brokers / benchmark / each worker |")
     print("|---|---|---|")

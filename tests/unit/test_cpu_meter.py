@@ -27,6 +27,7 @@ def test_it_sums_what_each_party_used_over_its_windows() -> None:
     assert abs(meter.used_s["benchmark"] - burnt) < 0.05
     assert abs(meter.used_s["this process again"] - burnt) < 0.05
     assert meter.used_s["nobody"] == 0.0  # a pid that does not exist
+    assert 0.0 <= meter.system_s["benchmark"] <= meter.used_s["benchmark"]
     assert meter.busy_s >= burnt - 0.05  # the machine was busy at least with us
     assert meter.wall_s < 0.2 + burnt * 20  # the sleep is not in it (a loose bound)
     cores = meter.cores()
