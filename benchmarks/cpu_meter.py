@@ -21,12 +21,12 @@ __all__ = ["CpuMeter"]
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _machine() -> tuple[float, float]:
-    """(busy, idle) CPU seconds of the whole machine since boot, every core."""
+def _machine_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot, every core."""
     with open("/proc/stat") as stat:
         fields = [int(x) for x in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle, iowait
-    return (sum(fields[:8]) - idle) / _TICK, idle / _TICK
+    return (sum(fields[:8]) - idle) / _TICK
 
 
 def _process(pid: int) -> tuple[float, float]:
@@ -70,14 +70,14 @@ class CpuMeter:
         return now
 
     def start(self) -> None:
-        self._mark = (time.monotonic(), _machine()[0], self._read())
+        self._mark = (time.monotonic(), _machine_busy(), self._read())
 
     def stop(self) -> None:
         if self._mark is None:
             raise RuntimeError("CpuMeter.stop() without start()")
         began, busy, used = self._mark
         self.wall_s += time.monotonic() - began
-        self.busy_s += _machine()[0] - busy
+        self.busy_s += _machine_busy() - busy
         for name, (user, system) in self._read().items():
             user_0, system_0 = used.get(name, (0.0, 0.0))
             spent = user - user_0 + system - system_0

@@ -146,13 +146,19 @@ class Workers:
                 raise TimeoutError(f"the hub workers did not all become ready; their logs:\n{logs}")
             await asyncio.sleep(0.2)
 
+    def _health(self, i: int) -> dict[str, Any]:
+        """Worker ``i``'s ``/healthz`` report (``OSError``: 503 while not ready, or not
+        listening yet)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT + i}/healthz") as r:
+            report: dict[str, Any] = json.load(r)
+        return report
+
     def _settled(self) -> bool:
         owned: list[int] = []
         for i in range(len(self.processes)):
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT + i}/healthz") as r:
-                    report = json.load(r)
-            except OSError:  # 503 while not ready, or not listening yet
+                report = self._health(i)
+            except OSError:
                 return False
             if report.get("buckets") != report.get("buckets_running"):
                 return False
@@ -164,9 +170,7 @@ class Workers:
         buckets."""
         counts = {"router": [0, 0, 0], "buckets": [0, 0, 0]}
         for i in range(len(self.processes)):
-            with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT + i}/healthz") as r:
-                loops = json.load(r)["loops"]
-            for name, loop in loops.items():
+            for name, loop in self._health(i)["loops"].items():
                 total = counts["router" if name == "router" else "buckets"]
                 total[0] += loop["batches"]
                 total[1] += loop["in"]
@@ -377,8 +381,8 @@ async def one_step(
             "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled,
             "cores": meter.cores(), "idle": idle.cores(), "batches": batches,
             "brokers_s": meter.used_s["brokers"],
-            "worker_system": sum(v for k, v in meter.system_s.items() if k.startswith("worker"))
-            / sum(v for k, v in meter.used_s.items() if k.startswith("worker"))}  # fmt: skip
+            "workers_s": sum(meter.used_s[name] for name in parties),
+            "workers_system_s": sum(meter.system_s[name] for name in parties)}  # fmt: skip
 
 
 async def main(
@@ -446,11 +450,11 @@ async def main(
         for r in steps:
             written = 2 * count + r["batches"]["router"][2] + r["batches"]["buckets"][2]
             per_record = 1000 * r["brokers_s"] / written
-            workers_cores = sum(v for k, v in r["cores"].items() if k.startswith("worker"))
-            worker_ms = 1000 * workers_cores / r["exchanges_per_s"]
+            worker_ms = 1000 * r["workers_s"] / count
+            system = r["workers_system_s"] / r["workers_s"]
             print(f"| {n} | {r['workers']} | {written / count:.1f} | {per_record:.3f} | "
                   f"{per_record / base_brokers_ms:.2f} | {worker_ms:.2f} | "
-                  f"{100 * r['worker_system']:.0f} % |")  # fmt: skip
+                  f"{100 * system:.0f} % |")  # fmt: skip
     print(f"\nThe same steps idle, {IDLE_WINDOW_S:.0f} s before each clock started:")
     print("| round | workers | cores used: machine (of 2) / brokers / benchmark / each worker |")
     print("|---|---|---|")
