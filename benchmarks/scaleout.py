@@ -19,7 +19,10 @@ Run (as root, for the cgroup quota): ``.venv/bin/python -m benchmarks.scaleout [
 4. Printed: exchanges/s per k and round, the ratio to the single capped worker of the
    same round, the median ratio over the rounds (targets ≥ 1.8 at 2, ≥ 2.6 at 3), and
    the CPU time each cap withheld — a worker that
-   was never throttled was not the limit, and the figure says so.
+   was never throttled was not the limit, and the figure says so; the cores each party
+   used (:mod:`benchmarks.cpu_meter`), the records and the workers' CPU an exchange, and
+   the Kafka requests the workers sent an exchange, by kind (their ``/healthz``
+   ``kafka_requests``).
 
 The baseline beside it, same cluster and run: a bare aiokafka pass-through
 (:func:`benchmarks.common.passthrough`), uncapped.
@@ -39,6 +42,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -176,6 +180,13 @@ class Workers:
                 total[1] += loop["in"]
                 total[2] += loop["out"]
         return counts
+
+    def request_counts(self) -> Counter[str]:
+        """The Kafka requests the workers have sent so far, by kind, summed."""
+        total: Counter[str] = Counter()
+        for i in range(len(self.processes)):
+            total.update(self._health(i)["kafka_requests"])
+        return total
 
     def throttled_s(self) -> list[float]:
         return [cap.throttled_us() / 1e6 for cap in self.caps]
@@ -329,6 +340,7 @@ async def one_step(
         idle.stop()
         meter = CpuMeter({"brokers": brokers, **parties})
         loops_before = workers.loop_counts()
+        requests_before = workers.request_counts()
         inbox = await end_offsets(bootstrap, topics.agency_in(PROVIDER))
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
                                     enable_idempotence=True)  # fmt: skip
@@ -369,6 +381,8 @@ async def one_step(
         await producer.stop()
         throttled = workers.throttled_s()
         loops_after = workers.loop_counts()
+        # Between the two windows too (the answers being built): idle, so a few fetches.
+        kafka_requests = workers.request_counts() - requests_before
         batches = {  # (batches, records in, records out) of each stage while the clock ran
             stage: [
                 after - before for after, before in zip(counts, loops_before[stage], strict=True)
@@ -380,6 +394,7 @@ async def one_step(
     return {"workers": workers_n, "exchanges_per_s": count / (t_requests + t_answers),
             "requests_s": t_requests, "answers_s": t_answers, "throttled_s": throttled,
             "cores": meter.cores(), "idle": idle.cores(), "batches": batches,
+            "kafka_requests": kafka_requests,
             "brokers_s": meter.used_s["brokers"],
             "workers_s": sum(meter.used_s[name] for name in parties),
             "workers_system_s": sum(meter.system_s[name] for name in parties)}  # fmt: skip
@@ -455,6 +470,18 @@ async def main(
             print(f"| {n} | {r['workers']} | {written / count:.1f} | {per_record:.3f} | "
                   f"{per_record / base_brokers_ms:.2f} | {worker_ms:.2f} | "
                   f"{100 * system:.0f} % |")  # fmt: skip
+    kinds = sorted({k for steps in results for r in steps for k in r["kafka_requests"]})
+    print(
+        "\nKafka requests the workers sent an exchange, by kind (all workers together; "
+        "from their /healthz counters, over both timed windows and the gap between):"
+    )
+    print(f"| round | workers | {' | '.join(kinds)} | all |")
+    print(f"|---|---|{'---|' * (len(kinds) + 1)}")
+    for n, steps in enumerate(results, 1):
+        for r in steps:
+            sent = r["kafka_requests"]
+            each = " | ".join(f"{sent[k] / count:.3f}" for k in kinds)
+            print(f"| {n} | {r['workers']} | {each} | {sum(sent.values()) / count:.3f} |")
     print(f"\nThe same steps idle, {IDLE_WINDOW_S:.0f} s before each clock started:")
     print("| round | workers | cores used: machine (of 2) / brokers / benchmark / each worker |")
     print("|---|---|---|")

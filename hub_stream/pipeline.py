@@ -41,7 +41,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 
-from renkei.aiokafka_internals import set_transaction_retry_backoff
+from renkei.aiokafka_internals import back_off_concurrent_transactions
 from renkei.errors import ConfigurationError
 from renkei.readers import committed_reader
 
@@ -55,9 +55,10 @@ __all__ = ["TransactionalLoop"]
 
 log = logging.getLogger(__name__)
 
-# Ask again 2 ms after CONCURRENT_TRANSACTIONS, not aiokafka's fixed 20 ms, which put a
-# 20 ms floor under every batch (renkei/aiokafka_internals.py, docs/benchmarks.md).
-set_transaction_retry_backoff(0.002)
+# Ask again 2 ms after CONCURRENT_TRANSACTIONS, then 4, 8, 16, 20 ms, not aiokafka's fixed
+# 20 ms, which put a 20 ms floor under every batch (renkei/aiokafka_internals.py,
+# docs/benchmarks.md).
+back_off_concurrent_transactions(0.002, 0.020)
 
 
 class TransactionalLoop:

@@ -103,6 +103,7 @@ class HubService(mode.Service):
         self.loop_runner: TransactionalLoop | None = None
         self.cluster = ClusterWatch(kafka)
         self.readiness = Readiness(settings.ready_file, self._report)
+        self._requests = aiokafka_internals.count_requests()
         self.health: HealthServer | None = None
         if settings.health_port is not None:
             self.health = HealthServer(self.readiness, settings.health_port, settings.health_host)
@@ -201,6 +202,8 @@ class HubService(mode.Service):
             report.update(batches=stats.batches, aborted=stats.aborted, replaced=stats.replaced)
         if self.plane is not None:
             report.update(self.plane.report())
+        # Every client of the process: fetches and transaction round trips at a glance.
+        report["kafka_requests"] = dict(sorted(self._requests.items()))
         return report
 
     def _sign(self, message: Message) -> Message:

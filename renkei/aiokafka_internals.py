@@ -11,6 +11,8 @@ Nothing outside this module may reach into aiokafka's underscored attributes.
 
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from collections.abc import Awaitable, Iterable
 from typing import Any
 
@@ -19,13 +21,14 @@ from renkei.errors import AiokafkaInternalsError
 __all__ = [
     "RECORD_BATCH_OVERHEAD",
     "add_to_transaction",
+    "back_off_concurrent_transactions",
     "can_abort",
     "check",
     "cluster_id",
+    "count_requests",
     "force_metadata_update",
     "park_fetches_when_idle",
     "record_size",
-    "set_transaction_retry_backoff",
 ]
 
 RECORD_BATCH_OVERHEAD = 61
@@ -46,19 +49,46 @@ def _missing(what: str, exc: BaseException | None = None) -> AiokafkaInternalsEr
     return error
 
 
-def set_transaction_retry_backoff(seconds: float) -> None:
-    """Set how long aiokafka waits before asking again after CONCURRENT_TRANSACTIONS.
+def back_off_concurrent_transactions(first_s: float, most_s: float) -> None:
+    """Ask again after CONCURRENT_TRANSACTIONS first in ``first_s``, then twice as long
+    each time, up to ``most_s``, until the transaction's partitions are added.
 
     Right after a commit Kafka answers the next transaction's AddPartitionsToTxn with
-    CONCURRENT_TRANSACTIONS until the markers are written (≈ 1 ms here); aiokafka waits a
-    fixed ``sender.BACKOFF_OVERRIDE`` (20 ms, KAFKA-5477's value) before it asks again,
-    which put a 20 ms floor under every hub batch (docs/benchmarks.md, latency).
+    CONCURRENT_TRANSACTIONS until the commit's markers are written. aiokafka waits a fixed
+    ``sender.BACKOFF_OVERRIDE`` (20 ms, KAFKA-5477's value) before asking again: alone,
+    the markers take ≈ 1 ms here, and 20 ms put a floor under every hub batch. A fixed
+    2 ms instead had workers beside others (three replicating brokers on two busy cores,
+    where markers take longer) ask 2.5 times a transaction, and up to 12 times in a short
+    run, against once alone (docs/benchmarks.md, scale-out): each ask costs the worker
+    and the broker CPU. Doubling keeps the quick case as quick and the slow case to a few
+    asks; it waits at most twice as long as the markers took.
     """
     from aiokafka.producer import sender
 
+    handler = getattr(sender, "AddPartitionsToTxnHandler", None)
+    handle = getattr(handler, "handle_response", None)
     if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), int | float):
         raise _missing("aiokafka.producer.sender.BACKOFF_OVERRIDE")
-    sender.BACKOFF_OVERRIDE = seconds
+    if not callable(handle):
+        raise _missing("aiokafka.producer.sender.AddPartitionsToTxnHandler.handle_response")
+    handle = getattr(handle, "_renkei_wrapped", handle)  # set again: wrap aiokafka's own
+    # aiokafka returns this very object on that path alone: told apart by identity, as
+    # its default backoff may have the same value.
+    marker = sender.BACKOFF_OVERRIDE = float(repr(float(first_s)))  # a new float object
+    waits: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def handle_response(self: Any, response: Any) -> Any:
+        backoff = handle(self, response)
+        manager = self._sender._txn_manager
+        if backoff is not marker:
+            waits.pop(manager, None)  # added, or another error: start short next time
+            return backoff
+        wait = waits.get(manager, first_s)
+        waits[manager] = min(2 * wait, most_s)
+        return wait
+
+    handle_response._renkei_wrapped = handle  # type: ignore[attr-defined]
+    handler.handle_response = handle_response  # type: ignore[union-attr]
 
 
 def can_abort(producer: Any) -> bool:
@@ -154,6 +184,35 @@ def park_fetches_when_idle(consumer: Any, busy_ms: int, idle_ms: int) -> None:
     fetcher._get_actions_per_node = planned
 
 
+_REQUESTS: Counter[str] = Counter()
+
+
+def count_requests() -> Counter[str]:
+    """The Kafka requests this process has sent, by kind (``"Fetch"``, ``"EndTxn"``, ...).
+
+    Every aiokafka client sends each request through ``AIOKafkaConnection.send``; the
+    first call wraps it, once for the process, to count what passes. The figures say
+    where a worker's CPU goes per record (fetches and transaction round trips), which
+    aiokafka does not report; the cost is one dictionary increment a request.
+    """
+    from aiokafka.conn import AIOKafkaConnection
+
+    send = getattr(AIOKafkaConnection, "send", None)
+    if not callable(send):
+        raise _missing("aiokafka.conn.AIOKafkaConnection.send")
+    if getattr(send, "_renkei_counted", False):
+        return _REQUESTS
+
+    def counted(self: Any, request: Any, expect_response: bool = True) -> Any:
+        # Request classes are named "<Kind>Request_v<N>": the kind is what matters.
+        _REQUESTS[type(request).__name__.split("Request", 1)[0]] += 1
+        return send(self, request, expect_response)
+
+    counted._renkei_counted = True  # type: ignore[attr-defined]
+    AIOKafkaConnection.send = counted
+    return _REQUESTS
+
+
 def record_size(key: bytes | None, value: bytes | None) -> int:
     """Upper bound of the bytes one record adds to a v2 record batch (no headers).
 
@@ -188,6 +247,13 @@ async def check() -> None:
         raise _missing(f"module {exc.name}", exc) from exc
     if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), int | float):
         raise _missing("aiokafka.producer.sender.BACKOFF_OVERRIDE")
+    handler = getattr(sender, "AddPartitionsToTxnHandler", None)
+    if not callable(getattr(handler, "handle_response", None)):
+        raise _missing("aiokafka.producer.sender.AddPartitionsToTxnHandler.handle_response")
+    from aiokafka.conn import AIOKafkaConnection
+
+    if not callable(getattr(AIOKafkaConnection, "send", None)):
+        raise _missing("aiokafka.conn.AIOKafkaConnection.send")
     for name in ("IN_TRANSACTION", "ABORTABLE_ERROR"):
         if not hasattr(TransactionState, name):
             raise _missing(f"TransactionState.{name}")

@@ -107,6 +107,10 @@ async def test_a_worker_keeps_the_buckets_it_never_lost(
             loops = report["loops"]
             assert loops["router"]["in"] >= 2 * len(codes)
             assert sum(c["in"] for name, c in loops.items() if name != "router") >= 2 * len(codes)
+            # Each transaction ends with an EndTxn, and the loops fetched what they handled.
+            requests = report["kafka_requests"]
+            assert requests["EndTxn"] >= loops["router"]["batches"] > 0
+            assert requests["Fetch"] > 0
             sent = await _ask(city, codes)
 
             deployment.start("worker-2", {"RENKEI_HUB_HEALTH_PORT": str(two)})
