@@ -75,6 +75,13 @@ class HubSettings(BaseSettings):
         "partitions, shared by every worker in the group; docs/architecture.md). A "
         "deployment keeps the topology it was created with.",
     )
+    role: Literal["hub", "verifier"] = Field(
+        default="hub",
+        description="RENKEI_HUB_ROLE: hub (the hub itself) or verifier (checks every agency "
+        "signature a trust-acl hub forwards without checking, in the consumer group "
+        "<group>-verifier, and writes its verdicts to hub.audit.signatures; "
+        "hub_stream/verifier.py).",
+    )
     store: Literal["memory", "rocksdb"] = Field(
         default="memory",
         description="RENKEI_HUB_STORE: where the state tables' committed rows live: memory "

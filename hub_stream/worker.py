@@ -41,6 +41,7 @@ from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .subscription import InputTopics
 from .unwritable import StandIns
+from .verifier import SignatureVerifier
 
 __all__ = ["HubService", "load_hub_keys"]
 
@@ -91,8 +92,9 @@ class HubService(mode.Service):
         self.topics = Topics(settings.topic_prefix, settings.partitions)
         keyring, hub_key = load_hub_keys(settings)
         # Partitioned, the bucket tasks hold the state: this hub's tables stay empty dicts.
-        own = settings if settings.topology == "single" else settings.model_copy(
-            update={"store": "memory"}
+        # So does a verifier's, which uses only the directory and the codec.
+        own = settings if settings.topology == "single" and settings.role == "hub" else (
+            settings.model_copy(update={"store": "memory"})
         )  # fmt: skip
         self.hub = Hub(self.topics, keyring, hub_key, own)
         self._hub_key = hub_key
@@ -111,6 +113,8 @@ class HubService(mode.Service):
         """Why the hub halted itself (another cluster, a fenced producer), if it did."""
         self.plane: PartitionedPlane | None = None
         """The router and the bucket tasks, in the partitioned topology."""
+        self.verifier: SignatureVerifier | None = None
+        """The signature checks, in the verifier role."""
 
     async def on_start(self) -> None:
         await aiokafka_internals.check()  # an aiokafka upgrade fails here, not mid-batch
@@ -126,6 +130,9 @@ class HubService(mode.Service):
             )
         finally:
             await admin.close()
+        if self.settings.role == "verifier":
+            await self._start_verifier()
+            return
         if self.settings.topology == "partitioned":
             await self._start_partitioned()
             return
@@ -159,6 +166,31 @@ class HubService(mode.Service):
             self.directory_feed.ignored,
         )  # fmt: skip
         settle_heap()  # the restored rows frozen out of the GC's walks (.heap: why, measured)
+        self.readiness.enter("joining")
+        await loop.start()
+
+    async def _start_verifier(self) -> None:
+        """Check the signatures of every agency's ``.out`` topic (:mod:`.verifier`)."""
+        self.verifier = SignatureVerifier(
+            self.topics, lambda: self.hub.directory, self.hub.codec, self._hub_key
+        )
+        group = f"{self.settings.group_id}-verifier"
+        loop = TransactionalLoop(
+            kafka=self.kafka,
+            group_id=group,
+            transactional_id=f"{group}-{self.settings.worker_id}",
+            inputs=InputTopics((), lambda: self.hub.directory, self.topics.agency_out),
+            handler=self.verifier,
+            replace=StandIns(self.topics, self.hub.codec, self._sign),
+            max_batch=self.settings.max_batch,
+            poll_ms=self.settings.poll_ms,
+            on_polled=self._polled,
+            topic_refresh_ms=self.settings.topic_refresh_ms,
+        )
+        self.loop_runner = loop
+        await loop.start_writers()
+        self.readiness.enter("restoring")
+        await restore_tables(self.kafka, [self.directory_feed])  # the agencies' keys
         self.readiness.enter("joining")
         await loop.start()
 
@@ -202,6 +234,8 @@ class HubService(mode.Service):
             report.update(batches=stats.batches, aborted=stats.aborted, replaced=stats.replaced)
         if self.plane is not None:
             report.update(self.plane.report())
+        if self.verifier is not None:  # the alarm: any "failed" is a signature that failed
+            report["signatures"] = {"checked": 0, "failed": 0, **self.verifier.counts}
         # Every client of the process: fetches and transaction round trips at a glance.
         report["kafka_requests"] = dict(sorted(self._requests.items()))
         return report

@@ -49,6 +49,11 @@ class Topics:
         return f"{self.prefix}hub.audit"
 
     @property
+    def audit_signatures(self) -> str:
+        """The signature verifier's verdicts (``trust-acl`` deployments)."""
+        return f"{self.prefix}hub.audit.signatures"
+
+    @property
     def directory(self) -> str:
         return f"{self.prefix}hub.directory"
 
@@ -84,6 +89,7 @@ class Topics:
         specs = [
             TopicSpec(self.registry_events, self.partitions, dict(_FOREVER)),
             TopicSpec(self.audit, self.partitions, dict(_FOREVER)),
+            TopicSpec(self.audit_signatures, self.partitions, dict(_FOREVER)),
             TopicSpec(self.directory, 1, dict(_COMPACTED)),
             TopicSpec(self.deadletter, 1),
         ]

@@ -72,7 +72,14 @@ from schemas.loader import fingerprint as schema_fingerprint
 from schemas.models import MESSAGE_TYPES, RECORD_TYPES, AvroRecord, Message
 from schemas.wire import HeaderLayout, encode_long, header_layout, signature_span
 
-__all__ = ["FINGERPRINT_SIZE", "HEADER_SIZE", "MAGIC", "Codec", "default_codec"]
+__all__ = [
+    "FINGERPRINT_SIZE",
+    "HEADER_SIZE",
+    "MAGIC",
+    "Codec",
+    "default_codec",
+    "message_types_in",
+]
 
 MAGIC = b"\xc3\x01"
 """The single-object encoding marker (format version 1)."""
@@ -472,6 +479,12 @@ def _deep_copy(value: Any) -> Any:
     if isinstance(value, list):
         return [_deep_copy(v) for v in value]
     return value
+
+
+def message_types_in(schema_dir: Path) -> tuple[type[Message], ...]:
+    """The message types whose schema ``schema_dir`` holds: a released version's folder
+    has none of the types added since, and a :class:`Codec` of it takes only these."""
+    return tuple(t for t in MESSAGE_TYPES if (schema_dir / f"{t.avro_name}.avsc").exists())
 
 
 @functools.cache

@@ -116,13 +116,16 @@ AUDIT_KEY: Final = 64
 KEY_ID: Final = 64
 ERROR_CODE: Final = 64
 EVENT_KINDS: Final = 16
+VERDICT_FAILURES: Final = 100
 
 LIMITS: Final[tuple[Limit, ...]] = (
     Limit("MESSAGE_BYTES", MESSAGE_BYTES, "bytes", ("(record value)",),
           "a whole record the hub reads, checked before decoding"),
     Limit("KEY_BYTES", KEY_BYTES, "bytes", ("(record key)", "DeadLetter.key"),
           "a record key the hub reads, checked before decoding"),
-    Limit("MESSAGE_ID", MESSAGE_ID, "characters", ("Header.message_id",),
+    Limit("MESSAGE_ID", MESSAGE_ID, "characters", (
+        "Header.message_id", "SignatureFailure.message_id",
+    ),
           "32 lowercase hex digits"),
     Limit("ID", ID, "characters", (
         "Header.correlation_id", "EnrolmentRequest.record_ref", "EnrolmentResult.record_ref",
@@ -136,11 +139,11 @@ LIMITS: Final[tuple[Limit, ...]] = (
     Limit("AGENCY_ID", AGENCY_ID, "characters", (
         "Header.sender", "AttributeRequest.provider", "ForwardedRequest.requester",
         "AttributeResponse.provider", "AgencyEntry.agency_id", "ScenarioEntry.requester",
-        "ScenarioEntry.provider",
+        "ScenarioEntry.provider", "SignatureFailure.sender",
     ), "an agency id (the directory allows 2 to 40)"),
     Limit("TOPIC_NAME", TOPIC_NAME, "characters", (
         "DeadLetter.source_topic", "AuditRecord.actor", "AuditRecord.requester",
-        "AuditRecord.provider",
+        "AuditRecord.provider", "SignatureVerdict.source_topic",
     ), "Kafka's own limit; the audit trail names an agency by the topic it wrote to"),
     Limit("LINK_CODE", LINK_CODE, "characters", (
         "AttributeRequest.requester_link_code", "ForwardedRequest.provider_link_code",
@@ -173,7 +176,7 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "the duty a scenario serves"),
     Limit("DETAIL", DETAIL, "characters", (
         "EnrolmentResult.detail", "ProviderResponse.detail", "AttributeResponse.detail",
-        "HubError.detail", "DeadLetter.detail",
+        "HubError.detail", "DeadLetter.detail", "SignatureFailure.detail",
     ), "human-readable explanations; the hub clips its own"),
     Limit("CAPACITY", CAPACITY, "characters", ("EnrolmentRequest.capacity",),
           "e.g. pension_recipient"),
@@ -206,6 +209,8 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "an ErrorCode or EnrolmentOutcome symbol"),
     Limit("EVENT_KINDS", EVENT_KINDS, "items", ("AgencyEntry.entitled_events",),
           "each EventKind at most once"),
+    Limit("VERDICT_FAILURES", VERDICT_FAILURES, "items", ("SignatureVerdict.failures",),
+          "the verifier starts a new verdict after this many failures"),
     Limit("PARKED_BYTES", PARKED_BYTES, "bytes", ("DeadLetter.value",),
           "an input parked: its key and value (a prefix of a larger one), sealed"),
 )  # fmt: skip

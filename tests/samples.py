@@ -44,6 +44,8 @@ from schemas.models import (
     ScenarioEntry,
     SealedPayload,
     Sex,
+    SignatureFailure,
+    SignatureVerdict,
 )
 
 __all__ = [
@@ -278,6 +280,23 @@ def sample_messages() -> list[Message]:
             key=link_code("city-shinjuku", "hanako").encode(),
             value=b'{"not": "avro"}',
         ),
+        SignatureVerdict(
+            header=signed_header("hub", 22),
+            source_topic="agency.city-shinjuku.out",
+            source_partition=1,
+            first_offset=4_000,
+            last_offset=4_999,
+            checked=998,
+            failures=(
+                SignatureFailure(
+                    offset=4_321,
+                    message_id=_REQUEST.message_id,
+                    sender="city-shinjuku",
+                    reason=ErrorCode.BAD_SIGNATURE,
+                    detail="the signature does not verify under city-shinjuku's key",
+                ),
+            ),
+        ),
     ]
 
 
@@ -412,6 +431,28 @@ def sample_variants() -> list[Message]:
             reason=ErrorCode.UNKNOWN,
             detail="",
             value=b"",
+        ),
+        SignatureVerdict(  # every input verified; one that did not decode
+            header=signed_header("hub", 90),
+            source_topic="agency.nta.out",
+            source_partition=0,
+            first_offset=0,
+            last_offset=0,
+            checked=1,
+            failures=(),
+        ),
+        SignatureVerdict(
+            header=signed_header("hub", 91),
+            source_topic="agency.nta.out",
+            source_partition=0,
+            first_offset=1,
+            last_offset=2,
+            checked=2,
+            failures=(
+                SignatureFailure(
+                    offset=2, reason=ErrorCode.MALFORMED_MESSAGE, detail="no C3 01 marker"
+                ),
+            ),
         ),
         AuditRecord(  # bulk linkage: a run's link, and one a person confirmed
             header=signed_header("hub", 45),

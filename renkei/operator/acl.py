@@ -108,7 +108,7 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
     # The hub creates the topics it owns when it starts (HubService.on_start).
     for topic in (t.registry_events, t.directory, t.control):
         acls |= _allow(HUB, _TOPIC, topic, (_R, _D, _C))
-    for topic in (t.audit, t.deadletter):
+    for topic in (t.audit, t.audit_signatures, t.deadletter):  # verdicts: RENKEI_HUB_ROLE
         acls |= _allow(HUB, _TOPIC, topic, (_W, _D, _C))
     acls |= _allow(HUB, _TOPIC, state, (_R, _W, _D, _C), prefixed)
     # The partitioned topology's router writes hub.route and its tasks read it; only the
@@ -123,7 +123,7 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
 
     for topic in (t.directory, t.control, disclosure):
         acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _W, _D, _C))
-    for topic in (t.registry_events, t.audit, t.deadletter):
+    for topic in (t.registry_events, t.audit, t.audit_signatures, t.deadletter):
         acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _D, _C))
     acls |= _allow(OPERATOR, _TOPIC, state, (_R, _D), prefixed)
     acls |= _allow(OPERATOR, _GROUP, service_prefix(t, OPERATOR), (_R,), prefixed)

@@ -44,6 +44,8 @@ from schemas.models.operations import (
     DeadLetter,
     HubError,
     ScenarioEntry,
+    SignatureFailure,
+    SignatureVerdict,
 )
 from schemas.models.records import (
     BODY_FOR_KIND,
@@ -105,6 +107,8 @@ __all__ = [
     "ScenarioEntry",
     "SealedPayload",
     "Sex",
+    "SignatureFailure",
+    "SignatureVerdict",
     "TimestampMs",
     "new_message_id",
     "now_ms",
@@ -127,6 +131,7 @@ AnyMessage = (
     | AgencyEntry
     | ScenarioEntry
     | DeadLetter
+    | SignatureVerdict
 )
 """Every top-level message, as a union for exhaustive ``match`` statements."""
 
@@ -147,6 +152,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     AgencyEntry,
     ScenarioEntry,
     DeadLetter,
+    SignatureVerdict,
 )
 """Every top-level message type: the ones a :class:`schemas.codec.Codec` encodes."""
 
@@ -159,6 +165,7 @@ RECORD_TYPES: tuple[type[AvroRecord], ...] = (
     PersonRenamed,
     PersonDied,
     NumberReissued,
+    SignatureFailure,
     *MESSAGE_TYPES,
 )
 """Every model of an Avro record, nested ones included."""

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from schemas.models._base import AgencyId, Int32, Int64, Probability, TimestampMs
+from pydantic import Field
+
+from schemas import limits
+from schemas.models._base import (
+    AgencyId,
+    AvroRecord,
+    Int32,
+    Int64,
+    MessageId,
+    Probability,
+    TimestampMs,
+)
 from schemas.models._limited import (
     AgencyRef,
     AuditKeyText,
@@ -36,6 +47,8 @@ __all__ = [
     "DeadLetter",
     "HubError",
     "ScenarioEntry",
+    "SignatureFailure",
+    "SignatureVerdict",
 ]
 
 
@@ -130,3 +143,29 @@ class DeadLetter(Message):
     detail: Detail
     key: KafkaKey | None = None
     value: ParkedValue
+
+
+class SignatureFailure(AvroRecord):
+    """One input of a :class:`SignatureVerdict`'s range that did not verify."""
+
+    avro_name: ClassVar[str] = "jp.renkei.SignatureFailure"
+
+    offset: Int64
+    message_id: MessageId | None = None
+    sender: AgencyRef | None = None
+    reason: ErrorCode
+    detail: Detail
+
+
+class SignatureVerdict(Message):
+    """The signature verifier's account of a contiguous range of one agency ``.out``
+    partition (``trust-acl``): inputs checked, and those that failed."""
+
+    avro_name: ClassVar[str] = "jp.renkei.SignatureVerdict"
+
+    source_topic: TopicName
+    source_partition: Int32
+    first_offset: Int64
+    last_offset: Int64
+    checked: Int32
+    failures: Annotated[tuple[SignatureFailure, ...], Field(max_length=limits.VERDICT_FAILURES)]

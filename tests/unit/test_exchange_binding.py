@@ -19,7 +19,7 @@ from renkei.crypto import SealingKeyPair, exchange_aad, keystore
 from renkei.crypto.context import attributes_aad, items_part
 from renkei.envelope import sign_message
 from renkei.errors import SealingError
-from schemas.codec import Codec, default_codec
+from schemas.codec import Codec, default_codec, message_types_in
 from schemas.loader import RELEASED_DIR
 from schemas.models import (
     AttributeResponse,
@@ -211,7 +211,8 @@ async def test_a_v1_forwarded_request_decodes_and_is_refused_unlooked(
     sent = world.record(world.topics.agency_out("city-shinagawa"), exchanges.outbox.values[-1])
     (forwarded,) = [m for m in world.run(sent) if isinstance(m, ForwardedRequest)]
     # what a hub of release v1 writes: no request_id field at all
-    v1 = Codec(schema_dir=RELEASED_DIR / "v1", released_dir=tmp_path / "none")
+    folder = RELEASED_DIR / "v1"
+    v1 = Codec(folder, tmp_path / "none", message_types_in(folder))
     assert v1.fingerprint(ForwardedRequest) != CODEC.fingerprint(ForwardedRequest)
     old = CODEC.decode(v1.encode(forwarded))
     assert isinstance(old, ForwardedRequest)

@@ -47,7 +47,7 @@ from tests.unit.hub_world import NUMBERS, World, codes_of
 CODEC = default_codec()
 SAMPLES = sample_messages() + sample_variants()
 CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
-Path_ = tuple[str, ...]
+Path_ = tuple[str | int, ...]
 
 
 def _max_length(annotation: Any) -> tuple[Any, int | None, Any]:
@@ -116,6 +116,8 @@ def _cases() -> dict[str, tuple[Message, Path_]]:
                 cases.setdefault(f"{key}[]", (message, (*path, name)))
             if isinstance(value, AvroRecord):
                 walk(value, (*path, name), message)
+            if isinstance(value, tuple) and value and isinstance(value[0], AvroRecord):
+                walk(value[0], (*path, name, 0), message)  # an array of records: its first
 
     for message in SAMPLES:
         walk(message, (), message)
@@ -130,9 +132,13 @@ def _cases() -> dict[str, tuple[Message, Path_]]:
 CASES = _cases()
 
 
-def _with(record: AvroRecord, path: Path_, value: Any) -> Any:
+def _with(record: Any, path: Path_, value: Any) -> Any:
     """``record`` with the field at ``path`` replaced, validation bypassed (a rogue writer)."""
     head, *rest = path
+    if isinstance(head, int):  # an item of an array of records
+        items = list(record)
+        items[head] = value if not rest else _with(items[head], tuple(rest), value)
+        return tuple(items)
     new = value if not rest else _with(getattr(record, head), tuple(rest), value)
     return record.model_copy(update={head: new})
 
@@ -159,7 +165,7 @@ def test_at_the_limit_decodes_and_past_it_is_refused(key: str) -> None:
     message, path = CASES[key]
     current: Any = message
     for name in path:
-        current = getattr(current, name)
+        current = current[name] if isinstance(name, int) else getattr(current, name)
     maximum = FIELD_LIMITS[key].maximum
     at = _with(message, path, _value(key, maximum, current))
     assert CODEC.decode(CODEC.encode(at)) == at

@@ -25,7 +25,7 @@ from renkei.crypto import SealingKeyPair, SigningKey
 from renkei.envelope import encode_signed, verify_bytes, verify_message
 from renkei.errors import SignatureError
 from renkei.portal.trail import TrailVerifier
-from schemas.codec import Codec
+from schemas.codec import Codec, message_types_in
 from schemas.loader import RELEASED_DIR, SCHEMA_DIR
 from schemas.models import (
     MESSAGE_TYPES,
@@ -97,7 +97,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
     shutil.copytree(V1, released_v1 / "v1")
     shutil.copytree(v2, released_v2 / "v2")
     return Versions(
-        v1=Codec(V1, released_v2),
+        v1=Codec(V1, released_v2, message_types_in(V1)),
         v2=Codec(v2, released_v1, _swap(MESSAGE_TYPES), _swap(RECORD_TYPES)),
     )
 
