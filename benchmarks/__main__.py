@@ -66,6 +66,7 @@ BENCHMARKS = (
     Benchmark("profile_hub", kafka=False, quick=("strict", "2000")),
     Benchmark("hot_floor", kafka=True, quick=("20000", "--repeat", "2")),
     Benchmark("verifier", kafka=True, quick=("3000",)),
+    Benchmark("neighbours", kafka=True, quick=("--rounds", "1")),
     Benchmark("exchange", kafka=True, quick=("3000", "--signatures", "trust-acl", "--rate", "300")),
     Benchmark("audit_verify", kafka=True, quick=("30000",)),
     Benchmark("fanout", kafka=True, quick=("5000", "--people", "1000", "--baseline-max", "25000")),

@@ -207,11 +207,14 @@ class Workers:
 
 
 async def make_topics(bootstrap: str, topics: Topics) -> None:
-    """The hub's topics at one partition per bucket, before `publish` makes the rest."""
+    """The hub's topics at one partition per bucket, and the two agencies' too, before
+    `publish` makes the rest (at its default of 3). With 3 input partitions, 2 workers'
+    routers split each agency's topic 2 + 1, and the one with two sets the pace."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        await ensure_topics(admin, topics.hub_specs(STATE_TOPICS))
+        agencies = [s for a in (REQUESTER, PROVIDER) for s in topics.agency_specs(a)]
+        await ensure_topics(admin, [*topics.hub_specs(STATE_TOPICS), *agencies])
     finally:
         await admin.close()
 
