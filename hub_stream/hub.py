@@ -341,14 +341,7 @@ class Hub:
         """Refuse ``message`` unless ``agency`` is known, wrote it, and (strict) signed
         ``value``, the bytes as they arrived: never a re-encoding, which would differ for
         a writer of another schema version."""
-        entry = self.directory.agency(agency)
-        if entry is None:
-            raise Refusal(ErrorCode.UNKNOWN_AGENCY, f"agency {agency} is not in the directory")
-        if message.header.sender != agency:
-            raise Refusal(
-                ErrorCode.BAD_SIGNATURE,
-                f"sender {message.header.sender!r} wrote to agency {agency}'s topic",
-            )
+        entry = refusals.author_entry(self.directory, agency, message)
         if self.context.strict and not self._ahead.accepted(value, entry.signing_public_key):
             try:
                 verify_bytes(value, entry.signing_public_key, self.codec, sodium.verify)

@@ -17,6 +17,7 @@ from aiokafka import ConsumerRecord
 from schemas.limits import clip
 from schemas.models import (
     RETRIABLE_CODES,
+    AgencyEntry,
     AuditStep,
     DeadLetter,
     ErrorCode,
@@ -26,11 +27,12 @@ from schemas.models import (
 )
 
 from .context import FlowContext
+from .directory import Directory
 from .ids import derive_id
 from .outputs import Output
 from .trust import Untrusted
 
-__all__ = ["Refusal", "dead_letter", "duplicate", "parked", "refuse", "untrusted"]
+__all__ = ["Refusal", "author_entry", "dead_letter", "duplicate", "parked", "refuse", "untrusted"]
 
 
 class Refusal(Exception):
@@ -53,6 +55,24 @@ class Refusal(Exception):
     @property
     def retriable(self) -> bool:
         return self.code in RETRIABLE_CODES
+
+
+def author_entry(directory: Directory, agency: str, message: Message) -> AgencyEntry:
+    """The directory entry of ``agency``, which must have written ``message`` on its own
+    ``.out`` topic: the hub's first check of every agency input, and the verifier's.
+
+    :raises Refusal: ``UNKNOWN_AGENCY``, or ``BAD_SIGNATURE`` when the header names another
+        sender.
+    """
+    entry = directory.agency(agency)
+    if entry is None:
+        raise Refusal(ErrorCode.UNKNOWN_AGENCY, f"agency {agency} is not in the directory")
+    if message.header.sender != agency:
+        raise Refusal(
+            ErrorCode.BAD_SIGNATURE,
+            f"sender {message.header.sender!r} wrote to agency {agency}'s topic",
+        )
+    return entry
 
 
 def refuse(ctx: FlowContext, agency: str, message: Message, refusal: Refusal) -> list[Output]:

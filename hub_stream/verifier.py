@@ -38,6 +38,7 @@ from .directory import Directory
 from .ids import derive_id
 from .outputs import Output
 from .redact import describe_decode_error
+from .refusals import Refusal, author_entry
 
 __all__ = ["SignatureVerifier"]
 
@@ -130,13 +131,10 @@ class SignatureVerifier:
         except DecodeError as exc:
             return _failure(record, ErrorCode.MALFORMED_MESSAGE, describe_decode_error(exc))
         header = message.header
-        entry = self._directory().agency(agency)
-        if entry is None:
-            detail = f"agency {agency} is not in the directory"
-            return _failure(record, ErrorCode.UNKNOWN_AGENCY, detail, header)
-        if header.sender != agency:
-            detail = f"sender {header.sender!r} wrote to agency {agency}'s topic"
-            return _failure(record, ErrorCode.BAD_SIGNATURE, detail, header)
+        try:
+            entry = author_entry(self._directory(), agency, message)
+        except Refusal as refused:  # the hub's own check, word for word
+            return _failure(record, refused.code, refused.detail, header)
         try:
             verify_bytes(value, entry.signing_public_key, self._codec, sodium.verify)
         except SignatureError as exc:
