@@ -11,6 +11,10 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # the portal's browser test (tests/integration/test_portal.py) drives headless Chromium
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# `renkei ops up` runs Debian's Prometheus; its promtool checks and unit-tests the alert rules
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+# `renkei top` is tested in a tmux pane (tests/integration/test_top.py)
+command -v tmux >/dev/null 2>&1 || need_apt+=(tmux)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need_apt[*]}"
