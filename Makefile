@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test test-secure lint unit integration bench kafka-up kafka-down clean
+.PHONY: setup demo test test-secure lint unit integration bench kafka-up kafka-down dashboard clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,10 @@ test-secure: setup
 # start the local Kafka when RENKEI_BOOTSTRAP is unset, as `make demo` does, and leave it up.
 bench: setup
 	$(BIN)/python -m benchmarks $(BENCH)
+
+# The Grafana dashboard, infra/grafana/renkei.json, regenerated from infra/grafana/dashboard.py.
+dashboard: setup
+	$(BIN)/python -m infra.grafana.dashboard
 
 kafka-up: setup
 	$(BIN)/renkei kafka up

@@ -1,0 +1,1 @@
+"""Grafana: the hub dashboard and its generator (:mod:`.dashboard`, a dev tool)."""
