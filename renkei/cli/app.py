@@ -12,6 +12,7 @@ from .hub import hub
 from .kafka import kafka_app
 from .keys import directory_app, keys_app
 from .link import link_app
+from .ops import ops_app
 from .portal import portal_app
 from .registry import registry_app
 
@@ -23,6 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(kafka_app, name="kafka")
+app.add_typer(ops_app, name="ops")
 app.add_typer(acl_app, name="acl")
 app.command("hub")(hub)
 app.add_typer(keys_app, name="keys")

@@ -294,6 +294,7 @@ class Prometheus:
 
     def _write_targets(self, groups: list[dict[str, Any]]) -> None:
         # Written aside and renamed: Prometheus must never read half a file.
+        self.directory.mkdir(parents=True, exist_ok=True)
         partial = self.targets_file.with_suffix(".json.tmp")
         partial.write_text(json.dumps(groups, indent=2) + "\n")
         os.replace(partial, self.targets_file)
