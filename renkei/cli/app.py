@@ -15,6 +15,7 @@ from .link import link_app
 from .ops import ops_app
 from .portal import portal_app
 from .registry import registry_app
+from .top import top
 
 app = typer.Typer(
     name="renkei",
@@ -35,3 +36,4 @@ app.add_typer(portal_app, name="portal")
 app.add_typer(registry_app, name="registry")
 app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(link_app, name="link")
+app.command("top")(top)
