@@ -1,4 +1,8 @@
-"""``renkei demo [--secure]``: start Kafka unless one is given, then run the demo on it."""
+"""``renkei demo [--secure] [--ops]``: start Kafka unless one is given, then run the demo on it.
+
+With ``--ops`` a Prometheus under ``RENKEI_HOME`` (the one running, else started) scrapes
+the demo's hub and is left running afterwards, to be looked at (``renkei ops down``).
+"""
 
 from __future__ import annotations
 
@@ -55,16 +59,33 @@ def demo(
             "its own (measured the faster only on a heavily loaded machine).",
         ),
     ] = False,
+    ops: Annotated[
+        bool,
+        typer.Option(
+            "--ops",
+            help="Prometheus (Debian's, `renkei ops up`) scrapes the hub's /metrics during "
+            "the run and stays up afterwards; `renkei ops down` stops it.",
+        ),
+    ] = False,
+    ops_port: Annotated[
+        int, typer.Option("--ops-port", help="Prometheus's port if --ops starts it.")
+    ] = 9090,
 ) -> None:
     """Registry, hub and agencies exchanging data on a local Kafka, with a summary."""
     from infra.kafka import LocalCluster
     from renkei.demo import Connections, run_demo, secure_cluster
+    from renkei.demo.ops import DemoOps, demo_prometheus
     from renkei.operator.directory_file import load_directory_file
 
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     settings = KafkaSettings()
     home = settings.home
+    watch: DemoOps | None = None
+    if ops:  # first: a missing prometheus binary fails before Kafka is started for nothing
+        prometheus, started = demo_prometheus(settings.home, ops_port)
+        watch = DemoOps(prometheus)
+        console.print(f"Prometheus {'started' if started else 'running'} at {prometheus.url}")
     if secure:
         cluster = secure_cluster(settings.home, port, load_directory_file())
         home = cluster.home.parent
@@ -83,4 +104,8 @@ def demo(
             settings = settings.model_copy(update={"bootstrap": bootstrap})
         connections = Connections.shared(settings)
     asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console,
-                         rate=rate or None, hub_in_process=hub_in_process))  # fmt: skip
+                         rate=rate or None, hub_in_process=hub_in_process,
+                         ops=watch))  # fmt: skip
+    if watch is not None:
+        console.print(f"the hub's traffic in Prometheus (left running; `renkei ops down` "
+                      f"stops it): {watch.graph_url()}", soft_wrap=True)  # fmt: skip

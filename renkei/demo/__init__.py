@@ -9,6 +9,7 @@ the hub must refuse and one nobody answers; life events fan out. A summary table
 ACLs), each actor logged in as its own principal: :mod:`.connections`. The scenes are in
 :mod:`.run` (the requests in :mod:`.asking`, offered at a stated rate), the hub in a
 process of its own or not in :mod:`.hubs`, the summary in :mod:`.summary`.
+``renkei demo --ops`` has Prometheus scrape the hub's ``/metrics``: :mod:`.ops`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from .connections import SECURE_PORT_OFFSET, Connections, secure_cluster
+from .ops import DemoOps
 from .run import RATE, Demo, default_prefix
 from .summary import DemoSummary
 
@@ -26,6 +28,7 @@ __all__ = [
     "SECURE_PORT_OFFSET",
     "Connections",
     "Demo",
+    "DemoOps",
     "DemoSummary",
     "default_prefix",
     "run_demo",
@@ -42,6 +45,7 @@ async def run_demo(
     console: Console | None = None,
     rate: float | None = RATE,
     hub_in_process: bool = False,
+    ops: DemoOps | None = None,
 ) -> DemoSummary:
     """Run the demo with ``connections``; print its narration and summary, return it.
 
@@ -50,7 +54,8 @@ async def run_demo(
     :param rate: exchanges of the main batch offered per second; ``None``: all at once.
     :param hub_in_process: the hub in this process's event loop, not a process of its own
         (the default: the faster at a normal load, docs/benchmarks.md).
+    :param ops: Prometheus to scrape the hub (``renkei demo --ops``): :mod:`.ops`.
     """
     demo = Demo(connections, home, people, console or Console(), prefix=prefix, rate=rate,
-                hub_in_process=hub_in_process)  # fmt: skip
+                hub_in_process=hub_in_process, ops=ops)  # fmt: skip
     return await demo.run()

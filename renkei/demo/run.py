@@ -40,6 +40,7 @@ from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice,
 from .asking import HOLDERS, OFFLINE, Asking
 from .connections import Connections
 from .hubs import DemoHub, HubProcess, InProcessHub
+from .ops import DemoOps
 from .summary import DemoSummary
 
 __all__ = ["Demo", "default_prefix"]
@@ -82,6 +83,7 @@ class Demo:
     :param rate: requests of the main batch started per second; ``None``: all at once.
     :param hub_in_process: run the hub worker in this process's event loop, not in a
         process of its own (the default: the faster at a normal load, docs/benchmarks.md).
+    :param ops: for ``--ops``: the hub gets its health port, Prometheus scrapes it.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class Demo:
         exchanges: int = 300,
         rate: float | None = RATE,
         hub_in_process: bool = False,
+        ops: DemoOps | None = None,
     ) -> None:
         self.console = console
         self.connections = connections
@@ -103,6 +106,7 @@ class Demo:
         self.exchanges = exchanges
         self.rate = rate
         self.hub_in_process = hub_in_process
+        self.ops = ops
         self.population = generate_population(people, seed=2026, duplicates=2)
         self.rng = random.Random(2026)  # noqa: S311 - synthetic data, not security
         self.codes: dict[str, dict[str, str]] = {a: {} for a in (*HOLDERS, OFFLINE)}
@@ -126,6 +130,8 @@ class Demo:
         await publish(self.connections.settings(OPERATOR), self.topics.prefix, self.key_dir, None)
         hub = self._hub()
         await hub.start()
+        if self.ops is not None:  # before any traffic, so its rates cover the whole run
+            await self.ops.watching()
         where = "in the demo's process" if hub.in_process else "in a process of its own"
         self.say(f"[bold]hub[/] running {where}, topics under [cyan]{self.topics.prefix}[/]")
         try:
@@ -150,6 +156,8 @@ class Demo:
                 await self.asking.refusals()
                 await self._life_events()
                 await self._notices_delivered(hub)
+                if self.ops is not None:  # its last scrapes have the final counts
+                    await self.ops.settled()
             summary = self._summary(hub, (await hub.state())["metrics"], cpu)
         finally:
             try:
@@ -168,10 +176,14 @@ class Demo:
         if self.hub_in_process:
             settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir,
                                    signatures="strict")  # fmt: skip
+            if self.ops is not None:  # /healthz and /metrics, on the port Prometheus scrapes
+                settings = settings.model_copy(update={"health_port": self.ops.hub_port})
             return InProcessHub(self.connections.kafka(HUB), settings)
+        health = {} if self.ops is None else {"RENKEI_HUB_HEALTH_PORT": str(self.ops.hub_port)}
         return HubProcess({
             **self.connections.environment(HUB), "RENKEI_HUB_TOPIC_PREFIX": self.topics.prefix,
             "RENKEI_HUB_KEY_DIR": str(self.key_dir), "RENKEI_HUB_SIGNATURES": "strict",
+            **health,
         })  # fmt: skip
 
     async def _grant(self) -> None:
