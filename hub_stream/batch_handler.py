@@ -4,13 +4,13 @@ A :class:`BatchHandler` turns a polled batch into outputs and stages its state c
 the loop (:mod:`.pipeline`) makes them permanent or forgets them once the batch's
 transaction has committed or aborted (:mod:`.settling`). The loop's counters
 (:class:`LoopStats`) and each committed batch's timings (:class:`BatchTrace`) are what
-dashboards and the latency benchmark read.
+dashboards, the metrics (:mod:`.metrics`) and the latency benchmark read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from aiokafka import ConsumerRecord
@@ -64,3 +64,8 @@ class BatchTrace:
     committed_s: float
     records: tuple[tuple[str, int, int], ...]
     """(topic, partition, offset) of each input record."""
+    commit_s: float = 0.0
+    """Seconds its transaction spent committing: its offsets sent and EndTxn, not the wait
+    for the transaction before it."""
+    topics: Mapping[str, int] = field(default_factory=dict)
+    """Records written, by topic (the metrics' outputs by kind)."""

@@ -149,6 +149,7 @@ class BucketHub(Hub):
         share = self._shares.get((record.topic, record.partition, record.offset))
         if share is not None and record.topic == self.topics.control:
             # The router sent an oversized command to one bucket, without a share.
+            self.inputs["control"] += 1
             return rotation.handle_command(self.context, record, share)
         return super()._one(record)
 

@@ -26,11 +26,12 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.errors import ProducerFenced
 
+from .batch_handler import BatchTrace
 from .bucket_hub import BucketHub
 from .buckets import route_topic
 from .heap import settle as settle_heap
 from .pipeline import TransactionalLoop
-from .restore import restore_tables
+from .restore import RestoreProgress, restore_tables
 from .unwritable import Replacer
 from .watermarks import WatermarkReader, Watermarks
 
@@ -50,6 +51,8 @@ class BucketTask:
     :param replace: stand-ins for records Kafka refuses (:mod:`.unwritable`).
     :param max_batch: most records in one transaction.
     :param poll_ms: longest wait for input (the deadlines' resolution).
+    :param on_committed: each loop's committed batches (the worker's metrics).
+    :param on_aborted: each loop's aborted transactions.
     """
 
     def __init__(
@@ -61,6 +64,8 @@ class BucketTask:
         replace: Replacer,
         max_batch: int,
         poll_ms: int,
+        on_committed: Callable[[BatchTrace], None] | None = None,
+        on_aborted: Callable[[int], None] | None = None,
     ) -> None:
         self.hub = hub
         self.bucket = hub.bucket
@@ -71,11 +76,14 @@ class BucketTask:
             transactional_id=transactional_id, pattern="",
             partitions=[TopicPartition(route_topic(hub.topics), hub.bucket)], handler=hub,
             replace=replace, max_batch=max_batch, poll_ms=poll_ms,
+            on_committed=on_committed, on_aborted=on_aborted,
         )  # fmt: skip
         self.loop = self._new_loop()
         self._life: asyncio.Task[None] | None = None
         self.restored = -1
         """State records restored (-1 until the restore is complete)."""
+        self.progress = RestoreProgress()
+        """How far its restore has come (the metrics)."""
         self.failure: BaseException | None = None
 
     def watched(self) -> list[TopicPartition]:
@@ -99,7 +107,7 @@ class BucketTask:
                 self.restored = held
             else:
                 self.restored = await restore_tables(
-                    self._kafka, self.hub.tables, only=[self.bucket]
+                    self._kafka, self.hub.tables, only=[self.bucket], progress=self.progress
                 )
                 log.info(
                     "bucket %d restored: %d records, %d persons, %d holdings, %d pending",

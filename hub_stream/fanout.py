@@ -22,7 +22,7 @@ emits the notices and a NOTIFIED audit record for each.
 from __future__ import annotations
 
 from renkei.crypto import LINK_CODE_LENGTH
-from schemas.models import AuditStep, EventAction, Header, LifeEventNotice, RegistryEvent
+from schemas.models import AuditStep, EventAction, EventKind, Header, LifeEventNotice, RegistryEvent
 
 from .context import FlowContext
 from .ids import derive_id
@@ -33,6 +33,8 @@ from .splice import Template
 __all__ = ["notify", "recipients", "told_of"]
 
 _CODE_SLOT = "z" * LINK_CODE_LENGTH  # where each agency's code goes (found once, or no template)
+# The counter of each kind's notices, named once (the metrics' notices by kind).
+_NOTICES_OF = {kind: f"notices.{kind.value.lower()}" for kind in EventKind}
 
 
 def recipients(ctx: FlowContext, event: RegistryEvent, audit_key: str) -> tuple[str, ...]:
@@ -105,4 +107,5 @@ def notify(
             )
         )  # fmt: skip
     ctx.metrics["notices"] += len(agencies)
+    ctx.metrics[_NOTICES_OF[event.kind]] += len(agencies)
     return outputs

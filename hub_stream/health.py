@@ -10,7 +10,8 @@ it stops, or halts on an error (another cluster, say).
   removed when it stops. A supervisor or a test waits for the file to exist.
 * ``--health-port N`` (``RENKEI_HUB_HEALTH_PORT``): ``GET /healthz`` answers 200 with that
   JSON while ready, 503 with ``"ready": false`` and the phase (``starting``,
-  ``restoring``, ``joining``, ``stopping``, ``failed``) otherwise.
+  ``restoring``, ``joining``, ``stopping``, ``failed``) otherwise. ``GET /metrics`` on the
+  same port answers the worker's Prometheus metrics (:mod:`.metrics`), ready or not.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+from .metrics import CONTENT_TYPE
 
 __all__ = ["HealthServer", "Readiness"]
 
@@ -104,22 +107,32 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 class HealthServer:
-    """``GET /healthz`` on ``host:port`` (loopback by default).
+    """``GET /healthz`` (and ``GET /metrics``) on ``host:port`` (loopback by default).
 
     :param readiness: what to report.
     :param port: the TCP port; 0 picks a free one (see :attr:`port` after start).
     :param host: the address to listen on.
+    :param metrics: renders the Prometheus text exposition; ``None``: no ``/metrics``.
     """
 
-    def __init__(self, readiness: Readiness, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        readiness: Readiness,
+        port: int,
+        host: str = "127.0.0.1",
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
         self.readiness = readiness
         self.host = host
         self.port = port
+        self._metrics = metrics
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
+        if self._metrics is not None:
+            app.router.add_get("/metrics", self._serve_metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -133,6 +146,12 @@ class HealthServer:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+    async def _serve_metrics(self, request: web.Request) -> web.Response:
+        assert self._metrics is not None
+        # Rendered on the event loop: a few hundred lines, and the counters it reads are
+        # the loop's own, so no batch is half-counted.
+        return web.Response(body=self._metrics(), headers={"Content-Type": CONTENT_TYPE})
 
     async def _healthz(self, request: web.Request) -> web.Response:
         report = self.readiness.report()

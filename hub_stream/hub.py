@@ -21,7 +21,7 @@ import dataclasses
 import heapq
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 from aiokafka import ConsumerRecord
@@ -127,6 +127,13 @@ class Hub:
         self._agencies: dict[str, str] = {}  # .out topic → agency id
         self._signing = Signing() if strict else None  # strict: outbound signed in the pool
         self.metrics: Counter[str] = Counter()
+        self.inputs: Counter[str] = Counter()
+        """Input records handled, by message type (the metrics' inputs; :mod:`.metrics`)."""
+        self.on_answers: Callable[[list[int]], None] | None = None
+        """Called at each commit with the Kafka timestamps (ms) of the answers the batch
+        routed back (the metrics' exchange time)."""
+        self._answers: list[int] = []  # those of the batch being handled
+        self._sealed_answers: deque[list[int]] = deque()  # those of the batches in flight
         # Derived indexes follow the tables' staged changes (and their undoing).
         self.indexes = DerivedIndexes()
         self.deadlines = Deadlines()
@@ -240,17 +247,38 @@ class Hub:
         """The batch is written: what is staged from now on is the next batch's."""
         for table in self.tables:
             table.seal()
+        self._sealed_answers.append(self._answers)
+        self._answers = []
 
     def commit(self) -> None:
         """The oldest batch in flight committed (the only one, without :meth:`seal`)."""
         for table in self.tables:
             table.commit()
+        if self._sealed_answers:
+            answers = self._sealed_answers.popleft()
+        else:
+            answers, self._answers = self._answers, []
+        if answers and self.on_answers is not None:
+            self.on_answers(answers)
 
     def rollback(self) -> None:
         """The oldest batch in flight aborted: forget it and every batch after it."""
         # The derived indexes and the deadlines follow the undoing, change by change.
         for table in self.tables:
             table.rollback()
+        self._sealed_answers.clear()  # handled again, they are noted again
+        self._answers = []
+
+    def share_counters(
+        self, metrics: Counter[str], inputs: Counter[str],
+        on_answers: Callable[[list[int]], None] | None,
+    ) -> None:  # fmt: skip
+        """Count into the worker's counters: a bucket's hub lives only as long as the
+        bucket stays, and a metric must not fall back when it goes (:mod:`.metrics`)."""
+        self.metrics = metrics
+        self.inputs = inputs
+        self.on_answers = on_answers
+        self.context = dataclasses.replace(self.context, metrics=metrics)
 
     # -- one record --------------------------------------------------------------------
 
@@ -275,17 +303,21 @@ class Hub:
         if (too_large := oversize.refuse_oversize(self.context, record)) is not None:
             return too_large  # before anything reads it, whatever the topic
         if topic == self.topics.control:
+            self.inputs["control"] += 1
             return rotation.handle_command(self.context, record)
         if record.value is None:
             return []
         if topic == self.topics.directory:
+            self.inputs["directory"] += 1
             return self._directory_record(record)
         try:
             message = self.codec.decode(record.value)
         except DecodeError as exc:
+            self.inputs["undecodable"] += 1
             self.metrics["dead_lettered"] += 1
             detail = describe_decode_error(exc)
             return refusals.dead_letter(self.context, record, ErrorCode.MALFORMED_MESSAGE, detail)
+        self.inputs[type(message).__name__] += 1  # the class's own name: nothing allocated
         now_ms = int(self.context.now().timestamp() * 1000)
         if topic == self.topics.registry_events:
             if not isinstance(message, RegistryEvent):
@@ -306,6 +338,8 @@ class Hub:
             self._authenticate(agency, message, record.value)
             if not self.replays.first_time(agency, message.header.message_id, now_ms):
                 return refusals.duplicate(self.context, agency, message, record)
+            if isinstance(message, ProviderResponse):
+                return self._answer(agency, message, record.timestamp)
             return self._dispatch(agency, message)
         except Refusal as refusal:
             return refusals.refuse(self.context, agency, message, refusal)
@@ -336,6 +370,13 @@ class Hub:
             ErrorCode.MALFORMED_MESSAGE,
             f"{type(message).__name__} is not accepted on an agency's .out topic",
         )
+
+    def _answer(self, provider: str, message: ProviderResponse, timestamp_ms: int) -> list[Output]:
+        answered = self.metrics["answered"]
+        outputs = exchange.respond(self.context, provider, message)
+        if self.metrics["answered"] != answered:  # routed back, not late: time it at commit
+            self._answers.append(timestamp_ms)
+        return outputs
 
     def _authenticate(self, agency: str, message: Message, value: bytes) -> None:
         """Refuse ``message`` unless ``agency`` is known, wrote it, and (strict) signed

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +98,12 @@ class Batch:
     outputs: int
     polled_s: float
     handled_s: float
+    topics: Counter[str] = field(default_factory=Counter)
+    """Its outputs, by topic."""
+    commit_s: float = 0.0
+    """Seconds its transaction spent committing (:attr:`.writer.TransactionWriter.commit_s`)."""
     committed_s: float = 0.0
-    task: asyncio.Task[float] = field(init=False, repr=False)
+    task: asyncio.Task[tuple[float, float]] = field(init=False, repr=False)
 
 
 @dataclass(slots=True)
@@ -196,14 +200,15 @@ class Transactions:
         self._written += 1
         turn = self._last = Turn(self._last)
 
-        async def write() -> float:
+        async def write() -> tuple[float, float]:
             try:
                 await writer.write(outputs, offsets, group_id, turn)
             except BaseException:
                 turn.finish(False)
                 raise
             turn.finish(True)
-            return time.monotonic()
+            # The writer has one transaction at a time, so its mark is this batch's.
+            return writer.commit_s, time.monotonic()
 
         batch.task = asyncio.create_task(write(), name="hub-transaction")
         self._batches.append(batch)
@@ -224,7 +229,7 @@ class Transactions:
             head = batches[0]
             try:
                 # Shielded: cancelling the waiter must not cancel a commit under way.
-                head.committed_s = await asyncio.shield(head.task)
+                head.commit_s, head.committed_s = await asyncio.shield(head.task)
             except asyncio.CancelledError:
                 if head.task.cancelled():
                     raise RuntimeError("a hub transaction was cancelled") from None

@@ -25,6 +25,7 @@ from renkei.errors import ConfigurationError, HubHaltedError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
 
+from .batch_handler import BatchTrace
 from .bucket_hub import BucketHub
 from .bucket_task import BucketTask
 from .buckets import route_topic
@@ -58,6 +59,9 @@ class PartitionedPlane:
     :param replace: stand-ins for records Kafka refuses.
     :param on_polled: the router loop's poll callback (readiness).
     :param state_topics: the names of the ``hub.state.*`` topics.
+    :param on_committed: every loop's (the router's and each task's) committed batches.
+    :param on_aborted: every loop's aborted transactions.
+    :param on_hub: called with each bucket's hub as it is made (the worker's metrics).
     """
 
     def __init__(
@@ -72,8 +76,14 @@ class PartitionedPlane:
         replace: Replacer,
         on_polled: Callable[[TransactionalLoop], None] | None = None,
         state_topics: Sequence[str] = (),
+        on_committed: Callable[[BatchTrace], None] | None = None,
+        on_aborted: Callable[[int], None] | None = None,
+        on_hub: Callable[[BucketHub], None] | None = None,
     ) -> None:
         self.kafka = kafka
+        self._on_committed = on_committed
+        self._on_aborted = on_aborted
+        self._on_hub = on_hub
         self.state_topics = state_topics
         self.settings = settings
         self.topics = topics
@@ -93,6 +103,7 @@ class PartitionedPlane:
             transactional_id=f"{group}-router-{settings.worker_id}",
             inputs=_inputs(topics, directory), handler=self.router, replace=replace,
             max_batch=settings.max_batch, poll_ms=settings.poll_ms, on_polled=on_polled,
+            on_committed=on_committed, on_aborted=on_aborted,
         )  # fmt: skip
         self.tasks = TaskManager(kafka, topics, f"{group}-tasks", self._task)
 
@@ -101,10 +112,13 @@ class PartitionedPlane:
             bucket, self._directory, self.topics, self._new_keyring(), self._hub_key,
             self.settings, self._signer, self._roots,
         )  # fmt: skip
+        if self._on_hub is not None:
+            self._on_hub(hub)
         return BucketTask(
             hub, self.kafka, f"{self.settings.group_id}-tasks",
             f"{self.settings.group_id}-task-{bucket}", self._replace,
             self.settings.max_batch, self.settings.poll_ms,
+            on_committed=self._on_committed, on_aborted=self._on_aborted,
         )  # fmt: skip
 
     async def start(self) -> None:

@@ -35,7 +35,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -60,6 +62,8 @@ log = logging.getLogger(__name__)
 # docs/benchmarks.md).
 back_off_concurrent_transactions(0.002, 0.020)
 
+_TOPIC = attrgetter("topic")
+
 
 class TransactionalLoop:
     """Consume → handle → produce + commit offsets, one transaction per batch.
@@ -78,6 +82,7 @@ class TransactionalLoop:
     :param poll_ms: longest wait for input, which is also the timer resolution of ``tick``.
     :param on_polled: called after every poll (readiness: the loop is consuming).
     :param on_committed: called with each committed batch's :class:`BatchTrace`.
+    :param on_aborted: called with the transactions aborted since its last call.
     :param in_flight: transactions in flight at most (1: each batch commits before the
         next poll).
     :param reserved: ids of the ring initialised (fenced) at start, at least
@@ -101,6 +106,7 @@ class TransactionalLoop:
         poll_ms: int = 50,
         on_polled: Callable[[TransactionalLoop], None] | None = None,
         on_committed: Callable[[BatchTrace], None] | None = None,
+        on_aborted: Callable[[int], None] | None = None,
         partitions: Sequence[TopicPartition] = (),
         in_flight: int = 1,
         reserved: int = 1,
@@ -140,7 +146,9 @@ class TransactionalLoop:
         )
         self.writer = self._transactions.writers[0]
         """The first producer of the ring (its partitioner and limits are every one's)."""
-        self._settler = Settler(self._transactions, handler, self.stats, self._seek, on_committed)
+        self._settler = Settler(
+            self._transactions, handler, self.stats, self._seek, on_committed, on_aborted
+        )
         self._failure: BaseException | None = None
         self._running = False
         # Handling a batch and settling exclude each other (a rebalance settles from the
@@ -247,6 +255,8 @@ class TransactionalLoop:
             {tp: part[0].offset for tp, part in batch.items() if part},
             tuple((r.topic, r.partition, r.offset) for r in records),
             len(outputs), polled_s, time.monotonic(),
+            # Counted in C, once a batch: the metrics' outputs by kind (.metrics).
+            Counter(map(_TOPIC, outputs)),
         )  # fmt: skip
         self._transactions.write(written, outputs, offsets, self._group_id)
         if not self._layered:

@@ -13,12 +13,14 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from typing import Any, Protocol
 
+from aiokafka import TopicPartition
+
 from renkei.errors import HubHaltedError
 from renkei.readers import committed_reader, partitions_of, read_batches
 
 from .redact import describe_exception
 
-__all__ = ["Restorable", "collector_paused", "restore_tables"]
+__all__ = ["Restorable", "RestoreProgress", "collector_paused", "restore_tables"]
 
 
 @contextmanager
@@ -52,15 +54,45 @@ class Restorable(Protocol):
     def load(self, key: bytes, value: bytes | None) -> None: ...
 
 
+class RestoreProgress:
+    """How far a restore has come, for the metrics (``restore_remaining_records``).
+
+    Counted in offsets, not records: transaction markers and compacted-away rows take
+    offsets too, so it is an upper bound that reaches 0 once the restore is complete.
+    """
+
+    def __init__(self) -> None:
+        self._left: dict[TopicPartition, int] = {}
+        self._end: dict[TopicPartition, int] = {}
+
+    @property
+    def remaining(self) -> int:
+        """Offsets still to read, over every partition being restored (0 when none is)."""
+        return sum(self._left.values())
+
+    def begin(self, begin: dict[TopicPartition, int], end: dict[TopicPartition, int]) -> None:
+        self._end = end
+        self._left = {tp: max(0, end[tp] - begin.get(tp, 0)) for tp in end}
+
+    def read(self, tp: TopicPartition, next_offset: int) -> None:
+        self._left[tp] = max(0, self._end.get(tp, 0) - next_offset)
+
+    def done(self) -> None:
+        self._left = {}
+
+
 async def restore_tables(
-    kafka: dict[str, Any], tables: Sequence[Restorable], only: Collection[int] | None = None
+    kafka: dict[str, Any],
+    tables: Sequence[Restorable],
+    only: Collection[int] | None = None,
+    progress: RestoreProgress | None = None,
 ) -> int:
     """Read every table's topic from the beginning to its current end; return records read.
 
     Records without a key are skipped: no table of the hub's writes one. ``only``
     restores only those partitions of each topic (a partitioned hub's bucket); all of
     them by default. The cyclic garbage collector is paused meanwhile
-    (:func:`collector_paused`), for the whole process.
+    (:func:`collector_paused`), for the whole process. ``progress`` follows it.
 
     :raises HubHaltedError: a record a table cannot take (a state row that does not open
         or parse): the hub does not run on state it cannot read. The error names where the
@@ -72,6 +104,10 @@ async def restore_tables(
     read = 0
     try:
         partitions = await partitions_of(consumer, by_topic, only)
+        if progress is not None and partitions:
+            progress.begin(
+                await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
+            )
         batches = read_batches(consumer, partitions)
         async with aclosing(batches):
             with collector_paused():
@@ -87,6 +123,10 @@ async def restore_tables(
                                     f"{where} cannot be restored ({describe_exception(exc)})"
                                 ) from None  # its message may quote the row
                         read += 1
+                    if progress is not None and records:
+                        progress.read(tp, records[-1].offset + 1)
     finally:
+        if progress is not None:
+            progress.done()  # complete, or failed: nothing is being restored any more
         await consumer.stop()
     return read

@@ -152,7 +152,14 @@ class HubSettings(BaseSettings):
     health_port: int | None = Field(
         default=None,
         description="RENKEI_HUB_HEALTH_PORT: serve GET /healthz on this port (200 ready, "
-        "503 not); unset: no endpoint.",
+        "503 not) and GET /metrics (Prometheus); unset: no endpoint.",
+    )
+    lag_check_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="RENKEI_HUB_LAG_CHECK_MS: how often a worker with a health port reads "
+        "the agencies' inbox lag and the under-replicated partitions from the brokers for "
+        "/metrics; 0: never.",
     )
     health_host: str = Field(
         default="127.0.0.1",

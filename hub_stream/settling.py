@@ -43,6 +43,8 @@ class Settler:
     :param seek: moves the consumer's position of each partition given (the loop's, so
         that it always reaches the consumer the loop polls).
     :param on_committed: called with each committed batch's :class:`BatchTrace`.
+    :param on_aborted: called with the number of transactions aborted since the last call
+        (the metrics: a loop's own count starts again with each loop).
     """
 
     def __init__(
@@ -52,12 +54,14 @@ class Settler:
         stats: LoopStats,
         seek: Callable[[dict[TopicPartition, int]], None],
         on_committed: Callable[[BatchTrace], None] | None = None,
+        on_aborted: Callable[[int], None] | None = None,
     ) -> None:
         self._transactions = transactions
         self._handler = handler
         self._stats = stats
         self._seek = seek
         self._on_committed = on_committed
+        self._on_aborted = on_aborted
         self.aborts = 0
         """Aborts settled so far: a poll that began before the latest is read again."""
         self._sought: dict[TopicPartition, int] = {}  # by aborts, since the poll began
@@ -77,7 +81,10 @@ class Settler:
             self._count(batch)
         if settled.aborted:
             self._aborted(settled)
-        self._stats.aborted = self._transactions.aborted
+        aborted = self._transactions.aborted
+        if aborted != self._stats.aborted and self._on_aborted is not None:
+            self._on_aborted(aborted - self._stats.aborted)
+        self._stats.aborted = aborted
         self._stats.replaced = self._transactions.replaced
         if settled.cause is not None and not isinstance(settled.cause, TransactionAborted):
             return settled.cause
@@ -98,9 +105,11 @@ class Settler:
         stats.records_out += batch.outputs
         stats.last_batch_ms = (batch.committed_s - batch.polled_s) * 1000
         if self._on_committed is not None:
-            self._on_committed(
-                BatchTrace(batch.polled_s, batch.handled_s, batch.committed_s, batch.records)
-            )
+            trace = BatchTrace(
+                batch.polled_s, batch.handled_s, batch.committed_s, batch.records,
+                batch.commit_s, batch.topics,
+            )  # fmt: skip
+            self._on_committed(trace)
 
     def _aborted(self, settled: Settled) -> None:
         """The oldest batch in flight did not commit, so none after it did: forget their

@@ -6,6 +6,8 @@ single request, so every answer is given with complete state. It says when it is
 (:mod:`.health`) and halts if the brokers turn out to be another cluster
 (:mod:`.cluster`). The directory it restores is filtered by the pinned operators' key
 (:mod:`.directory_feed`): a record nobody signed is ignored, never a reason not to start.
+With a health port it also serves its Prometheus metrics (:mod:`.metrics`), the agencies'
+inbox lag among them (:mod:`.lag`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from .health import HealthServer, Readiness
 from .heap import settle as settle_heap
 from .hub import Hub
 from .inflight import MAX_IN_FLIGHT
+from .lag import LagWatch
+from .metrics import HubMetrics, Snapshot
 from .partitioned import PartitionedPlane
 from .pipeline import TransactionalLoop
-from .restore import restore_tables
+from .restore import RestoreProgress, restore_tables
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .subscription import InputTopics
@@ -106,9 +110,25 @@ class HubService(mode.Service):
         self.cluster = ClusterWatch(kafka)
         self.readiness = Readiness(settings.ready_file, self._report)
         self._requests = aiokafka_internals.count_requests()
+        info = {"worker": settings.worker_id, "role": settings.role,
+                "topology": settings.topology, "signatures": settings.signatures}  # fmt: skip
+        self.metrics = HubMetrics(self.topics, info, self._snapshot)
+        """What ``GET /metrics`` serves (observed whether or not anyone scrapes)."""
+        self.hub.on_answers = self.metrics.answers
+        self._restoring = RestoreProgress()
         self.health: HealthServer | None = None
+        self.lag: LagWatch | None = None
         if settings.health_port is not None:
-            self.health = HealthServer(self.readiness, settings.health_port, settings.health_host)
+            self.health = HealthServer(
+                self.readiness, settings.health_port, settings.health_host, self.metrics.render
+            )
+            if settings.lag_check_ms:
+                hub_topics = [self.topics.audit, self.topics.audit_signatures,
+                              self.topics.deadletter, self.topics.directory, self.topics.control,
+                              *(self.topics.state(s) for s in STATE_TOPICS)]  # fmt: skip
+                self.lag = LagWatch(
+                    kafka, self.topics, lambda: self.hub.directory.agencies.keys(), hub_topics
+                )
         self.failure: BaseException | None = None
         """Why the hub halted itself (another cluster, a fenced producer), if it did."""
         self.plane: PartitionedPlane | None = None
@@ -146,7 +166,8 @@ class HubService(mode.Service):
             max_batch=self.settings.max_batch,
             poll_ms=self.settings.poll_ms,
             on_polled=self._polled,
-            on_committed=self._on_committed,
+            on_committed=self._committed,
+            on_aborted=self.metrics.transactions_aborted,
             in_flight=self.settings.transactions_in_flight,
             reserved=MAX_IN_FLIGHT,
             topic_refresh_ms=self.settings.topic_refresh_ms,
@@ -156,7 +177,9 @@ class HubService(mode.Service):
         # the state topics, and this worker would run on state older than its offsets.
         await loop.start_writers()
         self.readiness.enter("restoring")
-        restored = await restore_tables(self.kafka, [*self.hub.tables, self.directory_feed])
+        restored = await restore_tables(
+            self.kafka, [*self.hub.tables, self.directory_feed], progress=self._restoring
+        )
         log.info(
             "restored %d state records: %d persons, %d holdings, %d pending, %d agencies, "
             "%d rotated keys, %d message ids; %d directory records ignored (unsigned, "
@@ -185,12 +208,15 @@ class HubService(mode.Service):
             max_batch=self.settings.max_batch,
             poll_ms=self.settings.poll_ms,
             on_polled=self._polled,
+            on_committed=self._committed,
+            on_aborted=self.metrics.transactions_aborted,
             topic_refresh_ms=self.settings.topic_refresh_ms,
         )
         self.loop_runner = loop
         await loop.start_writers()
         self.readiness.enter("restoring")
-        await restore_tables(self.kafka, [self.directory_feed])  # the agencies' keys
+        # the agencies' keys
+        await restore_tables(self.kafka, [self.directory_feed], progress=self._restoring)
         self.readiness.enter("joining")
         await loop.start()
 
@@ -202,13 +228,15 @@ class HubService(mode.Service):
         finally:
             await admin.close()
         self.readiness.enter("restoring")
-        await restore_tables(self.kafka, [self.directory_feed])  # state: per bucket
+        # state: per bucket
+        await restore_tables(self.kafka, [self.directory_feed], progress=self._restoring)
         self.readiness.enter("joining")
         self.plane = PartitionedPlane(
             self.kafka, self.settings, self.topics, lambda: load_hub_keys(self.settings)[0],
             self._hub_key, self.hub.roots, self.hub.directory,
             StandIns(self.topics, self.hub.codec, self._sign), on_polled=self._polled,
-            state_topics=STATE_TOPICS,
+            state_topics=STATE_TOPICS, on_committed=self._committed,
+            on_aborted=self.metrics.transactions_aborted, on_hub=self._share_counters,
         )  # fmt: skip
         self.loop_runner = self.plane.router_loop
         await self.plane.start()
@@ -217,6 +245,49 @@ class HubService(mode.Service):
     async def _run_tasks(self) -> None:
         if self.plane is not None:
             await self.plane.run_tasks()
+
+    def _share_counters(self, hub: Hub) -> None:
+        # A bucket's hub counts into this worker's: the metrics outlive the bucket's stay.
+        hub.share_counters(self.hub.metrics, self.hub.inputs, self.metrics.answers)
+
+    def _committed(self, trace: BatchTrace) -> None:
+        self.metrics.committed(trace)
+        if self._on_committed is not None:
+            self._on_committed(trace)
+
+    def _snapshot(self) -> Snapshot:
+        """What a scrape reads (:mod:`.metrics`)."""
+        pending, owned, restoring = len(self.hub.pending), 0, self._restoring.remaining
+        if self.plane is not None:
+            tasks = list(self.plane.tasks.tasks.values())
+            owned = len(tasks)
+            pending = sum(len(t.hub.pending) for t in tasks)
+            restoring += sum(t.progress.remaining for t in tasks)
+        elif self.loop_runner is not None:
+            owned = len(self.loop_runner.assignment())
+        signatures = None
+        if self.verifier is not None:
+            signatures = {"checked": 0, "failed": 0, **self.verifier.counts}
+        lag = self.lag
+        return Snapshot(
+            ready=self.readiness.ready, flows=self.hub.metrics, inputs=self.hub.inputs,
+            kafka_requests=self._requests, signatures=signatures, partitions_owned=owned,
+            pending_requests=pending, restore_remaining=restoring,
+            inbox_lag=lag.lag if lag is not None else {},
+            under_replicated=lag.under_replicated if lag is not None else None,
+            lag_errors=lag.errors if lag is not None else 0,
+        )  # fmt: skip
+
+    @mode.Service.task
+    async def _watch_lag(self) -> None:
+        if self.lag is None:
+            return
+        try:
+            while not self.should_stop:
+                await self.lag.check()
+                await self.sleep(self.settings.lag_check_ms / 1000)
+        finally:  # here, not in on_stop: a check under way would open its clients again
+            await self.lag.stop()
 
     def _polled(self, loop: TransactionalLoop) -> None:
         # Ready once the group has given us our partitions and we have polled them.

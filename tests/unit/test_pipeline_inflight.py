@@ -76,6 +76,7 @@ class Writer:
     def __init__(self, log: list[tuple[str, str]]) -> None:
         self.log = log
         self.aborted = self.replaced = 0
+        self.commit_s = 0.0
         self.plan: deque[tuple[asyncio.Event | None, BaseException | None]] = deque()
         self.acks: deque[asyncio.Event] = deque()
         """Set: the next transaction's records are acknowledged only once it is set."""

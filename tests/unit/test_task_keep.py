@@ -94,6 +94,7 @@ class _Writer:
         self.fail = fail
         self.retry = retry
         self.aborted = 0
+        self.commit_s = 0.0
         self.written: list[dict[TopicPartition, int]] = []
 
     async def write(
