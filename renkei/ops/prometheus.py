@@ -7,13 +7,8 @@ the packaged alert rules ``infra/prometheus/alerts.yml``), spawns Debian's
 answers ``/-/ready``. ``stop()`` ends exactly that process and nothing else, as
 ``renkei kafka down`` does for the broker.
 
-Errors::
-
-    RenkeiError
-    └── PrometheusError          Prometheus answered an error, or cannot be reached
-        ├── PrometheusMissing    the prometheus or promtool binary is not installed
-        ├── PrometheusStartError it exited, or never got ready (``log_tail`` says why)
-        └── BadTargetError       a scrape target that is not HOST:PORT
+Its files, binaries and errors are in :mod:`renkei.ops.prometheus_files`; the names this
+module's callers need are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,20 +16,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from infra.kafka.processes import alive, spawn
-from renkei.errors import RenkeiError
+
+from .prometheus_files import (
+    HUB_JOB,
+    LISTEN_FLAG,
+    BadTargetError,
+    PrometheusError,
+    PrometheusMissing,
+    PrometheusStartError,
+    alert_rules,
+    check_target,
+    cmdline,
+    config_text,
+    find_prometheus,
+    find_promtool,
+    job_of,
+    our_pid,
+    write_atomically,
+)
 
 __all__ = [
     "HUB_JOB",
@@ -48,60 +57,6 @@ __all__ = [
     "find_promtool",
     "running",
 ]
-
-HUB_JOB = "renkei-hub"
-_INSTALL_HINT = "`apt-get install prometheus` (Debian; `make setup` does it), or put it on PATH"
-_TARGET = re.compile(r"^(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<port>[0-9]{1,5})$")
-_LISTEN = "--web.listen-address=127.0.0.1:"
-
-
-class PrometheusError(RenkeiError):
-    """Prometheus answered an error status, or could not be reached."""
-
-
-class PrometheusMissing(PrometheusError):
-    """The ``prometheus`` or ``promtool`` binary is not installed."""
-
-
-class PrometheusStartError(PrometheusError):
-    """Prometheus exited during start-up or did not get ready in time."""
-
-    def __init__(self, message: str, log_tail: str) -> None:
-        super().__init__(f"{message}:\n{log_tail}")
-        self.log_tail = log_tail
-
-
-class BadTargetError(PrometheusError):
-    """A scrape target that is not ``HOST:PORT``."""
-
-
-def _find(name: str) -> Path:
-    found = shutil.which(name)
-    if found is None:
-        raise PrometheusMissing(f"{name} is not installed: {_INSTALL_HINT}")
-    return Path(found)
-
-
-def find_prometheus() -> Path:
-    """The ``prometheus`` binary on PATH, or :class:`PrometheusMissing` with the install hint."""
-    return _find("prometheus")
-
-
-def find_promtool() -> Path:
-    """The ``promtool`` binary on PATH, or :class:`PrometheusMissing` with the install hint."""
-    return _find("promtool")
-
-
-def alert_rules() -> Path:
-    """The packaged alert rules, ``infra/prometheus/alerts.yml``."""
-    return Path(str(resources.files("infra") / "prometheus" / "alerts.yml"))
-
-
-def _check_target(target: str) -> str:
-    match = _TARGET.match(target)
-    if match is None or not 0 < int(match["port"]) < 65536:
-        raise BadTargetError(f"scrape target {target!r} is not HOST:PORT (e.g. 127.0.0.1:8081)")
-    return target
 
 
 class Prometheus:
@@ -139,7 +94,7 @@ class Prometheus:
 
     def pid(self) -> int | None:
         """PID of the Prometheus started from this home if it still runs, else ``None``."""
-        return _our_pid(self.home)
+        return our_pid(self.directory)
 
     def start(self, timeout_s: float = 30) -> None:
         """Start it unless it already runs here; return once ``/-/ready`` answers 200."""
@@ -161,7 +116,7 @@ class Prometheus:
             str(binary),
             f"--config.file={self.config_file}",
             f"--storage.tsdb.path={self.directory / 'data'}",
-            f"{_LISTEN}{self.port}",
+            f"{LISTEN_FLAG}{self.port}",
             # A demo's few hours; a long-lived deployment runs its own Prometheus.
             "--storage.tsdb.retention.time=2d",
         ]
@@ -195,10 +150,10 @@ class Prometheus:
 
         Prometheus re-reads the file within two seconds; no restart is needed.
         """
-        checked = [_check_target(target) for target in targets]
+        checked = [check_target(target) for target in targets]
         groups: list[dict[str, Any]] = []
         if self.targets_file.exists():
-            groups = [g for g in json.loads(self.targets_file.read_text()) if _job(g) != job]
+            groups = [g for g in json.loads(self.targets_file.read_text()) if job_of(g) != job]
         if checked:
             # file_sd's `job` label overrides the scrape config's job_name, so one
             # file_sd file can feed several jobs.
@@ -210,7 +165,7 @@ class Prometheus:
         if not self.targets_file.exists():
             return []
         groups = json.loads(self.targets_file.read_text())
-        return [t for g in groups if _job(g) == job for t in g["targets"]]
+        return [t for g in groups if job_of(g) == job for t in g["targets"]]
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """Evaluate ``expr`` now: the ``result`` of ``/api/v1/query``.
@@ -272,32 +227,10 @@ class Prometheus:
                 ) from exc
 
     def _write_config(self) -> None:
-        config = {
-            # A demo lasts minutes: one-second resolution shows each step as it happens.
-            "global": {
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "evaluation_interval": "1s",
-            },
-            "rule_files": [str(alert_rules())],
-            "scrape_configs": [
-                {
-                    "job_name": HUB_JOB,
-                    "file_sd_configs": [
-                        {"files": [str(self.targets_file)], "refresh_interval": "1s"}
-                    ],
-                }
-            ],
-        }
-        # JSON is YAML: no YAML library is needed at run time.
-        self.config_file.write_text(json.dumps(config, indent=2) + "\n")
+        self.config_file.write_text(config_text(self.targets_file))
 
     def _write_targets(self, groups: list[dict[str, Any]]) -> None:
-        # Written aside and renamed: Prometheus must never read half a file.
-        self.directory.mkdir(parents=True, exist_ok=True)
-        partial = self.targets_file.with_suffix(".json.tmp")
-        partial.write_text(json.dumps(groups, indent=2) + "\n")
-        os.replace(partial, self.targets_file)
+        write_atomically(self.targets_file, json.dumps(groups, indent=2) + "\n")
 
     def _tail(self, lines: int = 20) -> str:
         if not self.log_file.exists():
@@ -305,37 +238,12 @@ class Prometheus:
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _job(group: dict[str, Any]) -> str:
-    return str(group.get("labels", {}).get("job", HUB_JOB))
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _our_pid(home: Path) -> int | None:
-    pid_file = home.resolve() / "ops" / "prometheus" / "prometheus.pid"
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    # A PID can be reused after a reboot: it is ours only if it runs our config file.
-    config = f"--config.file={pid_file.with_name('prometheus.yml')}"
-    if not alive(pid) or config not in _cmdline(pid):
-        return None
-    return pid
-
-
 def running(home: Path) -> Prometheus | None:
     """The Prometheus started from ``home`` if it still runs (its port from its command line)."""
-    pid = _our_pid(home)
+    pid = our_pid(home.resolve() / "ops" / "prometheus")
     if pid is None:
         return None
-    for part in _cmdline(pid):
-        if part.startswith(_LISTEN):
-            return Prometheus(home, int(part.removeprefix(_LISTEN)))
+    for part in cmdline(pid):
+        if part.startswith(LISTEN_FLAG):
+            return Prometheus(home, int(part.removeprefix(LISTEN_FLAG)))
     return None
