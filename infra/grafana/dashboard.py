@@ -144,10 +144,17 @@ ROWS: tuple[tuple[str, tuple[Panel, ...]], ...] = (
               "smaller than their replica set: anything above 0 is a broker in trouble.",
               (Query("max (renkei_kafka_under_replicated_partitions)", "under-replicated"),),
               stat=True, width=4),
-        Panel("Signature failures", "Verifier workers: agency records whose signature "
-              "failed (alarm above 0), beside the rate checked.", (
-                  Query("sum (renkei_hub_signature_failures_total)", "failures"),
-                  Query(_rate("renkei_hub_signatures_checked_total"), "checked/s"),
+        Panel("Signature failures", "Agency records whose signature failed: verifier "
+              "workers' failures plus a strict hub's BAD_SIGNATURE refusals (0 when none; "
+              "above 0 is the alarm), beside the workers by role and signature mode, so "
+              "a 0 with nobody checking shows as such.", (
+                  # 0, not "no data", when nothing failed: a strict hub exports no verifier
+                  # counters and a refusal code appears only once it has been used.
+                  Query("(sum (renkei_hub_signature_failures_total) or vector(0)) + "
+                        '(sum (renkei_hub_refusals_total{code="BAD_SIGNATURE"}) or vector(0))',
+                        "failed"),
+                  Query("count by (role, signatures) (renkei_hub_info)",
+                        "{{role}} workers, {{signatures}}"),
               ), stat=True, width=4),
     )),
 )

@@ -1,13 +1,16 @@
 """``renkei demo --ops``: Prometheus scrapes the demo's hub, and stays up to be looked at.
 
 The demo's hub worker gets a health port of its own (a free one), whose ``/metrics``
-Prometheus is told to scrape (``set_targets``). :class:`DemoOps` then holds the demo at
-two points so that what Prometheus stored covers the whole run: after the hub starts,
-until Prometheus has scraped it once (file_sd picks a new target up within seconds, and
-traffic before the first scrape would never show in a rate); and before the hub stops,
-until two scrapes came after the last scene (a series that appeared in the last second
-needs two samples for ``rate()``). Both waits are bounded: a demo never hangs on its
-monitoring, it only graphs less.
+Prometheus is told to scrape (``set_targets``), and reads the agencies' inbox lag every
+second rather than every five (a demo is short); each agency's inbox reader joins a
+consumer group of its own and commits, so there is a lag to read.
+
+:class:`DemoOps` holds the demo at two points so that what Prometheus stored covers the
+whole run: after the hub starts, until Prometheus has scraped it once (file_sd picks a
+new target up within seconds, and traffic before the first scrape would never show in a
+rate); and before the hub stops, until two scrapes came after the last scene (a series
+that appeared in the last second needs two samples for ``rate()``). Both waits are
+bounded: a demo never hangs on its monitoring, it only graphs less.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import time
 import urllib.parse
 from pathlib import Path
 
+from renkei.operator.principals import agency_group_prefix
 from renkei.ops.prometheus import HUB_JOB, Prometheus, PrometheusError, running
+from renkei.topics import Topics
 
 __all__ = ["DEMO_GRAPH", "DemoOps", "demo_prometheus", "free_port"]
 
 log = logging.getLogger(__name__)
+
+LAG_CHECK_MS = 1000
+"""How often the demo's hub reads the inbox lag: as often as Prometheus scrapes."""
 
 DEMO_GRAPH = "sum by (type) (rate(renkei_hub_inputs_total[10s]))"
 """What the printed graph link plots: the hub's inputs a second, by message type."""
@@ -69,6 +77,21 @@ class DemoOps:
         """When Prometheus last scraped the hub after the scenes (Unix seconds), if it did:
         an instant query at this time sees the run's final counts."""
 
+    def hub_settings(self) -> dict[str, int]:
+        """What ``--ops`` changes of the hub worker's ``HubSettings``."""
+        return {"health_port": self.hub_port, "lag_check_ms": LAG_CHECK_MS}
+
+    def hub_environment(self) -> dict[str, str]:
+        """The same as ``RENKEI_HUB_*`` variables, for a hub in a process of its own."""
+        return {"RENKEI_HUB_HEALTH_PORT": str(self.hub_port),
+                "RENKEI_HUB_LAG_CHECK_MS": str(LAG_CHECK_MS)}  # fmt: skip
+
+    @staticmethod
+    def inbox_group(topics: Topics, agency: str) -> str:
+        """The consumer group of ``agency``'s demo inbox reader: the hub measures an
+        agency's inbox lag by its groups' commits, and the ACLs allow it this name."""
+        return f"{agency_group_prefix(topics, agency)}demo"
+
     def graph_url(self, expr: str = DEMO_GRAPH, minutes: int = 5) -> str:
         """Prometheus's graph page plotting ``expr`` over the last ``minutes``."""
         query = {"g0.expr": expr, "g0.tab": "0", "g0.range_input": f"{minutes}m"}
@@ -87,7 +110,9 @@ class DemoOps:
 
     async def _scraped_after(self, after: float) -> float | None:
         """The time of the hub's first successful scrape later than ``after``, if any."""
-        expr = f'timestamp(up{{job="{HUB_JOB}", instance="{self.target}"}} == 1)'
+        up = f'up{{job="{HUB_JOB}", instance="{self.target}"}}'
+        # timestamp() of a selector is its sample's time; of `up == 1` it would be now.
+        expr = f"timestamp({up}) and {up} == 1"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout_s
         while True:

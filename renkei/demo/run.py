@@ -177,9 +177,9 @@ class Demo:
             settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir,
                                    signatures="strict")  # fmt: skip
             if self.ops is not None:  # /healthz and /metrics, on the port Prometheus scrapes
-                settings = settings.model_copy(update={"health_port": self.ops.hub_port})
+                settings = settings.model_copy(update=self.ops.hub_settings())
             return InProcessHub(self.connections.kafka(HUB), settings)
-        health = {} if self.ops is None else {"RENKEI_HUB_HEALTH_PORT": str(self.ops.hub_port)}
+        health = {} if self.ops is None else self.ops.hub_environment()
         return HubProcess({
             **self.connections.environment(HUB), "RENKEI_HUB_TOPIC_PREFIX": self.topics.prefix,
             "RENKEI_HUB_KEY_DIR": str(self.key_dir), "RENKEI_HUB_SIGNATURES": "strict",
@@ -246,10 +246,12 @@ class Demo:
         double the agency's fetches, connections and buffers for nothing. It reads every
         partition (the client's answers may be on any) from the end, positioned here
         before anything is sent. No group:
-        a demo run never resumes, so there are no offsets to commit after each batch.
+        a demo run never resumes, so there are no offsets to commit after each batch —
+        except with ``--ops``, whose inbox-lag panel reads a group's commits.
         """
         kafka = self.connections.agency(agency)
-        reader = InboxReader(agency, kafka, self.topics, start_at="latest",
+        group = None if self.ops is None else self.ops.inbox_group(self.topics, agency)
+        reader = InboxReader(agency, kafka, self.topics, start_at="latest", group_id=group,
                              hub_public_key=self.hub_key)  # fmt: skip
         self.readers[agency] = reader
         await reader.start()
