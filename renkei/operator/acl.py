@@ -7,7 +7,8 @@ binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false`
 * agency A writes only ``agency.A.out``, reads only ``agency.A.in`` and ``hub.directory``
   (the hub's key, signed by the operators: :mod:`.hub_key`), with consumer groups
   ``agency.A.*``;
-* the hub reads every agency's ``.out``, ``registry.events``, ``hub.directory``,
+* the hub describes every agency's groups ``agency.A.*`` (their committed offsets: the
+  inbox lag of its metrics), reads every agency's ``.out``, ``registry.events``, ``hub.directory``,
   ``hub.control`` and its ``hub.state.*``; writes every ``.in``, ``hub.audit``,
   ``hub.deadletter`` and ``hub.state.*``; reads and writes ``hub.route`` (the partitioned
   topology's stage 1 → stage 2); may create its topics; uses groups and transactional
@@ -102,6 +103,9 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
         acls |= _allow(me, _GROUP, agency_group_prefix(t, a), (_R,), prefixed)
         acls |= _allow(HUB, _TOPIC, t.agency_out(a), (_R, _D))
         acls |= _allow(HUB, _TOPIC, t.agency_in(a), (_W, _D))
+        # The hub's /metrics says how far the agency's inbox groups are behind (the
+        # committed offsets: FindCoordinator, ListGroups and OffsetFetch need Describe).
+        acls |= _allow(HUB, _GROUP, agency_group_prefix(t, a), (_D,), prefixed)
         acls |= _allow(OPERATOR, _TOPIC, t.agency_out(a), (_C, _D))
         acls |= _allow(OPERATOR, _TOPIC, t.agency_in(a), (_C, _D))
 

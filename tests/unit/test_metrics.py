@@ -6,9 +6,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub_stream.batch_handler import BatchTrace
+from hub_stream.lag import LagWatch, _behind
 from hub_stream.metrics import HubMetrics, Snapshot, output_kind
 from renkei.topics import Topics
 from schemas.models import ForwardedRequest
@@ -142,3 +144,27 @@ def test_notices_are_counted_by_kind(world: World) -> None:
     world.run(world.enrolment("jps", NUMBERS[0]))
     world.run(world.move("10000000000", "住所1"))
     assert world.hub.metrics["notices.moved"] == world.hub.metrics["notices"] == 1
+
+
+async def test_a_failed_lag_read_is_counted_logged_once_and_keeps_the_last_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = LagWatch({"bootstrap_servers": "127.0.0.1:1"}, TOPICS, lambda: ["jps"], [])
+    watch.lag, watch.under_replicated = {"jps": 3}, 0
+
+    async def broken() -> None:
+        raise KafkaConnectionError("no broker")
+
+    watch._read = broken  # type: ignore[method-assign]  # the brokers, gone
+    await watch.check()
+    await watch.check()
+    assert watch.errors == 2
+    assert (watch.lag, watch.under_replicated) == ({"jps": 3}, 0)
+    assert len([r for r in caplog.records if "cannot read the inbox lag" in r.message]) == 1
+
+
+@pytest.mark.parametrize(("end", "committed", "behind"), [(13, 12, 0), (13, 11, 1), (0, 0, 0)])
+def test_the_marker_ending_the_hubs_last_transaction_is_no_lag(
+    end: int, committed: int, behind: int
+) -> None:
+    assert _behind(end, committed) == behind

@@ -1,0 +1,112 @@
+"""`GET /metrics` of a running hub worker: its counters after real exchanges, and the lag."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from consumers.provider import ProviderService
+from producers.population import generate_population
+from renkei.errors import HubRefusedError
+from renkei.topics import Topics
+from schemas.models import ErrorCode, ForwardedRequest
+from tests.integration.hub_env import HubEnv, hub_env
+from tests.integration.principals import Principals
+from tests.integration.test_exchange import client, enrolled_pair, register_all, scenario_between
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture
+async def env(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
+    # Port 0: a free one; the lag read every 100 ms, so that the test waits little.
+    async with hub_env(
+        principals, topics, tmp_path / "keys", health_port=0, lag_check_ms=100
+    ) as running:
+        yield running
+
+
+async def scrape(env: HubEnv) -> Samples:
+    assert env.hub.health is not None
+    url = f"http://127.0.0.1:{env.hub.health.port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def scraped_until(env: HubEnv, done: Callable[[Samples], bool]) -> Samples:
+    """Scrape until ``done`` holds (the counters follow commits, a moment after them)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not done(samples := await scrape(env)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"metrics never got there: {sorted(samples.items())}")
+        await asyncio.sleep(0.05)
+    return samples
+
+
+def one(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def test_a_workers_metrics_count_its_exchanges_refusals_and_the_inbox_lag(
+    env: HubEnv,
+) -> None:
+    people = generate_population(1, seed=21)
+    await register_all(env, people)
+    city_code, _ = await enrolled_pair(env, people[0])
+    scenario, items = scenario_between(env, "city-shinagawa", "jps")
+
+    async def handler(request: ForwardedRequest) -> dict[str, Any]:
+        return dict.fromkeys(request.items, "value")
+
+    provider = ProviderService(
+        "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, handler,
+        hub_public_key=env.hub_key,
+    )  # fmt: skip
+    async with provider, client(env, "city-shinagawa") as city:
+        for _ in range(2):
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
+            )
+        with pytest.raises(HubRefusedError) as refused:
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id="S999", items=items[:1]
+            )
+        assert refused.value.code == ErrorCode.UNKNOWN_SCENARIO
+        # The provider has consumed its inbox (and committed, after each batch).
+        got = await scraped_until(
+            env,
+            lambda s: (
+                one(s, "renkei_agency_inbox_lag_records", agency="jps") == 0
+                and one(s, "renkei_hub_exchange_seconds_count") == 2
+                and one(s, "renkei_hub_refusals_total", code="UNKNOWN_SCENARIO") == 1
+            ),
+        )
+    assert ("renkei_agency_inbox_lag_records", frozenset({("agency", "jps")})) in got
+    assert one(got, "renkei_hub_inputs_total", type="AttributeRequest") == 3
+    assert one(got, "renkei_hub_inputs_total", type="ProviderResponse") == 2
+    assert one(got, "renkei_hub_inputs_total", type="EnrolmentRequest") == 2
+    assert one(got, "renkei_hub_requests_forwarded_total") == 2
+    assert one(got, "renkei_hub_answers_total") == 2
+    assert one(got, "renkei_hub_ready") == 1
+    assert one(got, "renkei_hub_pending_requests") == 0
+    assert one(got, "renkei_hub_partitions_owned") > 0
+    assert one(got, "renkei_hub_outputs_total", type="agency") >= 5  # 2 forwarded, 2 answers
+    assert one(got, "renkei_hub_audit_records_total") >= 5
+    assert one(got, "renkei_hub_batches_total") > 0
+    assert one(got, "renkei_hub_batch_records_count") == one(got, "renkei_hub_batches_total")
+    assert one(got, "renkei_hub_kafka_requests_total", kind="Fetch") > 0
+    assert one(got, "renkei_kafka_under_replicated_partitions") == 0
+    assert one(got, "renkei_hub_lag_errors_total") == 0
