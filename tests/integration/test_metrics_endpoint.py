@@ -12,11 +12,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from consumers.provider import ProviderService
+from hub_stream.worker import HubService
 from producers.population import generate_population
 from renkei.errors import HubRefusedError
 from renkei.topics import Topics
 from schemas.models import ErrorCode, ForwardedRequest
-from tests.integration.hub_env import HubEnv, hub_env
+from tests.integration.hub_env import HubEnv, hub_env, start_hub
 from tests.integration.principals import Principals
 from tests.integration.test_exchange import client, enrolled_pair, register_all, scenario_between
 
@@ -32,9 +33,10 @@ async def env(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
         yield running
 
 
-async def scrape(env: HubEnv) -> Samples:
-    assert env.hub.health is not None
-    url = f"http://127.0.0.1:{env.hub.health.port}/metrics"
+async def scrape(worker: HubEnv | HubService) -> Samples:
+    hub = worker.hub if isinstance(worker, HubEnv) else worker
+    assert hub.health is not None
+    url = f"http://127.0.0.1:{hub.health.port}/metrics"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -46,10 +48,10 @@ async def scrape(env: HubEnv) -> Samples:
     }
 
 
-async def scraped_until(env: HubEnv, done: Callable[[Samples], bool]) -> Samples:
+async def scraped_until(worker: HubEnv | HubService, done: Callable[[Samples], bool]) -> Samples:
     """Scrape until ``done`` holds (the counters follow commits, a moment after them)."""
     deadline = asyncio.get_running_loop().time() + 30
-    while not done(samples := await scrape(env)):
+    while not done(samples := await scrape(worker)):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"metrics never got there: {sorted(samples.items())}")
         await asyncio.sleep(0.05)
@@ -110,3 +112,58 @@ async def test_a_workers_metrics_count_its_exchanges_refusals_and_the_inbox_lag(
     assert one(got, "renkei_hub_kafka_requests_total", kind="Fetch") > 0
     assert one(got, "renkei_kafka_under_replicated_partitions") == 0
     assert one(got, "renkei_hub_lag_errors_total") == 0
+
+
+@pytest.fixture
+async def partitioned(principals: Principals, topics: Topics, tmp_path: Path) -> Any:
+    async with hub_env(
+        principals, topics, tmp_path / "keys", health_port=0, lag_check_ms=100,
+        topology="partitioned",
+    ) as running:  # fmt: skip
+        yield running
+
+
+async def test_a_partitioned_worker_and_a_verifier_export_theirs(partitioned: HubEnv) -> None:
+    env = partitioned
+    verifier = await start_hub(
+        env.kafka_of("hub"),
+        env.settings.model_copy(update={"role": "verifier", "worker_id": "verifier-1"}),
+    )
+    try:
+        people = generate_population(1, seed=23)
+        await register_all(env, people)
+        city_code, _ = await enrolled_pair(env, people[0])
+        scenario, items = scenario_between(env, "city-shinagawa", "jps")
+
+        async def handler(request: ForwardedRequest) -> dict[str, Any]:
+            return dict.fromkeys(request.items, "value")
+
+        provider = ProviderService(
+            "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, handler,
+            hub_public_key=env.hub_key,
+        )  # fmt: skip
+        async with provider, client(env, "city-shinagawa") as city:
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
+            )
+        # The bucket tasks count into the worker's counters, and their loops' batches too.
+        got = await scraped_until(
+            env,
+            lambda s: (
+                one(s, "renkei_hub_exchange_seconds_count") == 1
+                and one(s, "renkei_hub_partitions_owned") == env.topics.partitions
+            ),
+        )
+        assert one(got, "renkei_hub_answers_total") == 1
+        assert one(got, "renkei_hub_inputs_total", type="AttributeRequest") == 1
+        assert one(got, "renkei_hub_outputs_total", type="route") >= 5  # the router's
+        assert one(got, "renkei_hub_info", worker="worker-1", role="hub",
+                   topology="partitioned", signatures="strict") == 1  # fmt: skip
+        # The verifier has checked the enrolments, the request and the answer.
+        checked = await scraped_until(
+            verifier, lambda s: one(s, "renkei_hub_signatures_checked_total") >= 4
+        )
+        assert one(checked, "renkei_hub_signature_failures_total") == 0
+        assert one(checked, "renkei_hub_outputs_total", type="signature_verdict") > 0
+    finally:
+        await verifier.stop()
