@@ -30,12 +30,15 @@ class Snapshot:
     :param samples: sample name (``renkei_hub_inputs_total``, ``..._bucket``) to the
         value of each label set; empty when the target is down.
     :param error: why the scrape failed, or ``None`` when it answered.
+    :param families: the metric families the target declares (``# TYPE`` lines), also
+        those with no sample yet: a labelled counter nothing has counted.
     """
 
     target: str
     at: float
     samples: Mapping[str, Mapping[Labels, float]] = field(default_factory=dict)
     error: str | None = None
+    families: frozenset[str] = frozenset()
 
     @property
     def up(self) -> bool:
@@ -43,9 +46,15 @@ class Snapshot:
         return self.error is None
 
     def value(self, name: str) -> float | None:
-        """The sum over label sets of ``name``, or ``None`` when the worker exports none."""
+        """The sum over label sets of ``name``; ``None`` when the worker does not export it.
+
+        A family declared without samples (``renkei_hub_inputs_total{type}`` before the
+        first input) is 0: the worker counts it, and has counted nothing.
+        """
         values = self.samples.get(name)
-        return None if not values else sum(values.values())
+        if values:
+            return sum(values.values())
+        return 0.0 if name.removesuffix("_total") in self.families else None
 
     def by_label(self, name: str, label: str) -> dict[str, float]:
         """``name`` summed per value of ``label`` (refusals by ``code``, say)."""
@@ -71,8 +80,10 @@ def parse_metrics(target: str, at: float, text: str) -> Snapshot:
         something other than a metrics endpoint).
     """
     samples: dict[str, dict[Labels, float]] = {}
+    families: set[str] = set()
     try:
         for family in text_string_to_metric_families(text):
+            families.add(family.name)
             for sample in family.samples:
                 # _created carries a timestamp, not a count: summing it would be noise.
                 if sample.name.endswith("_created"):
@@ -82,7 +93,7 @@ def parse_metrics(target: str, at: float, text: str) -> Snapshot:
                 )
     except ValueError as exc:
         raise ConfigurationError(f"{target} did not answer Prometheus text: {exc}") from exc
-    return Snapshot(target=target, at=at, samples=samples)
+    return Snapshot(target=target, at=at, samples=samples, families=frozenset(families))
 
 
 def increase(before: float, after: float) -> float:

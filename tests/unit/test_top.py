@@ -76,6 +76,9 @@ def test_a_snapshot_sums_label_sets_and_drops_created_timestamps() -> None:
     assert snap.info("worker") == "w-1"
     assert "renkei_hub_dead_letters_created" not in snap.samples
     assert snap.value("renkei_hub_pending_requests") is None  # not exported: unknown, not 0
+    # Declared, nothing counted yet (a labelled counter before its first input): 0.
+    idle = parse_metrics("h:1", 0.0, metrics())
+    assert idle.value("renkei_hub_inputs_total") == 0.0
 
 
 def test_text_that_is_not_prometheus_is_a_configuration_error() -> None:
