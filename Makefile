@@ -42,7 +42,7 @@ test: lint
 # with the attack suite, tests/security/, once it exists.
 SECURE_TESTS := $(addprefix tests/integration/,test_exchange.py test_life_events.py \
 	test_audit.py test_demo.py test_hub_process.py test_link_enrol.py \
-	test_signature_verifier.py) $(wildcard tests/security)
+	test_signature_verifier.py test_metrics_endpoint.py) $(wildcard tests/security)
 
 # Of tests/security, the attacks on the broker (marked integration): the fuzz tests and the
 # other in-memory ones need no broker, and `make test` has run them already.
