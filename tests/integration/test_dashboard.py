@@ -69,9 +69,12 @@ def instant(prometheus: Prometheus, expr: str, at: float) -> list[dict[str, Any]
     return list(body["data"]["result"])
 
 
+@pytest.mark.parametrize("hub_in_process", [False, True], ids=["hub-process", "in-process"])
 async def test_every_panel_shows_the_demo_run(
-    principals: Principals, topics: Topics, tmp_path: Path, prometheus: Prometheus
-) -> None:
+    principals: Principals, topics: Topics, tmp_path: Path, prometheus: Prometheus,
+    hub_in_process: bool,
+) -> None:  # fmt: skip
+    """Its own process (as ``renkei demo`` runs it) or the demo's: /metrics either way."""
     if principals.secure:
         assert principals.home is not None
         connections = Connections.secure(principals.home)
@@ -79,7 +82,8 @@ async def test_every_panel_shows_the_demo_run(
         connections = Connections.shared(principals.settings("admin"))
     ops = DemoOps(prometheus)
     demo = Demo(connections, tmp_path, 40, Console(file=io.StringIO(), width=200),
-                prefix=topics.prefix, exchanges=60, rate=20.0, ops=ops)  # fmt: skip
+                prefix=topics.prefix, exchanges=60, rate=20.0, hub_in_process=hub_in_process,
+                ops=ops)  # fmt: skip
     summary = await demo.run()
     check(summary, 40)
     assert prometheus.targets() == [ops.target]
