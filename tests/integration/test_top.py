@@ -3,7 +3,7 @@
 The worker is a fake served from the test (aiohttp and a prometheus_client registry with the
 catalogue's names), so the test moves its counters itself and reads what the pane shows.
 Every wait polls ``tmux capture-pane`` until the frame shows what is expected, or fails at
-a deadline; nothing is timed.
+a deadline; nothing is timed. Last, ``--once`` against a real hub worker's health port.
 """
 
 from __future__ import annotations
@@ -16,15 +16,25 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from consumers.provider import ProviderService
+from producers.population import generate_population
+from renkei.errors import HubRefusedError
+from renkei.topics import Topics
+from schemas.models import ForwardedRequest
+from tests.integration.hub_env import HubEnv, hub_env
+from tests.integration.principals import Principals
+from tests.integration.test_exchange import client, enrolled_pair, register_all, scenario_between
+
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0
 TMUX = shutil.which("tmux")
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (make setup does it)")
+needs_tmux = pytest.mark.skipif(TMUX is None, reason="tmux is not installed (make setup does it)")
 
 
 @dataclass
@@ -166,6 +176,7 @@ def _line(screen: str, first: str) -> list[str]:
     return []
 
 
+@needs_tmux
 async def test_top_shows_a_worker_its_rates_and_down(worker: FakeWorker, pane: Pane) -> None:
     pane.start("top", "--target", worker.target, "--interval", "0.3")
 
@@ -211,26 +222,67 @@ async def test_top_shows_a_worker_its_rates_and_down(worker: FakeWorker, pane: P
     )
 
 
-async def test_once_prints_one_frame_with_rates_and_exits(worker: FakeWorker) -> None:
-    worker.inputs.labels("LifeEvent").inc(10)
+async def _once(*targets: str) -> str:
+    """``renkei top --once`` on ``targets``: what it printed (it must exit 0)."""
+    args = [arg for target in targets for arg in ("--target", target)]
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "renkei",
-        "top",
-        "--once",
-        "--interval",
-        "0.2",
-        "--target",
-        worker.target,
-        "--target",
-        "127.0.0.1:9",  # the discard port: nothing listens there
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+        sys.executable, "-m", "renkei", "top", "--once", "--interval", "0.2", *args,
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
-    screen = out.decode()
+    return out.decode()
+
+
+async def test_once_prints_one_frame_with_rates_and_exits(worker: FakeWorker) -> None:
+    worker.inputs.labels("LifeEvent").inc(10)
+    screen = await _once(worker.target, "127.0.0.1:9")  # the discard port: nobody listens
     assert _row(screen, worker.target)[1:6] == ["ready", "w-top", "hub", "4", "0.0"]
     assert _row(screen, "127.0.0.1:9")[1:2] == ["DOWN"]
+
+
+@pytest.fixture
+async def hub(principals: Principals, topics: Topics, tmp_path: Path) -> AsyncIterator[HubEnv]:
+    # Port 0: a free one; the lag read every 100 ms, so that it is there by the first frame.
+    async with hub_env(
+        principals, topics, tmp_path / "keys", health_port=0, lag_check_ms=100
+    ) as running:
+        yield running
+
+
+async def test_once_reads_a_real_hub_worker(hub: HubEnv) -> None:
+    people = generate_population(1, seed=31)
+    await register_all(hub, people)
+    city_code, _ = await enrolled_pair(hub, people[0])
+    scenario, items = scenario_between(hub, "city-shinagawa", "jps")
+
+    async def handler(request: ForwardedRequest) -> dict[str, Any]:
+        return dict.fromkeys(request.items, "value")
+
+    # The provider reads its inbox in a group, so the worker reports jps's inbox lag.
+    provider = ProviderService(
+        "jps", hub.keys("jps"), hub.kafka_of("jps"), hub.topics, handler,
+        hub_public_key=hub.hub_key,
+    )  # fmt: skip
+    async with provider, client(hub, "city-shinagawa") as city:
+        await city.request(
+            link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
+        )
+        with pytest.raises(HubRefusedError):
+            await city.request(
+                link_code=city_code, provider="jps", scenario_id="S999", items=items[:1]
+            )
+        assert hub.hub.health is not None
+        target = f"127.0.0.1:{hub.hub.health.port}"
+
+        # The worker counts a refusal once its batch commits, a moment after the answer,
+        # and reads the lag every 100 ms: poll until both are on the frame.
+        def shown(screen: str) -> bool:
+            return "UNKNOWN_SCENARIO" in screen and _line(screen, "jps")[1:2] == ["0"]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        while not shown(screen := await _once(target)):
+            assert loop.time() < deadline, f"the refusal and the lag never showed:\n{screen}"
+    assert _row(screen, target)[1:4] == ["ready", "worker-1", "hub"]
+    assert _line(screen, "UNKNOWN_SCENARIO")[:2] == ["UNKNOWN_SCENARIO", "0.0"]
