@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 import renkei.ops.scrape
 import renkei.ops.snapshot
 import renkei.ops.top
 import renkei.ops.top_view
+from renkei.cli.app import app
 from renkei.errors import ConfigurationError
 from renkei.ops.scrape import parse_target, read_targets
 from renkei.ops.snapshot import Snapshot, parse_metrics, quantile_from_buckets
@@ -204,3 +206,26 @@ def test_targets_are_host_port_and_come_from_a_file_sd_list(tmp_path: Path) -> N
 def test_public_names_exist_and_are_documented(module: object) -> None:
     for name in getattr(module, "__all__"):  # noqa: B009  # mypy does not know the attribute
         assert getattr(module, name).__doc__, f"{module}.{name} lacks a docstring"
+
+
+def test_top_without_targets_says_where_they_come_from(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["top", "--once", "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    message = "".join(result.output.split())  # rich wraps it at 80 columns
+    assert "pass--targetHOST:PORT" in message
+    assert f"{tmp_path}/ops/prometheus/targets.json".replace(" ", "") in message
+    bad = CliRunner().invoke(app, ["top", "--once", "--target", "nowhere"])
+    assert bad.exit_code == 2
+    assert "HOST:PORT" in bad.output
+
+
+def test_top_reads_the_targets_file_renkei_ops_keeps(tmp_path: Path) -> None:
+    path = tmp_path / "ops" / "prometheus" / "targets.json"
+    path.parent.mkdir(parents=True)
+    # The discard port on loopback: nothing listens, so the frame shows it DOWN.
+    path.write_text(json.dumps([{"targets": ["127.0.0.1:9"], "labels": {"job": "renkei-hub"}}]))
+    args = ["top", "--once", "--interval", "0.1", "--home", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "127.0.0.1:9 " in line)
+    assert row.split()[1] == "DOWN"
