@@ -18,10 +18,12 @@ __all__ = ["Frame", "WorkerRow", "compute_frame"]
 
 
 def _buckets(snapshot: Snapshot, name: str, match: Mapping[str, str]) -> dict[float, float]:
+    """Cumulative counts by upper bound of the ``name`` histogram's series that ``match``."""
     out: dict[float, float] = {}
     for labels, value in snapshot.samples.get(f"{name}_bucket", {}).items():
         as_dict = dict(labels)
-        if all(as_dict.get(k) == v for k, v in match.items()):
+        if "le" in as_dict and all(as_dict.get(k) == v for k, v in match.items()):
+            # float() reads "+Inf" as math.inf, which sorts last as the quantile needs.
             le = float(as_dict["le"])
             out[le] = out.get(le, 0.0) + value
     return out
