@@ -106,6 +106,3 @@ def demo(
     asyncio.run(run_demo(connections, home, people, prefix=prefix, console=console,
                          rate=rate or None, hub_in_process=hub_in_process,
                          ops=watch))  # fmt: skip
-    if watch is not None:
-        console.print(f"the hub's traffic in Prometheus (left running; `renkei ops down` "
-                      f"stops it): {watch.graph_url()}", soft_wrap=True)  # fmt: skip

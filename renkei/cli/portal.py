@@ -35,7 +35,6 @@ Citizens = Annotated[
     Path,
     typer.Option(help="The citizen key list.", envvar="RENKEI_PORTAL_CITIZENS"),
 ]
-_CITIZEN_FORMAT = "renkei-citizen-key/1"
 
 
 @portal_app.command("serve")
@@ -167,18 +166,9 @@ def citizen_key(
     out: Annotated[Path, typer.Option(help="Where to write the new key file (mode 0600).")],
 ) -> None:
     """Make a citizen's key pair (stands in for the card); prints the public key."""
-    from renkei.crypto import SigningKey
-    from renkei.crypto._files import write_secret_file
+    from renkei.portal.citizens import write_citizen_key
 
-    key = SigningKey.generate()
-    public = base64.b64encode(key.public_bytes).decode()
-    document = {
-        "format": _CITIZEN_FORMAT,
-        "signing_key": base64.b64encode(key.to_bytes()).decode(),
-        "public_key": public,
-    }
-    write_secret_file(out, (json.dumps(document) + "\n").encode())
-    console.print(public)
+    console.print(base64.b64encode(write_citizen_key(out)).decode())
 
 
 @portal_app.command("sign")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import random
 import time
@@ -40,10 +41,16 @@ from schemas.models import Basic4, EventKind, ForwardedRequest, LifeEventNotice,
 from .asking import HOLDERS, OFFLINE, Asking
 from .connections import Connections
 from .hubs import DemoHub, HubProcess, InProcessHub
+from .next_steps import NextSteps, next_steps, one_answered, prepare_portal, trail_signed
 from .ops import DemoOps
 from .summary import DemoSummary
 
 __all__ = ["Demo", "default_prefix"]
+
+
+CHECKPOINT_MS = 1000
+"""The demo's hub signs each partition's unsigned tail every second (the default is a
+minute), so the run's whole trail is covered, and the portal shows it, when it ends."""
 
 
 def _value(item: str, link_code: str) -> Any:
@@ -159,6 +166,7 @@ class Demo:
                 if self.ops is not None:  # its last scrapes have the final counts
                     await self.ops.settled()
             summary = self._summary(hub, (await hub.state())["metrics"], cpu)
+            steps = await self._next_steps()  # while the hub runs: it signs the trail's tail
         finally:
             try:
                 for client in self.clients.values():
@@ -168,14 +176,29 @@ class Demo:
             finally:
                 await hub.stop()
         self.console.print(summary.table())
-        return summary
+        self.console.print(steps.panel())
+        return dataclasses.replace(summary, next_steps=steps)
+
+    async def _next_steps(self) -> NextSteps:
+        """What to look at now: wait for the trail to be signed (the portal shows only
+        what a checkpoint covers), find an exchange to trace, give one person a portal
+        login, and write the commands out."""
+        operator = self.connections.kafka(OPERATOR)
+        await trail_signed(operator, self.topics, self.key_dir, timeout_s=30)
+        folder = self.key_dir.parent / "demo-portal" / self.topics.prefix.strip("-.")
+        portal = await prepare_portal(self.connections, self.topics, self.key_dir, folder,
+                                      self.population[0].resident_code)  # fmt: skip
+        graph = self.ops.graph_url() if self.ops is not None else None
+        return next_steps(self.connections, self.topics, self.key_dir,
+                          await one_answered(operator, self.topics), portal, graph)  # fmt: skip
 
     def _hub(self) -> DemoHub:
         """The hub worker, strict (every signature verified), in its own process or not."""
         # The default group (<prefix>hub) is the one the hub principal's ACLs allow.
         if self.hub_in_process:
             settings = HubSettings(topic_prefix=self.topics.prefix, key_dir=self.key_dir,
-                                   signatures="strict")  # fmt: skip
+                                   signatures="strict",
+                                   audit_checkpoint_ms=CHECKPOINT_MS)  # fmt: skip
             if self.ops is not None:  # /healthz and /metrics, on the port Prometheus scrapes
                 settings = settings.model_copy(update=self.ops.hub_settings())
             return InProcessHub(self.connections.kafka(HUB), settings)
@@ -183,6 +206,7 @@ class Demo:
         return HubProcess({
             **self.connections.environment(HUB), "RENKEI_HUB_TOPIC_PREFIX": self.topics.prefix,
             "RENKEI_HUB_KEY_DIR": str(self.key_dir), "RENKEI_HUB_SIGNATURES": "strict",
+            "RENKEI_HUB_AUDIT_CHECKPOINT_MS": str(CHECKPOINT_MS),
             **health,
         })  # fmt: skip
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from .next_steps import NextSteps
 
 __all__ = ["DemoSummary"]
 
@@ -40,6 +44,8 @@ class DemoSummary:
     cpu_ms: tuple[float, float] = (0.0, 0.0)
     """CPU per exchange of the main batch, idle polling included: the demo's process (the
     agencies, and the hub when in process) and the hub's process."""
+    next_steps: NextSteps | None = None
+    """The commands printed after the table, to look at the run."""
 
     def latency_label(self) -> str:
         """What the latency row measured: offered how, strict, where the hub ran."""

@@ -18,7 +18,28 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from renkei.errors import ConfigurationError
 
-__all__ = ["CitizenRegistry", "register_citizen"]
+__all__ = ["CITIZEN_KEY_FORMAT", "CitizenRegistry", "register_citizen", "write_citizen_key"]
+
+CITIZEN_KEY_FORMAT = "renkei-citizen-key/1"
+"""The ``format`` of a citizen's key file (``renkei portal citizen-key``)."""
+
+
+def write_citizen_key(out: Path) -> bytes:
+    """Make a citizen's Ed25519 key pair (it stands in for the card) in a file of mode 0600.
+
+    :returns: the public key, what the registry's counter registers.
+    """
+    from renkei.crypto import SigningKey
+    from renkei.crypto._files import write_secret_file
+
+    key = SigningKey.generate()
+    document = {
+        "format": CITIZEN_KEY_FORMAT,
+        "signing_key": base64.b64encode(key.to_bytes()).decode(),
+        "public_key": base64.b64encode(key.public_bytes).decode(),
+    }
+    write_secret_file(out, (json.dumps(document) + "\n").encode())
+    return key.public_bytes
 
 
 class _Citizen(BaseModel):

@@ -7,22 +7,29 @@ second runs ``renkei demo --secure`` as a user does, on the secure cluster.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
+import signal
 import subprocess
 import sys
+from asyncio.subprocess import DEVNULL, PIPE, STDOUT
 from pathlib import Path
 
+import httpx
 import pytest
 from rich.console import Console
 
 from renkei.demo import Connections, Demo, DemoSummary
 from renkei.demo.asking import HOLDERS, OFFLINE
+from renkei.demo.next_steps import PORTAL_PORT, NextSteps
 from renkei.operator.acl import desired_acls
 from renkei.operator.directory_file import load_directory_file
 from renkei.operator.principals import agency_principal
 from renkei.topics import Topics
+from tests.integration.hub_env import eventually
 from tests.integration.principals import Principals
+from tests.integration.test_portal import free_port
 
 REFUSALS = (
     "UNKNOWN_SCENARIO", "ITEM_NOT_PERMITTED", "SCENARIO_MISMATCH", "PROVIDER_DOES_NOT_HOLD",
@@ -79,6 +86,64 @@ async def test_the_demo_runs_every_scene(
     assert summary.secure is principals.secure
     if principals.secure:
         assert set(summary.principals) == EVERY_ACTOR
+    if hub_in_process:  # once per broker: the commands printed at the end work as printed
+        assert summary.next_steps is not None
+        assert summary.next_steps.command("verify") in narration.getvalue().replace("\n", " ")
+        await check_next_steps(summary.next_steps)
+
+
+async def run_printed(line: str) -> str:
+    """Run one printed command line in a shell, as a user pastes it: none of the test's
+    RENKEI_* settings, only what the line itself sets. Returns what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_")}
+    process = await asyncio.create_subprocess_shell(
+        line, env=env | {"COLUMNS": "200"}, stdout=PIPE, stderr=STDOUT
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, f"{line}\n{out.decode()[-3000:]}"
+    return out.decode()
+
+
+async def check_next_steps(steps: NextSteps) -> None:
+    """verify finds the whole trail signed, replay and trace show the run, and the portal
+    started as printed lets the run's citizen log in, with the printed sign command, and
+    shows their records."""
+    verified = await run_printed(steps.command("verify"))
+    assert "nothing wrong" in verified, verified
+    stats = await run_printed(steps.command("replay"))
+    assert "city-osaka" in stats or "city-shinagawa" in stats, stats
+    traced = await run_printed(steps.command("follow one exchange"))
+    assert "FORWARDED" in traced, traced
+    assert "ANSWERED" in traced, traced
+    port = free_port()
+    serve = steps.command("the citizen portal").replace(f"--port {PORTAL_PORT}", f"--port {port}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_")}
+    portal = await asyncio.create_subprocess_shell(
+        serve, env=env, stdout=DEVNULL, stderr=DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+
+            async def caught_up() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    assert portal.returncode is None, "the portal exited"
+                    return False
+
+            await eventually(caught_up, timeout_s=60)
+            challenge = (await client.get("/api/challenge")).json()["challenge"]
+            sign = steps.command("then open").replace("CHALLENGE", challenge)
+            resident = sign.split("--resident-code ")[1].split()[0]
+            signature = (await run_printed(sign)).strip()
+            login = {"resident_code": resident, "challenge": challenge, "signature": signature}
+            answer = await client.post("/api/login", json=login)
+            assert answer.status_code == 200, answer.text
+            records = (await client.get("/api/history")).json()["records"]
+            assert records, "the portal shows the run's citizen nothing"
+    finally:
+        os.killpg(portal.pid, signal.SIGTERM)
+        await portal.wait()
 
 
 def test_renkei_demo_secure_runs_each_actor_as_its_principal(
