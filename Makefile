@@ -35,7 +35,7 @@ integration: setup
 	$(BIN)/pytest tests/integration -q
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30
 
 # The tests whose every actor logs in as its own principal (tests/integration/principals.py),
 # on the secure cluster under RENKEI_HOME if one runs there, else on one started for them;
@@ -47,7 +47,7 @@ SECURE_TESTS := $(addprefix tests/integration/,test_exchange.py test_life_events
 # Of tests/security, the attacks on the broker (marked integration): the fuzz tests and the
 # other in-memory ones need no broker, and `make test` has run them already.
 test-secure: setup
-	RENKEI_TEST_SECURE=1 $(BIN)/pytest -q -p no:cacheprovider \
+	RENKEI_TEST_SECURE=1 $(BIN)/pytest -q -p no:cacheprovider --durations=15 \
 		-m "not slow and not (security and not integration)" $(SECURE_TESTS)
 
 # `make bench` runs the quick set, `make bench BENCH="exchange 20000"` one benchmark; both
