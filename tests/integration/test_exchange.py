@@ -160,6 +160,29 @@ def scenario_between(env: HubEnv, requester: str, provider: str) -> tuple[str, t
     raise AssertionError(f"no scenario {requester} → {provider} in the sample directory")
 
 
+async def one_person_to_ask_about(env: HubEnv, seed: int) -> tuple[str, str, tuple[str, ...]]:
+    """A registered person enrolled at the city and at jps: the city's link code, and a
+    scenario city-shinagawa → jps with its items."""
+    people = generate_population(1, seed=seed)
+    await register_all(env, people)
+    city_code, _ = await enrolled_pair(env, people[0])
+    scenario, items = scenario_between(env, "city-shinagawa", "jps")
+    return city_code, scenario, items
+
+
+def answering_jps(env: HubEnv) -> ProviderService:
+    """jps as a provider answering every item with "value" (its inbox read in a group, so
+    the hub reports its inbox lag)."""
+
+    async def handler(request: ForwardedRequest) -> dict[str, Any]:
+        return dict.fromkeys(request.items, "value")
+
+    return ProviderService(
+        "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, handler,
+        hub_public_key=env.hub_key,
+    )  # fmt: skip
+
+
 async def test_exchange_answers_with_sealed_values(env: HubEnv) -> None:
     people = generate_population(3, seed=11)
     await register_all(env, people)

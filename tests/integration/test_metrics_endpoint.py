@@ -11,15 +11,13 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from consumers.provider import ProviderService
 from hub_stream.worker import HubService
-from producers.population import generate_population
 from renkei.errors import HubRefusedError
 from renkei.topics import Topics
-from schemas.models import ErrorCode, ForwardedRequest
+from schemas.models import ErrorCode
 from tests.integration.hub_env import HubEnv, hub_env, start_hub
 from tests.integration.principals import Principals
-from tests.integration.test_exchange import client, enrolled_pair, register_all, scenario_between
+from tests.integration.test_exchange import answering_jps, client, one_person_to_ask_about
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -65,18 +63,8 @@ def one(samples: Samples, name: str, **labels: str) -> float:
 async def test_a_workers_metrics_count_its_exchanges_refusals_and_the_inbox_lag(
     env: HubEnv,
 ) -> None:
-    people = generate_population(1, seed=21)
-    await register_all(env, people)
-    city_code, _ = await enrolled_pair(env, people[0])
-    scenario, items = scenario_between(env, "city-shinagawa", "jps")
-
-    async def handler(request: ForwardedRequest) -> dict[str, Any]:
-        return dict.fromkeys(request.items, "value")
-
-    provider = ProviderService(
-        "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, handler,
-        hub_public_key=env.hub_key,
-    )  # fmt: skip
+    city_code, scenario, items = await one_person_to_ask_about(env, 21)
+    provider = answering_jps(env)
     async with provider, client(env, "city-shinagawa") as city:
         for _ in range(2):
             await city.request(
@@ -130,18 +118,8 @@ async def test_a_partitioned_worker_and_a_verifier_export_theirs(partitioned: Hu
         env.settings.model_copy(update={"role": "verifier", "worker_id": "verifier-1"}),
     )
     try:
-        people = generate_population(1, seed=23)
-        await register_all(env, people)
-        city_code, _ = await enrolled_pair(env, people[0])
-        scenario, items = scenario_between(env, "city-shinagawa", "jps")
-
-        async def handler(request: ForwardedRequest) -> dict[str, Any]:
-            return dict.fromkeys(request.items, "value")
-
-        provider = ProviderService(
-            "jps", env.keys("jps"), env.kafka_of("jps"), env.topics, handler,
-            hub_public_key=env.hub_key,
-        )  # fmt: skip
+        city_code, scenario, items = await one_person_to_ask_about(env, 23)
+        provider = answering_jps(env)
         async with provider, client(env, "city-shinagawa") as city:
             await city.request(
                 link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]

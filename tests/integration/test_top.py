@@ -16,20 +16,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from consumers.provider import ProviderService
-from producers.population import generate_population
 from renkei.errors import HubRefusedError
 from renkei.topics import Topics
-from schemas.models import ForwardedRequest
 from tests.integration.hub_env import HubEnv, hub_env
 from tests.integration.principals import Principals
-from tests.integration.test_exchange import client, enrolled_pair, register_all, scenario_between
+from tests.integration.test_exchange import answering_jps, client, one_person_to_ask_about
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE_S = 30.0
@@ -251,19 +247,8 @@ async def hub(principals: Principals, topics: Topics, tmp_path: Path) -> AsyncIt
 
 
 async def test_once_reads_a_real_hub_worker(hub: HubEnv) -> None:
-    people = generate_population(1, seed=31)
-    await register_all(hub, people)
-    city_code, _ = await enrolled_pair(hub, people[0])
-    scenario, items = scenario_between(hub, "city-shinagawa", "jps")
-
-    async def handler(request: ForwardedRequest) -> dict[str, Any]:
-        return dict.fromkeys(request.items, "value")
-
-    # The provider reads its inbox in a group, so the worker reports jps's inbox lag.
-    provider = ProviderService(
-        "jps", hub.keys("jps"), hub.kafka_of("jps"), hub.topics, handler,
-        hub_public_key=hub.hub_key,
-    )  # fmt: skip
+    city_code, scenario, items = await one_person_to_ask_about(hub, 31)
+    provider = answering_jps(hub)
     async with provider, client(hub, "city-shinagawa") as city:
         await city.request(
             link_code=city_code, provider="jps", scenario_id=scenario, items=items[:1]
