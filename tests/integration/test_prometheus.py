@@ -13,14 +13,8 @@ from typer.testing import CliRunner
 
 from infra.kafka.processes import alive
 from renkei.cli import app
+from renkei.demo.ops import free_port
 from renkei.ops.prometheus import Prometheus, PrometheusError, PrometheusStartError, running
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
