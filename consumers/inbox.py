@@ -18,7 +18,9 @@ reader to each and has one consumer (see ``docs/architecture.md``, "The agency s
   ``dedup_capacity`` ids at least). A handler that raised leaves its message unhandled:
   the reader commits what was handled before it and stops with that error.
 * With a ``group_id``, after every batch, and when stopped or failing, each partition's
-  offset is committed up to its first record not handled.
+  offset is committed up to its first record not handled; once every record returned is
+  handled, up to the consumer's position, past the hub's transaction markers, so a
+  caught-up agency's committed offset is the partition's end (its lag reads 0).
 * **After a crash** (the process killed, a commit lost in a rebalance) the next reader of
   the group starts at the committed offsets with an *empty* de-duplication memory: it
   hands over again exactly the records after the last commit — at most the one batch
@@ -127,12 +129,32 @@ class InboxReader(Dispatcher, BackgroundService):
         self._kafka = dict(kafka)
         self._listeners: list[Callable[[BaseException | None], None]] = []
         self._consumer: Any = None
+        self._committed: dict[Any, int] = {}  # the last offset committed, per partition
         self._task: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
         """True between :meth:`start` and :meth:`stop`: every partition's position is set."""
         return self._consumer is not None
+
+    async def _commit_skipped(self) -> None:
+        """Commit each partition's position where it is past the last commit.
+
+        Called when every record returned so far is handled, so the gap can only be what
+        the consumer skips: the marker of each transaction and aborted records. Only the
+        hub writes an inbox, always in transactions, so without this the marker of its
+        last commit would stay between a caught-up agency and the partition's end, and the
+        agency's lag (the hub's ``renkei_agency_inbox_lag_records``, and Kafka's own
+        tools) would never read 0.
+        """
+        if self.group_id is None or self._consumer is None:
+            return
+        ahead: dict[Any, int] = {}
+        for tp in self._consumer.assignment():
+            position = await self._consumer.position(tp)
+            if position > self._committed.get(tp, -1):
+                ahead[tp] = position
+        await self._commit(ahead)
 
     def on_stop(self, listener: Callable[[BaseException | None], None]) -> None:
         """Call ``listener`` when :meth:`run` ends, with the error that ended it or None."""
@@ -143,6 +165,7 @@ class InboxReader(Dispatcher, BackgroundService):
             return
         try:
             await self._consumer.commit(offsets)
+            self._committed.update(offsets)
         except CommitFailedError as exc:
             # A rebalance moved the partitions: their new owner resumes from the last
             # commit and hands over again what this batch handled (at least once).
@@ -169,6 +192,7 @@ class InboxReader(Dispatcher, BackgroundService):
             await consumer.stop()
             raise
         self._consumer = consumer
+        self._committed = {}
         self.failure = None
 
     async def _assign_every_partition(self, consumer: Any) -> None:
@@ -199,6 +223,7 @@ class InboxReader(Dispatcher, BackgroundService):
                 batches = await self._consumer.getmany(timeout_ms=500, max_records=self.max_batch)
                 if batches:
                     await self.handle_batch(batches)
+                await self._commit_skipped()
         except Exception as exc:
             error = self.failure = exc
             log.exception("inbox %s: stopped on an error", self.topic)

@@ -10,7 +10,9 @@ A worker with a health port reads, every ``RENKEI_HUB_LAG_CHECK_MS``, for ``/met
   counts once it has committed an offset on the inbox, and the agency's lag is its
   furthest-behind group's, summed over the partitions. The end is the last stable
   offset (what a ``read_committed`` reader can reach), so an open transaction of the
-  hub's is not lag; nor is the marker that ends each transaction (:func:`_behind`). A
+  hub's is not lag. The SDK's reader commits past the markers that end the hub's
+  transactions once it has handled what precedes them (``consumers/inbox.py``), so a
+  caught-up agency reads 0; markers between unread records count (an upper bound). A
   partition the group never committed counts from its beginning. Offsets only: the hub
   may describe the agencies' groups, not read their inboxes.
 * ``renkei_kafka_under_replicated_partitions``: partitions of the hub's topics (its own,
@@ -162,11 +164,6 @@ class LagWatch:
 
 
 def _behind(end: int, committed: int) -> int:
-    """Records between a group's committed offset and the partition's end, from offsets.
-
-    Only the hub writes an inbox, always in transactions, and every transaction ends
-    with a marker that takes an offset no reader sees or commits: the one after the last
-    record is always there, so it is not lag. Markers between unread records (and
-    aborted records, rare) still count: an upper bound that is 0 once caught up.
-    """
-    return max(0, end - committed - 1)
+    """Offsets between a group's committed offset and the partition's end: records, and
+    the markers and aborted records among them (an upper bound; 0 once caught up)."""
+    return max(0, end - committed)

@@ -163,8 +163,8 @@ async def test_a_failed_lag_read_is_counted_logged_once_and_keeps_the_last_value
     assert len([r for r in caplog.records if "cannot read the inbox lag" in r.message]) == 1
 
 
-@pytest.mark.parametrize(("end", "committed", "behind"), [(13, 12, 0), (13, 11, 1), (0, 0, 0)])
-def test_the_marker_ending_the_hubs_last_transaction_is_no_lag(
+@pytest.mark.parametrize(("end", "committed", "behind"), [(13, 13, 0), (13, 11, 2), (0, 0, 0)])
+def test_lag_is_the_offsets_from_the_commit_to_the_end(
     end: int, committed: int, behind: int
 ) -> None:
     assert _behind(end, committed) == behind
