@@ -13,6 +13,9 @@
   ``reconcile()`` at the end (re-exported here).
 * :func:`scrape`, :func:`value`, :func:`scraped_until`, :func:`total` — a worker's
   ``/metrics`` parsed with ``prometheus_client.parser``.
+* :func:`alert_raised` — the module's Prometheus (``renkei.ops``, the project's alert
+  rules loaded, every deployment's workers its targets) has the alert pending or firing:
+  what an operator would be shown of the fault.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.kafka import LocalCluster
 from infra.kafka.quorum import active_controller
+from renkei.ops.prometheus import Prometheus
 from renkei.topics import Topics
 from tests.integration.drill_traffic import Reconciliation, Traffic
+from tests.integration.hub_env import eventually
 from tests.integration.partitioned_env import Deployment
 
 __all__ = [
@@ -43,6 +48,7 @@ __all__ = [
     "Reconciliation",
     "Samples",
     "Traffic",
+    "alert_raised",
     "drill_cluster",
     "free_port",
     "scrape",
@@ -63,6 +69,9 @@ class DrillCluster:
     cluster: LocalCluster
     bootstrap: str
     home: Path
+    prometheus: Prometheus | None = None
+    """Scrapes the workers of the deployment last made, with the alert rules: one of its
+    own for each deployment, so no earlier drill's series are in its rate windows."""
 
     def controller(self) -> int | None:
         """The active KRaft controller's node id (``None`` during an election)."""
@@ -77,7 +86,16 @@ class DrillCluster:
         home = self.home / f"{name}-{uuid.uuid4().hex[:6]}"
         home.mkdir(parents=True)
         prefix = f"d{uuid.uuid4().hex[:8]}."
-        return DrillDeployment(self.bootstrap, Topics(prefix, partitions=BUCKETS), home)
+        deployment = DrillDeployment(self.bootstrap, Topics(prefix, partitions=BUCKETS), home)
+        self.stop_prometheus()
+        self.prometheus = deployment.prometheus = Prometheus(home, free_port())
+        self.prometheus.start()
+        return deployment
+
+    def stop_prometheus(self) -> None:
+        prometheus, self.prometheus = self.prometheus, None
+        if prometheus is not None:
+            prometheus.stop()
 
 
 def _free_base(count: int) -> int:
@@ -107,10 +125,14 @@ def drill_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DrillClu
     """One three-node cluster for every drill of the module (≈ 15 s to start here)."""
     home = tmp_path_factory.mktemp("drills")
     cluster = LocalCluster(home / "kafka", nodes=3, base_port=_free_base(6))
+    drills: DrillCluster | None = None
     try:
         bootstrap = cluster.up(timeout_s=180)
-        yield DrillCluster(cluster, bootstrap, home)
+        drills = DrillCluster(cluster, bootstrap, home)
+        yield drills
     finally:
+        if drills is not None:
+            drills.stop_prometheus()
         cluster.down()
 
 
@@ -119,6 +141,7 @@ class DrillDeployment(Deployment):
     """Partitioned ``renkei hub`` workers, each with a health port (``/metrics``)."""
 
     health_ports: dict[str, int] = field(default_factory=dict)
+    prometheus: Prometheus | None = None
 
     def start(self, worker_id: str, extra_env: dict[str, str] | None = None) -> None:
         port = free_port()
@@ -129,6 +152,8 @@ class DrillDeployment(Deployment):
             **(extra_env or {}),
         }
         super().start(worker_id, env)
+        if self.prometheus is not None:  # every worker ever started: a killed one is down
+            self.prometheus.set_targets([f"127.0.0.1:{p}" for p in self.health_ports.values()])
 
     def running_ports(self) -> dict[str, int]:
         """Health ports of the workers still running."""
@@ -176,3 +201,25 @@ async def total(ports: dict[str, int], name: str, **labels: str) -> float:
     """``name`` summed over the workers of ``ports`` (each must answer)."""
     scraped = await asyncio.gather(*(scrape(p) for p in ports.values()))
     return sum(value(s, name, **labels) for s in scraped)
+
+
+async def alert_raised(prometheus: Prometheus | None, name: str, timeout_s: float = 90) -> str:
+    """Wait until Prometheus has alert ``name`` pending or firing; its state.
+
+    The drills are shorter than most alerts' ``for:``, so pending is what they can show:
+    the rule's expression holds, and the alert fires if the fault lasts.
+    """
+    assert prometheus is not None, "no deployment made yet"
+    states: list[str] = []
+
+    async def raised() -> bool:
+        alerts = await asyncio.to_thread(prometheus.alerts)
+        states[:] = [a["state"] for a in alerts if a["labels"].get("alertname") == name]
+        return any(state in ("pending", "firing") for state in states)
+
+    try:
+        await eventually(raised, timeout_s=timeout_s)
+    except AssertionError as exc:
+        shown = await asyncio.to_thread(prometheus.alerts)
+        raise AssertionError(f"{name} not raised; the alerts now: {shown}") from exc
+    return states[0]

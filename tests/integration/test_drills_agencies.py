@@ -56,6 +56,7 @@ from tests.integration.drill_env import (
     DrillDeployment,
     Samples,
     Traffic,
+    alert_raised,
     drill_cluster,  # noqa: F401  # the module's cluster fixture
     scrape,
     value,
@@ -322,6 +323,7 @@ async def test_a_slow_provider_times_requests_out_once_and_its_late_answers_go_n
 
                 await until(all_late, f"{SLOW} late answers counted")
                 after = await scrape_all(deployment)
+                await alert_raised(drill_cluster.prometheus, "RenkeiHubDeadlinesExpiring")
                 unmatched = drain(tokyo)
             await traffic.stop()
             reconciled = await traffic.reconcile()

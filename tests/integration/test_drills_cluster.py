@@ -24,6 +24,7 @@ from tests.integration.drill_env import (
     DrillDeployment,
     Samples,
     Traffic,
+    alert_raised,
     drill_cluster,  # noqa: F401  # the module's cluster fixture
     scrape,
     scraped_until,
@@ -77,6 +78,7 @@ async def _kill_and_restart(
     await traffic.answered(STEP)
     cluster.cluster.kill_node(node)
     await _every_worker(deployment, lambda s: value(s, UNDER_REPLICATED) > 0)
+    await alert_raised(cluster.prometheus, "RenkeiKafkaUnderReplicated")
     await traffic.answered(len(traffic.provided) + STEP)  # two of three brokers suffice
     cluster.cluster.restart_node(node)
     await _every_worker(deployment, _replicated)
@@ -111,6 +113,7 @@ async def test_the_active_controller_killed_under_load(drill_cluster: DrillClust
             drill_cluster.cluster.kill_node(old)
             new = await _controller(drill_cluster, not_=old)
             await _every_worker(deployment, lambda s: value(s, UNDER_REPLICATED) > 0)
+            await alert_raised(drill_cluster.prometheus, "RenkeiKafkaUnderReplicated")
             await traffic.answered(len(traffic.provided) + STEP)
             drill_cluster.cluster.restart_node(old)
             await _every_worker(deployment, _replicated)
@@ -155,6 +158,7 @@ async def test_a_worker_killed_while_buckets_move(drill_cluster: DrillCluster) -
 
             await eventually(moving, timeout_s=120)
             deployment.kill("worker-2")
+            await alert_raised(drill_cluster.prometheus, "RenkeiHubWorkerDown")
             survivors = deployment.running_ports()
             await eventually(lambda: _sums_to_all(survivors), timeout_s=180)
             await traffic.answered(len(traffic.provided) + STEP)
