@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Group
-from rich.panel import Panel
+from rich.console import Console
 from rich.text import Text
 
 from hub_stream.settings import HubSettings
@@ -78,13 +77,13 @@ class NextSteps:
                 return line
         raise KeyError(what)
 
-    def panel(self) -> Panel:
-        """The steps as the demo prints them."""
-        lines: list[Text] = []
+    def print(self, console: Console) -> None:
+        """The steps as the demo prints them: each command on one line, however long (a
+        wrapped or boxed command would not paste as it is)."""
+        console.rule("what just happened, and where to look")
         for description, line in self.steps:
-            lines.append(Text(description, style="bold"))
-            lines.append(Text("  " + line, style="cyan"))
-        return Panel(Group(*lines), title="what just happened, and where to look", expand=False)
+            console.print(Text(description, style="bold"))
+            console.print(Text(line, style="cyan"), soft_wrap=True)
 
 
 async def trail_signed(

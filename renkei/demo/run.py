@@ -176,7 +176,7 @@ class Demo:
             finally:
                 await hub.stop()
         self.console.print(summary.table())
-        self.console.print(steps.panel())
+        steps.print(self.console)
         return dataclasses.replace(summary, next_steps=steps)
 
     async def _next_steps(self) -> NextSteps:

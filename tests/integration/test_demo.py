@@ -88,7 +88,7 @@ async def test_the_demo_runs_every_scene(
         assert set(summary.principals) == EVERY_ACTOR
     if hub_in_process:  # once per broker: the commands printed at the end work as printed
         assert summary.next_steps is not None
-        assert summary.next_steps.command("verify") in narration.getvalue().replace("\n", " ")
+        assert summary.next_steps.command("verify") in narration.getvalue().splitlines()
         await check_next_steps(summary.next_steps)
 
 
