@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.kafka import LocalCluster
 from infra.kafka.quorum import active_controller
+from renkei.demo.ops import free_port
 from renkei.ops.prometheus import Prometheus
 from renkei.topics import Topics
 from tests.integration.drill_traffic import Reconciliation, Traffic
@@ -110,14 +111,6 @@ def _free_base(count: int) -> int:
             continue
         return base
     raise RuntimeError("no free port range found on 127.0.0.1")
-
-
-def free_port() -> int:
-    """A port free now (the kernel's pick), for a worker's health server."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

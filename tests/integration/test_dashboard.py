@@ -23,12 +23,12 @@ import pytest
 from rich.console import Console
 
 from infra.grafana.dashboard import OUTPUT
-from renkei.demo import Connections, Demo
+from renkei.demo import Demo
 from renkei.demo.ops import DemoOps, free_port
 from renkei.ops.prometheus import Prometheus
 from renkei.topics import Topics
 from tests.integration.principals import Principals
-from tests.integration.test_demo import check
+from tests.integration.test_demo import check, demo_connections
 
 WINDOW = "[10m]"
 """Stands for Grafana's ``$__rate_interval``: longer than any demo run of 40 people, so a
@@ -75,11 +75,7 @@ async def test_every_panel_shows_the_demo_run(
     hub_in_process: bool,
 ) -> None:  # fmt: skip
     """Its own process (as ``renkei demo`` runs it) or the demo's: /metrics either way."""
-    if principals.secure:
-        assert principals.home is not None
-        connections = Connections.secure(principals.home)
-    else:
-        connections = Connections.shared(principals.settings("admin"))
+    connections = demo_connections(principals)
     ops = DemoOps(prometheus)
     demo = Demo(connections, tmp_path, 40, Console(file=io.StringIO(), width=200),
                 prefix=topics.prefix, exchanges=60, rate=20.0, hub_in_process=hub_in_process,

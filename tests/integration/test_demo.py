@@ -59,6 +59,14 @@ def check(summary: DemoSummary, people: int) -> None:
     assert len(summary.latencies_s) == summary.exchanges
 
 
+def demo_connections(principals: Principals) -> Connections:
+    """The demo's actors on the test's broker: each its own principal on a secure one."""
+    if principals.secure:
+        assert principals.home is not None
+        return Connections.secure(principals.home)
+    return Connections.shared(principals.settings("admin"))
+
+
 @pytest.mark.parametrize(
     ("hub_in_process", "rate"), [(False, 20.0), (True, None)], ids=["hub-process", "in-process"]
 )
@@ -67,11 +75,7 @@ async def test_the_demo_runs_every_scene(
     rate: float | None,
 ) -> None:  # fmt: skip
     """Either way the hub runs (its own process, paced; in the demo's, a burst)."""
-    if principals.secure:
-        assert principals.home is not None
-        connections = Connections.secure(principals.home)
-    else:
-        connections = Connections.shared(principals.settings("admin"))
+    connections = demo_connections(principals)
     narration = io.StringIO()
     demo = Demo(connections, tmp_path, 40, Console(file=narration, width=200),
                 prefix=topics.prefix, exchanges=60, rate=rate,
