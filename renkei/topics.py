@@ -49,6 +49,11 @@ class Topics:
         return f"{self.prefix}hub.audit"
 
     @property
+    def audit_heads(self) -> str:
+        """Copies of the audit trail's signed tree heads, for witnesses (agencies, portal)."""
+        return f"{self.prefix}hub.audit.heads"
+
+    @property
     def audit_signatures(self) -> str:
         """The signature verifier's verdicts (``trust-acl`` deployments)."""
         return f"{self.prefix}hub.audit.signatures"
@@ -89,6 +94,7 @@ class Topics:
         specs = [
             TopicSpec(self.registry_events, self.partitions, dict(_FOREVER)),
             TopicSpec(self.audit, self.partitions, dict(_FOREVER)),
+            TopicSpec(self.audit_heads, self.partitions, dict(_FOREVER)),
             TopicSpec(self.audit_signatures, self.partitions, dict(_FOREVER)),
             TopicSpec(self.directory, 1, dict(_COMPACTED)),
             TopicSpec(self.deadletter, 1),

@@ -45,6 +45,7 @@ __all__ = [
     "MY_NUMBER",
     "NAME",
     "PARKED_BYTES",
+    "PROOF_HASHES",
     "PUBLIC_KEY",
     "RESIDENT_CODE",
     "SCENARIO_ID",
@@ -112,6 +113,7 @@ PUBLIC_KEY: Final = 1_216
 ENC: Final = 1_120
 CIPHERTEXT: Final = 49_152
 HASH: Final = 32
+PROOF_HASHES: Final = 128
 AUDIT_KEY: Final = 64
 KEY_ID: Final = 64
 ERROR_CODE: Final = 64
@@ -199,11 +201,15 @@ LIMITS: Final[tuple[Limit, ...]] = (
           "the largest HPKE suite's encapsulated key"),
     Limit("CIPHERTEXT", CIPHERTEXT, "bytes", ("SealedPayload.ciphertext",),
           "sealed attribute values, AEAD tag included"),
-    Limit("HASH", HASH, "bytes", ("AuditRecord.prev_hash", "AuditCheckpoint.chain_hash"),
-          "SHA-256"),
+    Limit("HASH", HASH, "bytes", (
+        "AuditRecord.prev_hash", "AuditCheckpoint.chain_hash", "AuditTreeHead.root_hash",
+        "AuditTreeHead.chain_hash", "AuditTreeHead.consistency[]",
+    ), "SHA-256"),
+    Limit("PROOF_HASHES", PROOF_HASHES, "items", ("AuditTreeHead.consistency",),
+          "an RFC 9162 consistency proof has at most 2 log2(tree size) + 1 hashes"),
     Limit("AUDIT_KEY", AUDIT_KEY, "characters", ("AuditRecord.audit_key",),
           "32 hex digits today"),
-    Limit("KEY_ID", KEY_ID, "characters", ("AuditCheckpoint.key_id",),
+    Limit("KEY_ID", KEY_ID, "characters", ("AuditCheckpoint.key_id", "AuditTreeHead.key_id"),
           "audit- and 16 hex digits today"),
     Limit("ERROR_CODE", ERROR_CODE, "characters", ("AuditRecord.error_code",),
           "an ErrorCode or EnrolmentOutcome symbol"),

@@ -41,6 +41,7 @@ from schemas.models.operations import (
     AgencyEntry,
     AuditCheckpoint,
     AuditRecord,
+    AuditTreeHead,
     DeadLetter,
     HubError,
     ScenarioEntry,
@@ -78,6 +79,7 @@ __all__ = [
     "AuditCheckpoint",
     "AuditRecord",
     "AuditStep",
+    "AuditTreeHead",
     "AvroRecord",
     "Basic4",
     "DeadLetter",
@@ -128,6 +130,7 @@ AnyMessage = (
     | HubError
     | AuditRecord
     | AuditCheckpoint
+    | AuditTreeHead
     | AgencyEntry
     | ScenarioEntry
     | DeadLetter
@@ -149,6 +152,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     HubError,
     AuditRecord,
     AuditCheckpoint,
+    AuditTreeHead,
     AgencyEntry,
     ScenarioEntry,
     DeadLetter,

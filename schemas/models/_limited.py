@@ -97,6 +97,8 @@ Ciphertext = Annotated[bytes, Field(max_length=limits.CIPHERTEXT)]
 """Sealed attribute values."""
 Hash = Annotated[bytes, Field(max_length=limits.HASH)]
 """A SHA-256 digest."""
+ProofHashes = Annotated[tuple[Hash, ...], Field(max_length=limits.PROOF_HASHES)]
+"""The hashes of a Merkle proof, in the order RFC 9162 gives them."""
 KafkaKey = Annotated[bytes, Field(max_length=limits.KEY_BYTES)]
 """A Kafka record key as read."""
 ParkedValue = Annotated[bytes, Field(max_length=limits.PARKED_BYTES)]

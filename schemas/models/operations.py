@@ -31,6 +31,7 @@ from schemas.models._limited import (
     LegalBasis,
     Name,
     ParkedValue,
+    ProofHashes,
     PublicKey,
     ScenarioId,
     SigningPublicKey,
@@ -44,6 +45,7 @@ __all__ = [
     "AgencyEntry",
     "AuditCheckpoint",
     "AuditRecord",
+    "AuditTreeHead",
     "DeadLetter",
     "HubError",
     "ScenarioEntry",
@@ -99,6 +101,20 @@ class AuditCheckpoint(Message):
     last_offset: Int64
     record_count: Int64
     chain_hash: Hash
+    key_id: KeyId
+
+
+class AuditTreeHead(Message):
+    """The hub's signed RFC 9162 tree head of one audit partition (:mod:`renkei.treehead`)."""
+
+    avro_name: ClassVar[str] = "jp.renkei.AuditTreeHead"
+
+    partition: Int32
+    tree_size: Int64
+    root_hash: Hash
+    chain_hash: Hash
+    previous_size: Int64
+    consistency: ProofHashes
     key_id: KeyId
 
 

@@ -146,6 +146,8 @@ def _with(record: Any, path: Path_, value: Any) -> Any:
 def _value(key: str, size: int, current: Any, wide: bool = False) -> Any:
     char = "𠀋" if wide else "0"  # 4 bytes in UTF-8 against a pattern-free field
     if key.endswith("[]"):
+        if isinstance(current, tuple) and current and isinstance(current[0], bytes):
+            return (b"\x00" * size,)
         return (char * size,)
     if isinstance(current, bytes):
         return b"\x00" * size
@@ -190,7 +192,9 @@ def _largest(record: AvroRecord) -> Any:
             patterned = "pattern" in repr(info.metadata) or "pattern" in repr(info.annotation)
             most = FIELD_LIMITS[key].maximum
             if f"{key}[]" in FIELD_LIMITS:
-                item = "𠀋" * FIELD_LIMITS[f"{key}[]"].maximum
+                item_most = FIELD_LIMITS[f"{key}[]"].maximum
+                is_bytes = bool(value) and isinstance(value[0], bytes)
+                item: Any = b"\x00" * item_most if is_bytes else "𠀋" * item_most
                 update[name] = (item,) * most
             else:
                 update[name] = _value(key, most, value, wide=not patterned)
