@@ -11,6 +11,8 @@ command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 # the portal's browser test (tests/integration/test_portal.py) drives headless Chromium
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# its screenshots must show Japanese, not empty boxes: a CJK font (tests/integration/test_portal_fonts.py)
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || fc-list :lang=ja 2>/dev/null | grep -q . || need_apt+=(fonts-noto-cjk)
 # `renkei ops up` runs Debian's Prometheus; its promtool checks and unit-tests the alert rules
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 # `renkei top` is tested in a tmux pane (tests/integration/test_top.py)
