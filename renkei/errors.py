@@ -21,7 +21,8 @@ may succeed (a broker that is still starting) or never will (a forged link code)
     │   ├── InvalidLinkCodeError    forged, truncated or another agency's link code
     │   ├── ExpiredLinkCodeError    a link code of a retired key version
     │   ├── SignatureError          a message signature does not verify
-    │   └── SealingError            a sealed payload could not be sealed or opened
+    │   ├── SealingError            a sealed payload could not be sealed or opened
+    │   └── WitnessAlarm            the hub's signed tree heads split, roll back or hide one
     ├── HubHaltedError              the hub stopped itself rather than risk data
     │   ├── ClusterChangedError     the broker answering is another cluster than at start
     │   └── UnwritableOutputError   Kafka refuses even the stand-in for a refused record
@@ -32,7 +33,8 @@ may succeed (a broker that is still starting) or never will (a forged link code)
         └── PublishError            a message could not be written to Kafka
     AuditError                      the audit trail could not be read, replayed or shown
     └── AuthenticationError         a citizen's signed challenge was not accepted
-        └── ThrottledError          too many login attempts: try again later
+        ├── ThrottledError          too many login attempts: try again later
+        └── RegistrationError       a passkey registration refused (code, offer, ceremony)
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ __all__ = [
     "PortInUseError",
     "ProviderDeclinedError",
     "PublishError",
+    "RegistrationError",
     "RenkeiError",
     "RequestTimeoutError",
     "SealingError",
@@ -70,6 +73,7 @@ __all__ = [
     "TruncatedError",
     "UnknownSchemaError",
     "UnwritableOutputError",
+    "WitnessAlarm",
 ]
 
 
@@ -153,6 +157,48 @@ class SealingError(CryptoError):
     """A sealed payload could not be sealed or opened."""
 
 
+class WitnessAlarm(CryptoError):
+    """A witness (:mod:`renkei.witness`) caught the hub's signed tree heads lying.
+
+    ``kind`` is ``split-view`` (two heads of one size with different roots, or a larger
+    head whose consistency proof does not verify from the head kept), ``rollback`` (a
+    smaller head after a larger one, or the heads' topic ending before where the witness
+    had read), ``gap`` (a head that follows another than the last one seen: a head was
+    hidden) or ``bad-signature`` (not a head signed by a pinned audit key).
+
+    :param kind: the alarm's kind (:class:`renkei.witness.AlarmKind`, typed as its base
+        here so the errors stay below the witness).
+    :param partition: the ``hub.audit`` partition.
+    :param message: what was seen, with the sizes and roots.
+    :param kept_size: the size of the head the witness kept (``None``: none yet).
+    :param kept_root: its root hash.
+    :param head_size: the size of the head refused (``None``: no head, e.g. a truncated topic).
+    :param head_root: its root hash.
+    :param previous_size: the size the refused head says it follows.
+    """
+
+    def __init__(
+        self,
+        kind: StrEnum,
+        partition: int,
+        message: str,
+        *,
+        kept_size: int | None = None,
+        kept_root: bytes | None = None,
+        head_size: int | None = None,
+        head_root: bytes | None = None,
+        previous_size: int | None = None,
+    ) -> None:
+        super().__init__(f"witness alarm ({kind}), partition {partition}: {message}")
+        self.kind = kind
+        self.partition = partition
+        self.kept_size = kept_size
+        self.kept_root = kept_root
+        self.head_size = head_size
+        self.head_root = head_root
+        self.previous_size = previous_size
+
+
 class HubHaltedError(RenkeiError):
     """The hub stopped itself: going on could lose or mix up data."""
 
@@ -224,3 +270,9 @@ class ThrottledError(AuthenticationError):
     """Too many login attempts from one address or for one resident code (HTTP 429)."""
 
     retriable = True
+
+
+class RegistrationError(AuthenticationError):
+    """A passkey registration was refused: a wrong, used or expired registration code, an
+    offer or registration not signed by the pinned key, or a ceremony that does not verify
+    (the portal answers only "authentication failed"; the reason is for logs and tests)."""
