@@ -1,6 +1,7 @@
 """The citizen portal (マイ・ポータル): who asked what about me, when, under which law.
 
-:mod:`.trail` believes only records a checkpoint signed with a pinned key vouches for;
+:mod:`.trail` believes only records a tree head or checkpoint signed with a pinned key
+vouches for;
 :mod:`.follow` feeds it from Kafka into :mod:`.index`, which holds every person's records
 in memory. :mod:`.auth` authenticates citizens by a signed challenge against their keys
 in :mod:`.citizens` and hands out signed sessions. :mod:`.app` serves the API and the
@@ -17,7 +18,7 @@ from .auth import Authenticator, Session, login_message
 from .citizens import CitizenRegistry, register_citizen
 from .index import PortalIndex, Row
 from .settings import PortalSettings, PortalTrust
-from .trail import TrailStats, TrailVerifier
+from .trail import TrailStats, TrailVerifier, Verified
 
 __all__ = [
     "COOKIE",
@@ -32,6 +33,7 @@ __all__ = [
     "Session",
     "TrailStats",
     "TrailVerifier",
+    "Verified",
     "create_app",
     "login_message",
     "register_citizen",

@@ -106,8 +106,10 @@ async def _read_trail(
             batch = await consumer.getmany(timeout_ms=200, max_records=_BATCH)
             for tp, records in batch.items():
                 for r in records:
-                    for record in trail.add(tp.partition, r.offset, r.timestamp, r.value):
-                        index.add(record)
+                    for verified in trail.add_verified(
+                        tp.partition, r.offset, r.timestamp, r.value
+                    ):
+                        index.add_verified(verified)
                 if records:  # at once: a retry after a failure below must not re-read them
                     positions[tp.partition] = records[-1].offset + 1
                 await asyncio.sleep(0)  # let requests in between batches of the replay

@@ -1,10 +1,11 @@
 """The portal's memory: every person's verified audit records, indexed by audit key.
 
 :mod:`.follow` fills it from ``hub.audit`` through a :class:`~.trail.TrailVerifier` (only
-records a signed checkpoint covers get here), from the operators' releases and from the
-directory's names. Requests are served from memory only, so a load peak never reaches
-Kafka. Strings that repeat across millions of records (agency ids, scenarios, legal
-bases, item lists) are stored once.
+records a signed tree head or checkpoint covers get here, each with its bytes and its
+place in the partition's Merkle tree, so the page can prove it), from the operators'
+releases and from the directory's names. Requests are served from memory only, so a
+load peak never reaches Kafka. Strings that repeat across millions of records (agency
+ids, scenarios, legal bases, item lists) are stored once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from renkei.audit.replay import ms
 from schemas.models import AuditRecord
 
 from .labels import Names
-from .trail import TrailStats, TrailVerifier
+from .trail import TrailStats, TrailVerifier, Verified
 
 __all__ = ["PortalIndex", "Row"]
 
@@ -40,6 +41,10 @@ class Row(NamedTuple):
     error_code: str | None
     disclosable: bool
     hub_request_id: str | None
+    partition: int = -1  # where it is in the trail; -1 for a row the caller vouches for
+    position: int = -1  # chain position = leaf index in the partition's Merkle tree
+    offset: int = -1  # Kafka offset
+    data: bytes = b""  # the record's bytes as read: what its leaf hash is of
 
 
 class PortalIndex:
@@ -70,6 +75,16 @@ class PortalIndex:
 
     def add(self, record: AuditRecord) -> None:
         """Index one verified record (records about no person are not shown to anyone)."""
+        self._add(record, -1, -1, -1, b"")
+
+    def add_verified(self, verified: Verified) -> None:
+        """Index a record the trail verified, with its bytes and place for its proof."""
+        record, partition, position, offset, data = verified
+        self._add(record, partition, position, offset, data)
+
+    def _add(
+        self, record: AuditRecord, partition: int, position: int, offset: int, data: bytes
+    ) -> None:
         if record.audit_key is None:
             return
         s = self._intern
@@ -79,7 +94,7 @@ class PortalIndex:
                 ms(record.occurred_at), s(str(record.step)), s(record.actor), s(record.requester),
                 s(record.provider), s(record.scenario_id), s(record.legal_basis),
                 s(tuple(record.items)), s(record.error_code), record.disclosable,
-                record.hub_request_id,
+                record.hub_request_id, partition, position, offset, data,
             ),
         )  # fmt: skip
 

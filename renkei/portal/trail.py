@@ -1,15 +1,23 @@
-"""What the portal believes of ``hub.audit``: only records a signed checkpoint vouches for.
+"""What the portal believes of ``hub.audit``: only records a signed tree head or checkpoint
+vouches for.
 
 Per partition the portal keeps the verified chain head (hash and position, from the
-genesis hash at position 0) and the records read since, waiting. A record joins the
-waiting set only if its ``prev_hash`` names the head or a waiting record; anything else —
-garbage, a copy, a forgery with a made-up ``prev_hash`` — is rejected at once. A checkpoint
-whose signature verifies with a pinned audit key releases the waiting records on the one
-path from its ``chain_hash`` back to the head, if that path is exactly as long as the
-positions it claims; waiting records off that path (a forgery that named a genuine
-predecessor: a fork) are rejected. A checkpoint that names no such path (records edited
-or removed since the head) re-anchors the chain at it: the unverifiable records are
-dropped and counted as a gap, and what follows is verified from there.
+genesis hash at position 0), the Merkle tree (:class:`renkei.merkle.MerkleTree`) of the
+leaf hashes of every verified record, the latest tree head, and the records read since,
+waiting. A record joins the waiting set only if its ``prev_hash`` names the head or a
+waiting record; anything else — garbage, a copy, a forgery with a made-up ``prev_hash`` —
+is rejected at once.
+
+A tree head (``AuditTreeHead``, written by the hub after each commit's records) or a
+checkpoint (every 1,000 records or 60 s) whose signature verifies with a pinned audit key
+releases the waiting records on the one path from its ``chain_hash`` back to the head, if
+that path is exactly as long as the positions it claims; a tree head also needs the root
+of the verified tree extended with them to be its ``root_hash``, or it releases nothing
+(``bad_heads``). Waiting records off that path (a forgery that named a genuine
+predecessor: a fork) are rejected. One that names no such path (records edited or removed
+since the head) re-anchors the chain at it: the unverifiable records are dropped and
+counted as a gap, and what follows is verified from there by checkpoints only (the
+dropped leaves are gone, so no later root can be checked nor any proof given).
 
 Nothing here reads Kafka (:mod:`.follow` feeds it), so a test can forge at will.
 """
@@ -18,14 +26,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
-from renkei.envelope import verify_bytes
 from renkei.errors import ContractError, SignatureError
+from renkei.merkle import Frontier, MerkleTree, leaf_hash
+from renkei.treehead import SignedHead, is_tree_head
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, AuditRecord
 
-__all__ = ["TrailStats", "TrailVerifier"]
+from .signed import Anchor, anchor_of_checkpoint, anchor_of_head
+
+__all__ = ["TrailStats", "TrailVerifier", "Verified"]
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +46,22 @@ log = logging.getLogger(__name__)
 class TrailStats:
     """Counts since the portal started, for ``/healthz``."""
 
-    verified: int = 0  # records a checkpoint covered (indexed, unless about nobody)
+    verified: int = 0  # records a head or checkpoint covered (indexed, unless about nobody)
     rejected: int = 0  # records never shown: unlinked, off the signed path, or overflow
     undecodable: int = 0  # verified records the portal cannot decode (skipped)
-    bad_checkpoints: int = 0  # checkpoints that do not decode or verify
-    gaps: int = 0  # re-anchors: a checkpoint the chain read so far does not reach
+    bad_checkpoints: int = 0  # checkpoints and tree heads that do not decode or verify
+    bad_heads: int = 0  # signed tree heads whose root is not the tree of their records
+    gaps: int = 0  # re-anchors: a head or checkpoint the chain read so far does not reach
+
+
+class Verified(NamedTuple):
+    """A record that became verified, and where it sits."""
+
+    record: AuditRecord
+    partition: int
+    position: int  # chain position = leaf index in the partition's tree
+    offset: int  # Kafka offset
+    data: bytes  # the value as read: what the leaf hash is of
 
 
 @dataclass(slots=True)
@@ -47,6 +70,7 @@ class _Waiting:
     record: AuditRecord | None  # None: linked by its bytes, but it does not decode
     offset: int
     timestamp_ms: int
+    data: bytes
 
 
 @dataclass
@@ -54,6 +78,8 @@ class _Partition:
     head: bytes = GENESIS
     position: int = 0  # records verified so far = chain position of the next one
     waiting: dict[bytes, _Waiting] = field(default_factory=dict)
+    tree: MerkleTree | None = field(default_factory=MerkleTree)  # None after a gap
+    latest: SignedHead | None = None  # the latest tree head that verified
 
 
 class TrailVerifier:
@@ -61,13 +87,12 @@ class TrailVerifier:
     the records that became verified.
 
     :param trusted: the pinned audit signing keys.
-    :param codec: decodes records and checkpoints.
-    :param max_waiting: most records one partition holds unverified; more are rejected
-        (the hub signs every 1,000 records or 60 s, so only a flood gets there).
+    :param codec: decodes records, checkpoints and tree heads.
+    :param max_waiting: most records one partition holds unverified; more are rejected.
     """
 
     def __init__(self, trusted: TrustedKeys, codec: Codec, max_waiting: int = 200_000) -> None:
-        self._trusted = trusted
+        self.trusted = trusted
         self._codec = codec
         # every version's: a checkpoint written before a schema change is still one
         self._checkpoint_fps = frozenset(
@@ -79,24 +104,45 @@ class TrailVerifier:
 
     @property
     def waiting(self) -> int:
-        """Records read and linked that no checkpoint covers yet."""
+        """Records read and linked that no head or checkpoint covers yet."""
         return sum(len(p.waiting) for p in self._partitions.values())
 
     def oldest_waiting_ms(self) -> int | None:
-        """Kafka timestamp of the first record still waiting for a checkpoint (the waiting
-        sets keep the order records were read in, so it is each set's first)."""
+        """Kafka timestamp of the first record still waiting (the waiting sets keep the
+        order records were read in, so it is each set's first)."""
         firsts = [next(iter(p.waiting.values())).timestamp_ms for p in self._partitions.values()
                   if p.waiting]  # fmt: skip
         return min(firsts, default=None)
+
+    def latest_head(self, partition: int) -> SignedHead | None:
+        """The latest tree head of ``partition`` that verified, if any."""
+        state = self._partitions.get(partition)
+        return None if state is None else state.latest
+
+    def proof(self, partition: int, position: int) -> tuple[SignedHead, list[bytes]] | None:
+        """The inclusion proof of the record at ``position`` against the latest head of its
+        partition; ``None`` when no verified head covers it (or a gap lost the tree)."""
+        state = self._partitions.get(partition)
+        if state is None or state.tree is None or state.latest is None:
+            return None
+        if not 0 <= position < state.latest.size <= state.tree.size:
+            return None
+        return state.latest, state.tree.inclusion_proof(position, state.latest.size)
 
     def add(
         self, partition: int, offset: int, timestamp_ms: int, value: bytes | None
     ) -> list[AuditRecord]:
         """The next value of ``partition``; the records it verified, in chain order."""
+        return [v.record for v in self.add_verified(partition, offset, timestamp_ms, value)]
+
+    def add_verified(
+        self, partition: int, offset: int, timestamp_ms: int, value: bytes | None
+    ) -> list[Verified]:
+        """As :meth:`add`, with each record's position and bytes."""
         state = self._partitions.setdefault(partition, _Partition())
         data = value or b""
-        if data[2:10] in self._checkpoint_fps:
-            return self._checkpoint(partition, state, offset, data)
+        if data[2:10] in self._checkpoint_fps or is_tree_head(data, self._codec):
+            return self._signed(partition, state, offset, data)
         digest = chain_hash(data)
         record: AuditRecord | None = None
         try:
@@ -112,68 +158,116 @@ class TrailVerifier:
         if prev is None or (prev != state.head and prev not in state.waiting):
             return self._reject(partition, offset, "its prev_hash names no record of the chain")
         if len(state.waiting) >= self._max_waiting:
-            return self._reject(partition, offset, "too many records wait for a checkpoint")
-        state.waiting[digest] = _Waiting(prev, record, offset, timestamp_ms)
+            return self._reject(partition, offset, "too many records wait to be signed")
+        state.waiting[digest] = _Waiting(prev, record, offset, timestamp_ms, data)
         return []
 
-    def _reject(self, partition: int, offset: int, why: str) -> list[AuditRecord]:
+    def _reject(self, partition: int, offset: int, why: str) -> list[Verified]:
         self.stats.rejected += 1
         log.warning("hub.audit %d:%d not shown: %s", partition, offset, why)
         return []
 
-    def _checkpoint(
+    def _signed(
         self, partition: int, state: _Partition, offset: int, data: bytes
-    ) -> list[AuditRecord]:
+    ) -> list[Verified]:
+        head = is_tree_head(data, self._codec)
         try:
-            checkpoint = self._codec.decode_as(data, AuditCheckpoint)
-            public = self._trusted.get(checkpoint.key_id)
-            if public is None:
-                raise SignatureError(f"signed by {checkpoint.key_id}, which is not pinned")
-            if checkpoint.partition != partition:
-                raise SignatureError(f"a checkpoint of partition {checkpoint.partition}")
-            verify_bytes(data, public, self._codec)  # as written, whatever its version
+            anchor = (anchor_of_head if head else anchor_of_checkpoint)(
+                data, self.trusted, self._codec, partition
+            )
         except (ContractError, SignatureError) as exc:
             self.stats.bad_checkpoints += 1
-            log.warning("hub.audit %d:%d: checkpoint ignored: %s", partition, offset, exc)
+            kind = "tree head" if head else "checkpoint"
+            log.warning("hub.audit %d:%d: %s ignored: %s", partition, offset, kind, exc)
             return []
-        if checkpoint.last_offset < state.position:
-            return []  # covers what is verified already
-        need = checkpoint.last_offset - state.position + 1
+        if anchor.size <= state.position:  # covers what is verified already
+            if anchor.head is not None and self._root_agrees(state, anchor, []):
+                self._keep(state, anchor.head)
+            return []
+        need = anchor.size - state.position
         path: list[bytes] = []
-        cursor: bytes | None = checkpoint.chain_hash
+        cursor: bytes | None = anchor.chain_hash
         while cursor is not None and cursor != state.head and len(path) < need:
             if cursor not in state.waiting:
                 break
             path.append(cursor)
             cursor = state.waiting[cursor].prev
-        verified: list[AuditRecord] = []
-        consumed: set[bytes] = set()
         if len(path) == need and cursor == state.head:
-            consumed.update(path)
-            for digest in reversed(path):
-                link = state.waiting[digest]
-                if link.record is None:
-                    self.stats.undecodable += 1
-                    log.warning("hub.audit %d:%d verified but undecodable", partition, link.offset)
-                else:
-                    verified.append(link.record)
-            self.stats.verified += need
+            links = [state.waiting[digest] for digest in reversed(path)]
+            if anchor.head is not None and not self._root_agrees(state, anchor, links):
+                return []  # the records wait on: a checkpoint may still vouch for them
+            verified = self._release(partition, state, links)
+            consumed = set(path)
         else:
+            verified, consumed = [], set()
             self.stats.gaps += 1
+            state.tree = None  # the leaves in the gap are gone: no root checks, no proofs
             log.error(
-                "hub.audit %d: the checkpoint at offset %d signs position %d, which the "
-                "records read do not reach: positions %d..%d cannot be shown",
-                partition, offset, checkpoint.last_offset, state.position,
-                checkpoint.last_offset,
+                "hub.audit %d: the %s at offset %d signs %d records, which the records "
+                "read do not reach: positions %d..%d cannot be shown",
+                partition, anchor.kind, offset, anchor.size, state.position, anchor.size - 1,
             )  # fmt: skip
-        keep = _descendants(state.waiting, checkpoint.chain_hash)
+        keep = _descendants(state.waiting, anchor.chain_hash)
         for digest, link in state.waiting.items():
             if digest not in keep and digest not in consumed:
-                self._reject(partition, link.offset, "not on the chain the checkpoint signs")
+                self._reject(partition, link.offset, f"not on the chain the {anchor.kind} signs")
         state.waiting = keep
-        state.head = checkpoint.chain_hash
-        state.position = checkpoint.last_offset + 1
+        state.head = anchor.chain_hash
+        state.position = anchor.size
+        if anchor.head is not None:
+            self._keep(state, anchor.head)
         return verified
+
+    @staticmethod
+    def _keep(state: _Partition, head: SignedHead) -> None:
+        """Make ``head`` the partition's latest, if a tree backs it and it is no older."""
+        if state.tree is not None and (state.latest is None or head.size >= state.latest.size):
+            state.latest = head
+
+    def _root_agrees(self, state: _Partition, anchor: Anchor, links: list[_Waiting]) -> bool:
+        """Whether the head's root is the tree of the verified records plus ``links``."""
+        if state.tree is None:
+            return True  # after a gap nothing to check it against: it counts as a checkpoint
+        assert anchor.head is not None
+        if not links:
+            agrees = state.tree.root(anchor.size) == anchor.head.root
+        else:
+            frontier = _frontier(state.tree)
+            for link in links:
+                frontier.append(leaf_hash(link.data))
+            agrees = frontier.root() == anchor.head.root
+        if not agrees:
+            self.stats.bad_heads += 1
+            log.error(
+                "hub.audit %d: a signed tree head of %d records has root %s, but the tree of "
+                "those records is not that: not believed",
+                anchor.head.partition, anchor.size, anchor.head.root.hex(),
+            )  # fmt: skip
+        return agrees
+
+    def _release(self, partition: int, state: _Partition, links: list[_Waiting]) -> list[Verified]:
+        verified: list[Verified] = []
+        for n, link in enumerate(links):
+            if state.tree is not None:
+                state.tree.append(leaf_hash(link.data))
+            if link.record is None:
+                self.stats.undecodable += 1
+                log.warning("hub.audit %d:%d verified but undecodable", partition, link.offset)
+            else:
+                position = state.position + n
+                verified.append(Verified(link.record, partition, position, link.offset, link.data))
+        self.stats.verified += len(links)
+        return verified
+
+
+def _frontier(tree: MerkleTree) -> Frontier:
+    """The compact form of ``tree``: the roots of its perfect subtrees, largest first."""
+    nodes, start = [], 0
+    for i in range(tree.size.bit_length() - 1, -1, -1):
+        if tree.size >> i & 1:
+            nodes.append(tree.subtree(start, start + (1 << i)))
+            start += 1 << i
+    return Frontier(tree.size, nodes)
 
 
 def _descendants(waiting: dict[bytes, _Waiting], root: bytes) -> dict[bytes, _Waiting]:
