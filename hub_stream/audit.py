@@ -4,8 +4,8 @@ The hub picks each record's partition itself (from the audit key), so it knows t
 previous record of that partition: ``prev_hash`` is the SHA-256 of that record's bytes.
 The chain heads (hash, position, last checkpoint) live in a state table written in the
 same transaction as the records, so a crashed batch leaves neither records nor a moved
-head behind. :mod:`.checkpoints` signs where each chain stands; ``docs/audit.md`` says
-what a verifier can prove from it.
+head behind. :mod:`.checkpoints` signs where each chain stands and :mod:`.treeheads`
+the Merkle tree over it; ``docs/audit.md`` says what a verifier can prove from them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterable
 
 from renkei.auditchain import GENESIS, chain_hash
+from renkei.merkle import leaf_hash
 from schemas.codec import Codec
 from schemas.models import AuditRecord, AuditStep
 
@@ -22,6 +23,7 @@ from .checkpoints import ChainHead, Checkpointer
 from .ids import derive_id
 from .outputs import Output
 from .state import Table
+from .treeheads import TreeHeads
 
 __all__ = ["GENESIS", "AuditTrail", "chain_hash"]
 
@@ -33,6 +35,7 @@ class AuditTrail:
     :param partitions: its partition count.
     :param heads: state table partition → :class:`.ChainHead` of that partition.
     :param checkpointer: signs checkpoints when due; None writes none (tests of the chain).
+    :param tree_heads: signs each batch's tree heads; None writes none and keeps no tree.
     :param withheld_scenarios: records of exchanges under these scenarios are written with
         ``disclosable = false``: the citizen portal hides them until an operator releases
         them (investigations; ``docs/audit.md``).
@@ -46,6 +49,7 @@ class AuditTrail:
         heads: Table[ChainHead],
         checkpointer: Checkpointer | None = None,
         withheld_scenarios: Iterable[str] = (),
+        tree_heads: TreeHeads | None = None,
     ) -> None:
         self.topic = topic
         self.partitions = partitions
@@ -54,6 +58,9 @@ class AuditTrail:
         self._heads = heads
         self._checkpointer = checkpointer
         self._withheld = frozenset(withheld_scenarios)
+        self._tree_heads = tree_heads
+        # Per partition, the leaves of the batch's records so far (TreeHeads.due takes them).
+        self._leaves: dict[int, list[bytes]] = {}
         self._begun = 0
         self._names = tuple(map(str, range(partitions)))  # the heads' keys, made once
 
@@ -105,13 +112,36 @@ class AuditTrail:
         )  # fmt: skip
         data = start + b"\x00" + tail  # audit records are chained, not signed
         if head is None:
-            head = ChainHead(chain_hash(data), 1)
+            head = ChainHead(chain_hash(data), 1, tree_size=0 if self._tree_heads else None)
         else:
             count = None if head.count is None else head.count + 1
-            head = ChainHead(chain_hash(data), count, head.checkpointed, head.checkpoint_ms)
+            head = ChainHead(
+                chain_hash(data), count, head.checkpointed, head.checkpoint_ms,
+                head.tree_size, head.tree_nodes, head.tree_ms,
+            )  # fmt: skip
         self._heads.put(name, head)
+        if self._tree_heads is not None:
+            if head.tree_size is not None and head.count:
+                self._leaf(partition, head.count - 1 - head.tree_size, data)
+            else:
+                self._tree_heads.unknown(partition)  # a chain head from before tree heads
         key = (audit_key or actor).encode()
         return Output(self.topic, key, data, partition)
+
+    def _leaf(self, partition: int, before: int, data: bytes) -> None:
+        """Collect the record's leaf; ``before`` leaves of the chain precede it in the batch.
+
+        More are collected when records were rolled back since (an input that failed, a
+        savepoint): theirs go. Fewer means the tree lacks leaves it cannot get back
+        (:meth:`.TreeHeads.due` warns): none is collected.
+        """
+        pending = self._leaves.get(partition)
+        if pending is None:
+            pending = self._leaves[partition] = []
+        if len(pending) > before:
+            del pending[before:]
+        if len(pending) == before:
+            pending.append(leaf_hash(data))
 
     # -- one input at a time -------------------------------------------------------------
 
@@ -129,10 +159,13 @@ class AuditTrail:
         """
         self._heads.rollback_to(self._begun)
 
-    # -- checkpoints -------------------------------------------------------------------
+    # -- checkpoints and tree heads ----------------------------------------------------
 
     def checkpoints(self, now_ms: int) -> list[Output]:
-        """Signed checkpoints of the partitions that are due; call after the batch's records."""
-        if self._checkpointer is None:
-            return []
-        return self._checkpointer.due(self._heads, now_ms)
+        """Signed checkpoints of the partitions that are due, then a signed tree head of
+        every partition that got records since the last call; call after the batch's
+        records, in the transaction that writes them (each head covers exactly them)."""
+        outputs = [] if self._checkpointer is None else self._checkpointer.due(self._heads, now_ms)
+        if self._tree_heads is not None and self._leaves:
+            outputs += self._tree_heads.due(self._heads, self._leaves, now_ms)
+        return outputs

@@ -42,6 +42,7 @@ from .hub import Hub
 from .matching import Basic4Like, MatchResult
 from .outputs import Output
 from .settings import HubSettings
+from .treeheads import TreeHeads
 from .trust import PinnedRoots
 
 __all__ = ["BucketAudit", "BucketHub", "confirm"]
@@ -113,7 +114,7 @@ class BucketHub(Hub):
         withheld = [s.strip() for s in settings.audit_withheld_scenarios.split(",") if s.strip()]
         self.audit = BucketAudit(
             bucket, topics.audit, topics.partitions, self.codec, self.chain, checkpointer,
-            withheld,
+            withheld, TreeHeads(topics.audit, topics.audit_heads, audit_signer, self.codec),
         )  # fmt: skip
         self.context = dataclasses.replace(self.context, audit=self.audit, directory=directory)
         self._state_topics = frozenset(t.topic for t in self.tables)

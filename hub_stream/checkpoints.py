@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from renkei.auditchain import AuditSigner
+from renkei.merkle import Frontier
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, Header
 
@@ -30,34 +31,56 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """One partition's chain: last record's hash, records since genesis, last checkpoint.
+    """One partition's chain: last record's hash, records since genesis, last checkpoint,
+    and the Merkle tree as of the last tree head (:mod:`.treeheads`).
 
     ``count`` is None for a head written before checkpoints existed (the hex hash alone):
     the hub then cannot number records and signs no checkpoint for that partition.
+
+    ``tree_size`` and ``tree_nodes`` are the :class:`~renkei.merkle.Frontier` of the
+    records at positions ``0 .. tree_size - 1`` (the last tree head's tree); ``tree_ms`` is
+    that head's time, 0 when no head of that size was written (a tree rebuilt from the
+    partition at start). ``tree_size`` is None for a head written before tree heads
+    existed: the hub rebuilds its tree from ``hub.audit`` when it starts
+    (:func:`.treeheads.rebuild_trees`).
     """
 
     hash: bytes
     count: int | None = 0
     checkpointed: int = 0
     checkpoint_ms: int = 0
+    tree_size: int | None = None
+    tree_nodes: tuple[bytes, ...] = ()
+    tree_ms: int = 0
+
+    @property
+    def frontier(self) -> Frontier | None:
+        """The last tree head's tree (None: unknown, see above)."""
+        return None if self.tree_size is None else Frontier(self.tree_size, self.tree_nodes)
 
     def to_bytes(self) -> bytes:
-        return json.dumps(
-            {
-                "h": self.hash.hex(),
-                "n": self.count,
-                "c": self.checkpointed,
-                "t": self.checkpoint_ms,
-            },
-            separators=(",", ":"),
-        ).encode()
+        doc: dict[str, object] = {
+            "h": self.hash.hex(),
+            "n": self.count,
+            "c": self.checkpointed,
+            "t": self.checkpoint_ms,
+        }
+        if self.tree_size is not None:  # absent keys: a row an older hub also reads
+            doc |= {"s": self.tree_size, "f": [n.hex() for n in self.tree_nodes],
+                    "ht": self.tree_ms}  # fmt: skip
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> ChainHead:
         if not data.startswith(b"{"):
             return cls(bytes.fromhex(data.decode()), None)  # legacy: the hash alone
         doc = json.loads(data)
-        return cls(bytes.fromhex(doc["h"]), doc["n"], doc["c"], doc["t"])
+        head = cls(bytes.fromhex(doc["h"]), doc["n"], doc["c"], doc["t"])
+        if "s" not in doc:
+            return head  # written before tree heads
+        nodes = tuple(bytes.fromhex(n) for n in doc["f"])
+        Frontier(doc["s"], nodes)  # raises on a malformed row: its sizes must agree
+        return replace(head, tree_size=doc["s"], tree_nodes=nodes, tree_ms=doc["ht"])
 
 
 class Checkpointer:

@@ -61,6 +61,7 @@ from .sealed_state import persons_table
 from .settings import HubSettings
 from .state import StagedState, Table
 from .store import open_stores
+from .treeheads import TreeHeads
 from .trust import REGISTRY_ID, PinnedRoots, Untrusted, admit_entry, check_signed, load_roots
 
 __all__ = ["Hub", "in_time_order"]
@@ -94,7 +95,7 @@ class Hub:
     :param keyring: link-code, audit and ID-code keys from the master secret.
     :param hub_key: the hub's signing key.
     :param settings: worker settings.
-    :param audit_signer: signs audit checkpoints; by default the key in
+    :param audit_signer: signs audit checkpoints and tree heads; by default the key in
         ``settings.key_dir`` (created there if missing).
     :param roots: the operators' and the registry's public keys; by default those the
         settings name (:func:`.trust.load_roots`).
@@ -154,15 +155,16 @@ class Hub:
         self.chain: Table[ChainHead] = Table(
             topics.state("audit-chain"), ChainHead.to_bytes, ChainHead.from_bytes, None, store
         )
+        signer = audit_signer or load_or_create_signer(settings.key_dir)
         checkpointer = Checkpointer(
-            topics.audit, topics.partitions,
-            audit_signer or load_or_create_signer(settings.key_dir), self.codec,
+            topics.audit, topics.partitions, signer, self.codec,
             settings.audit_checkpoint_records, settings.audit_checkpoint_ms,
         )  # fmt: skip
         withheld = [s.strip() for s in settings.audit_withheld_scenarios.split(",") if s.strip()]
         self.audit = AuditTrail(
-            topics.audit, topics.partitions, self.codec, self.chain, checkpointer, withheld
-        )
+            topics.audit, topics.partitions, self.codec, self.chain, checkpointer, withheld,
+            TreeHeads(topics.audit, topics.audit_heads, signer, self.codec),
+        )  # fmt: skip
         staged_keys = isinstance(keyring, rotation.StagedKeyRing)
         self.keys: Table[KeyStateRecord] = Table(
             topics.state("keys"), KeyStateRecord.to_bytes, KeyStateRecord.from_bytes,

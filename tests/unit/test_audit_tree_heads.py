@@ -1,0 +1,212 @@
+"""The hub's signed tree heads: each batch's head is the Merkle tree over exactly the chain."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from hub_stream import enrolment
+from hub_stream.audit import AuditTrail
+from hub_stream.checkpoints import ChainHead
+from hub_stream.outputs import Output
+from hub_stream.state import Table
+from hub_stream.treeheads import TreeHeads
+from renkei.auditchain import GENESIS, TRUST_FILE, TrustedKeys, chain_hash, load_or_create_signer
+from renkei.errors import SignatureError
+from renkei.merkle import Frontier, MerkleTree, leaf_hash
+from renkei.treehead import SignedHead, is_tree_head
+from schemas.codec import default_codec
+from schemas.models import AuditRecord, AuditStep
+from tests.unit.hub_world import NUMBERS, World
+
+CODEC = default_codec()
+
+
+class Trail:
+    """What the hub wrote to hub.audit and hub.audit.heads, batch after batch."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.audit: dict[int, list[bytes]] = {}
+        self.heads: dict[int, list[bytes]] = {}
+        self.batches: list[tuple[set[int], list[int]]] = []
+        """Per committed batch: partitions that got records, partitions of its heads."""
+
+    def take(self, outputs: Sequence[Output]) -> None:
+        t, batch = self.world.topics, (set[int](), list[int]())
+        self.batches.append(batch)
+        for out in outputs:
+            if out.value is None or out.partition is None:
+                continue
+            if out.topic == t.audit:
+                self.audit.setdefault(out.partition, []).append(out.value)
+                if out.value[2:10] == CODEC.fingerprint(AuditRecord):
+                    batch[0].add(out.partition)
+            elif out.topic == t.audit_heads:
+                self.heads.setdefault(out.partition, []).append(out.value)
+                batch[1].append(out.partition)
+
+    def run(self, *records: object, commit: bool = True) -> None:
+        outputs = self.world.hub.handle(records)
+        if commit:
+            self.world.hub.commit()
+            self.take(outputs)
+        else:
+            self.world.hub.rollback()
+
+    def check(self) -> int:
+        """Every head against the records before it; returns the heads checked."""
+        trusted = TrustedKeys.load(self.world.key_dir / TRUST_FILE)
+        checked = 0
+        for partition, values in self.audit.items():
+            tree, previous, copies = MerkleTree(), None, []
+            last = GENESIS
+            for value in values:
+                if is_tree_head(value, CODEC):
+                    head = SignedHead.parse(value, CODEC)
+                    head.check(trusted, CODEC)  # signed with the audit key
+                    assert head.partition == partition
+                    assert head.size == tree.size
+                    assert head.root == tree.root()
+                    assert head.head.chain_hash == last
+                    if previous is not None:
+                        assert head.head.previous_size == previous.size
+                        assert head.extends(previous)
+                    previous = head
+                    copies.append(value)
+                    checked += 1
+                elif value[2:10] == CODEC.fingerprint(AuditRecord):
+                    tree.append(leaf_hash(value))
+                    last = chain_hash(value)
+            # The last value of a committed partition is a head: no record after it.
+            assert is_tree_head(values[-1], CODEC)
+            assert self.heads[partition] == copies  # the same bytes, in the same order
+        assert set(self.heads) <= set(self.audit)
+        return checked
+
+
+def test_each_batch_writes_a_head_over_exactly_the_chain(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    trail = Trail(world)
+    trail.run(*(world.registration(f"1000000000{i}", n) for i, n in enumerate(NUMBERS)))
+    trail.run(*(world.enrolment("jps", n) for n in NUMBERS))
+    trail.run(*(world.enrolment("city-shinagawa", n) for n in NUMBERS))
+    trail.run(world.move("10000000000", "住所9"))
+    assert trail.check() == sum(len(heads) for _, heads in trail.batches)
+    # One head per batch and partition that got records, never one without records.
+    for written, heads in trail.batches:
+        assert written
+        assert sorted(written) == heads
+    assert world.hub.audit.checkpoints(world.clock) == []  # nothing new: no head
+
+
+def test_a_failed_input_leaves_no_leaf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World(tmp_path)
+    trail = Trail(world)
+    trail.run(world.registration("10000000000", NUMBERS[0]))
+    real = enrolment.enrol
+
+    def enrol_then_fail(*args: object, **kwargs: object) -> list[Output]:
+        real(*args, **kwargs)  # type: ignore[arg-type]  # its audit records are staged
+        raise RuntimeError("a defect after the audit records")
+
+    monkeypatch.setattr(enrolment, "enrol", enrol_then_fail)
+    # In one batch: a good input, the failing one, another good one.
+    trail.run(world.registration("10000000001", NUMBERS[1]), world.enrolment("jps", NUMBERS[0]),
+              world.registration("10000000002", NUMBERS[2]))  # fmt: skip
+    assert trail.check() >= 2
+    steps = [
+        CODEC.decode_as(v, AuditRecord).step
+        for values in trail.audit.values()
+        for v in values
+        if v[2:10] == CODEC.fingerprint(AuditRecord)
+    ]
+    assert AuditStep.ENROLLED not in steps  # the failed input's records were dropped
+
+
+def test_an_aborted_batch_leaves_no_leaf(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    trail = Trail(world)
+    trail.run(world.registration("10000000000", NUMBERS[0]))
+    # Two batches in flight, the first aborts: both are forgotten, the input read again.
+    first = world.enrolment("jps", NUMBERS[0])
+    world.hub.handle([first])
+    world.hub.seal()
+    world.hub.handle([world.registration("10000000001", NUMBERS[1])])
+    world.hub.seal()
+    world.hub.rollback()
+    trail.run(first)
+    assert trail.check() == 2
+    assert len(trail.batches) == 2
+
+
+def test_heads_are_signed_with_the_audit_key(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    trail = Trail(world)
+    trail.run(world.registration("10000000000", NUMBERS[0]))
+    (partition, values), *_ = trail.heads.items()
+    head = SignedHead.parse(values[0], CODEC)
+    assert head.head.key_id == load_or_create_signer(world.key_dir).key_id
+    forged = bytearray(values[0])
+    forged[-1] ^= 1  # a flipped bit of the signed bytes
+    with pytest.raises(SignatureError):
+        SignedHead(head.head, bytes(forged)).check(
+            TrustedKeys.load(world.key_dir / TRUST_FILE), CODEC
+        )
+    assert head.partition == partition
+
+
+def _trail(tmp_path: Path, heads: Table[ChainHead]) -> AuditTrail:
+    signer = load_or_create_signer(tmp_path)
+    return AuditTrail("audit", 1, CODEC, heads, None, (),
+                      TreeHeads("audit", "audit.heads", signer, CODEC))  # fmt: skip
+
+
+def _record(trail: AuditTrail, n: int) -> bytes:
+    out = trail.record(AuditStep.ENROLLED, cause=f"{n:032x}", actor="jps", audit_key="k" * 32)
+    assert out.value is not None
+    return out.value
+
+
+def test_the_tree_survives_the_state_table(tmp_path: Path) -> None:
+    """A restarted worker's chain head carries the tree on: the next head extends the last."""
+    heads: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
+    trail = _trail(tmp_path, heads)
+    records = [_record(trail, n) for n in range(5)]
+    first = SignedHead.parse(trail.checkpoints(1_000)[0].value or b"", CODEC)
+    (row,) = heads.changes()
+    assert row.value is not None
+    restored: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
+    restored.load(b"0", row.value)
+    trail = _trail(tmp_path, restored)
+    records += [_record(trail, n) for n in range(5, 12)]
+    second = SignedHead.parse(trail.checkpoints(2_000)[0].value or b"", CODEC)
+    assert second.size == 12
+    assert second.root == MerkleTree(map(leaf_hash, records)).root()
+    assert second.head.previous_size == 5
+    assert second.extends(first)
+
+
+def test_a_chain_head_without_a_tree_gets_no_heads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = ChainHead(b"\x01" * 32, 7, 5, 123)  # written before tree heads
+    assert ChainHead.from_bytes(old.to_bytes()) == old
+    assert old.frontier is None
+    heads: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
+    heads.load(b"0", old.to_bytes())
+    trail = _trail(tmp_path, heads)
+    _record(trail, 1)
+    with caplog.at_level(logging.WARNING):
+        assert trail.checkpoints(1_000) == []
+    assert "no tree heads" in caplog.text
+    tree = Frontier()
+    for n in range(3):
+        tree.append(leaf_hash(b"%d" % n))
+    new = ChainHead(b"\x02" * 32, 3, 0, 0, 3, tuple(tree.nodes), 99)
+    assert ChainHead.from_bytes(new.to_bytes()) == new
+    assert new.frontier is not None
+    assert new.frontier.root() == tree.root()
