@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
-from renkei.errors import ContractError, SignatureError
+from renkei.errors import ContractError, SignatureError, WitnessAlarm
 from renkei.merkle import Frontier, MerkleTree, leaf_hash
 from renkei.treehead import SignedHead, is_tree_head
+from renkei.witness import Witness
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, AuditRecord
 
@@ -52,6 +53,7 @@ class TrailStats:
     bad_checkpoints: int = 0  # checkpoints and tree heads that do not decode or verify
     bad_heads: int = 0  # signed tree heads whose root is not the tree of their records
     gaps: int = 0  # re-anchors: a head or checkpoint the chain read so far does not reach
+    witness_alarms: int = 0  # heads the witness refused (split view, rollback, gap)
 
 
 class Verified(NamedTuple):
@@ -89,10 +91,21 @@ class TrailVerifier:
     :param trusted: the pinned audit signing keys.
     :param codec: decodes records, checkpoints and tree heads.
     :param max_waiting: most records one partition holds unverified; more are rejected.
+    :param witness: sees every tree head read (:mod:`renkei.witness`); one kept in memory
+        by default, one with a state file remembers the heads across restarts. A head it
+        raises an alarm on releases nothing.
     """
 
-    def __init__(self, trusted: TrustedKeys, codec: Codec, max_waiting: int = 200_000) -> None:
+    def __init__(
+        self,
+        trusted: TrustedKeys,
+        codec: Codec,
+        max_waiting: int = 200_000,
+        *,
+        witness: Witness | None = None,
+    ) -> None:
         self.trusted = trusted
+        self.witness = witness if witness is not None else Witness(trusted, codec)
         self._codec = codec
         # every version's: a checkpoint written before a schema change is still one
         self._checkpoint_fps = frozenset(
@@ -180,6 +193,8 @@ class TrailVerifier:
             kind = "tree head" if head else "checkpoint"
             log.warning("hub.audit %d:%d: %s ignored: %s", partition, offset, kind, exc)
             return []
+        if anchor.head is not None and not self._witnessed(partition, anchor.head, offset):
+            return []
         if anchor.size <= state.position:  # covers what is verified already
             if anchor.head is not None and self._root_agrees(state, anchor, []):
                 self._keep(state, anchor.head)
@@ -217,6 +232,22 @@ class TrailVerifier:
         if anchor.head is not None:
             self._keep(state, anchor.head)
         return verified
+
+    def _witnessed(self, partition: int, head: SignedHead, offset: int) -> bool:
+        """Whether the witness accepts ``head``. Heads older than the one it keeps (a
+        replay after a restart) it has nothing to say about: the chain and the tree judge
+        them. From its size on, it must be the same head, and each later one follow it."""
+        kept = self.witness.latest.get(partition)
+        if kept is not None and head.size < kept.size:
+            return True
+        try:
+            self.witness.observe(head.data, partition=partition)
+        except WitnessAlarm as alarm:
+            self.stats.witness_alarms += 1
+            log.error("hub.audit %d:%d: tree head not believed: %s", partition, offset, alarm)
+            return False
+        self.witness.save()
+        return True
 
     @staticmethod
     def _keep(state: _Partition, head: SignedHead) -> None:

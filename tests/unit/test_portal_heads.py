@@ -4,6 +4,7 @@ and every record they cover has an inclusion proof against the latest head."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from renkei.crypto import SigningKey
 from renkei.merkle import Frontier, leaf_hash, verify_inclusion
 from renkei.portal import PortalIndex, TrailVerifier
 from renkei.treehead import build_head
+from renkei.witness import Witness
 from tests.unit.test_portal_trail import CODEC, Partition, shown
 
 
@@ -58,8 +60,12 @@ def signer() -> AuditSigner:
     return AuditSigner(SigningKey.generate())
 
 
-def feed(signer: AuditSigner, values: list[bytes], partition: int = 0) -> PortalIndex:
-    trail = TrailVerifier(TrustedKeys({signer.key_id: signer.key.public_bytes}), CODEC)
+def feed(
+    signer: AuditSigner, values: list[bytes], partition: int = 0, state: Path | None = None
+) -> PortalIndex:
+    trusted = TrustedKeys({signer.key_id: signer.key.public_bytes})
+    witness = None if state is None else Witness.load(state, trusted, CODEC)
+    trail = TrailVerifier(trusted, CODEC, witness=witness)
     index = PortalIndex(trail)
     for offset, value in enumerate(values):
         for verified in trail.add_verified(partition, offset, 1_775_000_000_000 + offset, value):
@@ -160,7 +166,7 @@ def test_a_checkpoint_then_a_head_of_the_same_records(signer: AuditSigner) -> No
     assert trail.proof(0, 1) is not None
     p.tree_head(root_hash=bytes(32), message_id="f" * 32)  # a second head that lies
     index = feed(signer, p.values)
-    assert trail_of(index).stats.bad_heads == 1
+    assert trail_of(index).stats.witness_alarms == 1  # a split view: the same size, two roots
     latest = trail_of(index).latest_head(0)
     assert latest is not None
     assert latest.data == p.heads[0]
@@ -182,3 +188,27 @@ def test_after_an_edit_no_proofs_and_checkpoints_still_count(signer: AuditSigner
     assert trail.stats.gaps == 1
     assert trail.proof(0, 0) is None  # the tree lost positions 2 and 3: no proofs
     assert chain_hash(p.chain[-1]) == p.head
+
+
+def test_a_portal_restarted_on_a_rewritten_trail_is_caught_by_its_witness(
+    signer: AuditSigner, tmp_path: Path
+) -> None:
+    state = tmp_path / "witness.json"
+    p = HeadedPartition(signer)
+    p.records(2)
+    p.tree_head()
+    p.records(1)
+    p.tree_head()
+    assert len(shown(feed(signer, p.values, state=state))) == 3
+    fork = HeadedPartition(signer)  # the same first two records and head, another third
+    fork.values, fork.chain = p.values[:3], p.chain[:2]
+    fork.head, fork.count = chain_hash(p.chain[1]), 2
+    fork.leaves = [leaf_hash(v) for v in fork.chain]
+    fork.frontier, _ = Frontier().extend(fork.leaves)
+    fork.records(1, actor="police")
+    fork.tree_head()
+    alone = feed(signer, fork.values)  # a portal that remembers nothing believes the fork
+    assert "police" in {r.actor for r in alone.history("a" * 32)}
+    index = feed(signer, fork.values, state=state)  # restarted with its witness state
+    assert trail_of(index).stats.witness_alarms == 1
+    assert "police" not in {r.actor for r in index.history("a" * 32)}
