@@ -45,6 +45,21 @@ class Topics:
         return f"{self.prefix}registry.events"
 
     @property
+    def registry_portal(self) -> str:
+        """The registry's signed portal registration offers (one per resident, compacted)."""
+        return f"{self.prefix}registry.portal"
+
+    @property
+    def portal_registrations(self) -> str:
+        """Offers the hub side has given an audit key and signed, for the portal to read."""
+        return f"{self.prefix}hub.portal.registrations"
+
+    @property
+    def portal_credentials(self) -> str:
+        """The portal's own passkey credentials (keyed by credential id, compacted)."""
+        return f"{self.prefix}portal.credentials"
+
+    @property
     def audit(self) -> str:
         return f"{self.prefix}hub.audit"
 
@@ -98,9 +113,15 @@ class Topics:
             TopicSpec(self.audit_signatures, self.partitions, dict(_FOREVER)),
             TopicSpec(self.directory, 1, dict(_COMPACTED)),
             TopicSpec(self.deadletter, 1),
+            TopicSpec(self.registry_portal, self.partitions, dict(_COMPACTED)),
+            TopicSpec(self.portal_registrations, self.partitions, dict(_COMPACTED)),
         ]
         specs += [TopicSpec(self.state(s), self.partitions, dict(_COMPACTED)) for s in state_topics]
         return specs
+
+    def portal_specs(self) -> list[TopicSpec]:
+        """The topic the portal owns (it creates it when it starts)."""
+        return [TopicSpec(self.portal_credentials, self.partitions, dict(_COMPACTED))]
 
     def agency_specs(self, agency_id: str) -> list[TopicSpec]:
         """The two topics of one agency."""

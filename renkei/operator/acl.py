@@ -20,7 +20,10 @@ binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false`
 * operators alone write ``hub.directory``, ``hub.control`` and ``hub.disclosure``; they
   create the contract's topics and read the audit trail, the state and the dead letters;
 * operators and the portal read ``hub.audit`` (the portal also ``hub.disclosure`` and
-  ``hub.directory``, for names).
+  ``hub.directory``, for names);
+* passkey registration: the registry alone writes ``registry.portal`` (its signed offers),
+  the hub side reads it and alone writes ``hub.portal.registrations``, which the portal
+  reads; the portal alone reads and writes (and creates) ``portal.credentials``.
 
 Kafka 4 needs no ``IdempotentWrite`` on the cluster: an idempotent producer may start
 when it may write some topic, a transactional one when it may write its transactional id
@@ -134,6 +137,13 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
 
     for topic in (t.audit, disclosure, t.directory):
         acls |= _allow(PORTAL, _TOPIC, topic, (_R, _D))
+    acls |= _allow(REGISTRY, _TOPIC, t.registry_portal, (_W, _D))
+    acls |= _allow(HUB, _TOPIC, t.registry_portal, (_R, _D, _C))
+    acls |= _allow(HUB, _TOPIC, t.portal_registrations, (_W, _D, _C))
+    acls |= _allow(PORTAL, _TOPIC, t.portal_registrations, (_R, _D))
+    acls |= _allow(PORTAL, _TOPIC, t.portal_credentials, (_R, _W, _D, _C))
+    for topic in (t.registry_portal, t.portal_registrations):
+        acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _D, _C))
     acls |= _allow(PORTAL, _GROUP, service_prefix(t, PORTAL), (_R,), prefixed)
     return acls
 

@@ -51,7 +51,7 @@ from renkei.errors import (
 
 from .citizens import CitizenRegistry
 
-__all__ = ["Authenticator", "Session", "login_message"]
+__all__ = ["Authenticator", "Session", "fingerprint", "login_message"]
 
 
 def login_message(portal_id: str, challenge: str, resident_code: str) -> bytes:
@@ -128,6 +128,41 @@ class Authenticator:
         self._resident_limit = parse(resident_limit)
         self._decoy = SigningKey.generate().public_bytes
         self._clock = clock
+        self._key = key
+        # Passkeys (:mod:`.passkeys`): (resident code, key fingerprint) → audit key, for
+        # sessions that began with a passkey rather than a key in the citizen key list.
+        self.passkey_sessions: Callable[[str, str], str | None] | None = None
+
+    def serializer(self, salt: str) -> URLSafeTimedSerializer:
+        """A serializer signed with the portal secret under ``salt`` (one per purpose)."""
+        return URLSafeTimedSerializer(
+            self._key, salt=salt, signer=_ClockedSigner,
+            signer_kwargs={"digest_method": hashlib.sha256, "clock": self._clock},
+        )  # fmt: skip
+
+    def first_use(self, name: str, ttl_s: int) -> bool:
+        """Mark ``name`` used in the shared store; True only the first time (within ``ttl_s``)."""
+        return self.store.incr(f"renkei-portal/used/{name}", ttl_s + 1) == 1
+
+    def use_challenge(self, challenge: str) -> bool:
+        """Whether ``challenge`` is one of ours, not expired and not used before (it is now)."""
+        nonce = self._nonce(challenge)
+        return nonce is not None and self.first_use(nonce, self.challenge_ttl_s)
+
+    def throttled(self, resident_code: str) -> bool:
+        """Too many failures for ``resident_code`` lately."""
+        return not self._failures.test(self._resident_limit, "login-failures", resident_code)
+
+    def failed(self, resident_code: str) -> None:
+        """Count a failure against ``resident_code``."""
+        self._failures.hit(self._resident_limit, "login-failures", resident_code)
+
+    def issue(self, resident_code: str, public_key: bytes, audit_key: str) -> tuple[str, Session]:
+        """A new session token for a citizen who proved to hold ``public_key``."""
+        session_id = secrets.token_urlsafe(12)
+        token = self._sessions.dumps([resident_code, _fingerprint(public_key), session_id])
+        expires = float(int(self._clock())) + self.session_ttl_s
+        return token, Session(audit_key, resident_code, expires, session_id)
 
     def challenge(self) -> str:
         """A fresh challenge (signed, so nothing is kept until it is answered)."""
@@ -140,24 +175,18 @@ class Authenticator:
         :raises ThrottledError: too many failures for this resident code lately.
         :raises AuthenticationError: for any other reason (the reason is not told).
         """
-        if not self._failures.test(self._resident_limit, "login-failures", resident_code):
+        if self.throttled(resident_code):
             raise ThrottledError("too many attempts")
-        nonce = self._nonce(challenge)
-        fresh = nonce is not None and self.store.incr(
-            f"renkei-portal/used/{nonce}", self.challenge_ttl_s + 1
-        ) == 1  # fmt: skip
+        fresh = self.use_challenge(challenge)
         citizen = self.citizens.lookup(resident_code)
         # Same steps for an unknown code: verify against a key nobody holds.
         public_key, audit_key = citizen if citizen is not None else (self._decoy, "")
         message = login_message(self.portal_id, challenge, resident_code)
         signed = _verifies(public_key, message, signature)
         if not (fresh and signed and citizen is not None):
-            self._failures.hit(self._resident_limit, "login-failures", resident_code)
+            self.failed(resident_code)
             raise AuthenticationError("authentication failed")
-        session_id = secrets.token_urlsafe(12)
-        token = self._sessions.dumps([resident_code, _fingerprint(public_key), session_id])
-        expires = float(int(self._clock())) + self.session_ttl_s
-        return token, Session(audit_key, resident_code, expires, session_id)
+        return self.issue(resident_code, public_key, audit_key)
 
     def _nonce(self, challenge: str) -> str | None:
         try:
@@ -182,10 +211,16 @@ class Authenticator:
         if self.store.get(f"renkei-portal/out/{session_id}"):
             return None
         citizen = self.citizens.lookup(str(resident_code))
-        if citizen is None or _fingerprint(citizen[0]) != fingerprint:
+        if citizen is not None and _fingerprint(citizen[0]) == fingerprint:
+            audit_key: str | None = citizen[1]
+        elif self.passkey_sessions is not None:
+            audit_key = self.passkey_sessions(str(resident_code), str(fingerprint))
+        else:
+            audit_key = None
+        if audit_key is None:
             return None  # no longer registered, or a new key since: the session ends
         expires = issued.timestamp() + self.session_ttl_s
-        return Session(citizen[1], str(resident_code), expires, str(session_id))
+        return Session(audit_key, str(resident_code), expires, str(session_id))
 
     def logout(self, token: str | None) -> None:
         """End the session of ``token`` (remembered in the store until it would expire)."""
@@ -194,8 +229,12 @@ class Authenticator:
             self.store.incr(f"renkei-portal/out/{session.session_id}", self.session_ttl_s + 1)
 
 
-def _fingerprint(public_key: bytes) -> str:
+def fingerprint(public_key: bytes) -> str:
+    """What a session token names the key that logged in by (SHA-256, 16 hex)."""
     return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+_fingerprint = fingerprint
 
 
 def _verifies(public_key: bytes, message: bytes, signature: str) -> bool:
