@@ -7,7 +7,8 @@ verified, de-duplicated) and hands each message to the handler of its type;
 agency. Both, and :class:`producers.AgencyClient`, derive from :class:`InboxService`: each
 uses a reader of its own or one shared by all of them. :class:`Deduplicator` is the
 reader's memory of the message ids it handled; :mod:`consumers.trust` says where the
-hub's verification key, which every reader requires by default, comes from.
+hub's verification key, which every reader requires by default, comes from;
+:class:`HeadWitness` (:mod:`consumers.witness`) checks the audit trail's signed tree heads.
 :class:`BackgroundService` and :class:`Service` (:mod:`consumers.running`) are the
 ``async with`` life cycle they, the client and the registry publisher share.
 """
@@ -22,6 +23,7 @@ from consumers.provider import Handler, ProviderService, build_response, respons
 from consumers.running import BackgroundService, Service
 from consumers.service import InboxService
 from consumers.trust import HUB_BUNDLE_ENV, HubKey, TrustSettings, hub_verification_key
+from consumers.witness import HeadWitness, WitnessSettings
 
 __all__ = [
     "DEFAULT_CAPACITY",
@@ -30,6 +32,7 @@ __all__ = [
     "Deduplicator",
     "Dispatcher",
     "Handler",
+    "HeadWitness",
     "HubKey",
     "InboxReader",
     "InboxService",
@@ -40,6 +43,7 @@ __all__ = [
     "Service",
     "StartAt",
     "TrustSettings",
+    "WitnessSettings",
     "build_response",
     "hub_verification_key",
     "response_id",

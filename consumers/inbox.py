@@ -29,6 +29,11 @@ reader to each and has one consumer (see ``docs/architecture.md``, "The agency s
   seen again, nothing is lost. A handler whose effect must not happen twice keys it on
   ``header.message_id``, which is the same on every delivery.
 * Without a ``group_id`` nothing is committed and a new reader starts at ``start_at``.
+
+**The witness.** Between :meth:`~InboxReader.start` and :meth:`~InboxReader.stop` a
+reader also runs its agency's witness of the audit trail's tree heads
+(:mod:`consumers.witness`), shared with the agency's other readers in the process, when
+``RENKEI_AGENCY_AUDIT_TRUST`` is set: :attr:`InboxReader.witness`.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from consumers.dedup import DEFAULT_CAPACITY
 from consumers.dispatch import Dispatcher
 from consumers.running import BackgroundService
 from consumers.trust import HubKey
+from consumers.witness import AlarmListener, HeadWitness, acquire, release
 from renkei.errors import ConfigurationError, RenkeiError
 from renkei.readers import committed_reader, topic_partitions
 from renkei.topics import Topics
@@ -87,6 +93,11 @@ class InboxReader(Dispatcher, BackgroundService):
         :class:`~renkei.errors.SignatureError` for every record refused.
     :param metadata_timeout_s: how long :meth:`start` waits for a topic created moments
         ago to appear (when reading every partition).
+    :param witness: run the agency's witness of ``hub.audit.heads`` (:mod:`consumers.witness`):
+        ``None`` (default) when ``RENKEI_AGENCY_AUDIT_TRUST`` is set, ``True`` always
+        (:meth:`start` fails without it), ``False`` never.
+    :param on_witness_alarm: called with every :class:`~renkei.errors.WitnessAlarm` the
+        witness raises (they are logged at ERROR and counted either way).
     """
 
     def __init__(
@@ -105,6 +116,8 @@ class InboxReader(Dispatcher, BackgroundService):
         dedup_capacity: int = DEFAULT_CAPACITY,
         on_rejected: Callable[[RenkeiError], object] | None = None,
         metadata_timeout_s: float = 10.0,
+        witness: bool | None = None,
+        on_witness_alarm: AlarmListener | None = None,
     ) -> None:
         if share_partitions and group_id is None:
             raise ConfigurationError("sharing partitions needs a group_id")
@@ -124,6 +137,12 @@ class InboxReader(Dispatcher, BackgroundService):
         self.start_at: StartAt = start_at
         self.max_batch = max_batch
         self.metadata_timeout_s = metadata_timeout_s
+        self.run_witness = witness
+        self.on_witness_alarm = on_witness_alarm
+        self.witness: HeadWitness | None = None
+        """The agency's running witness while started (``None``: off); its ``raised``
+        alarms and ``failure`` are the application's to check."""
+        self._topics = topics
         self.failure: BaseException | None = None
         """The error that stopped :meth:`run`, if one did."""
         self._kafka = dict(kafka)
@@ -194,6 +213,19 @@ class InboxReader(Dispatcher, BackgroundService):
         self._consumer = consumer
         self._committed = {}
         self.failure = None
+        if self.run_witness is not False:
+            try:
+                self.witness = await acquire(
+                    self.agency_id,
+                    self._kafka,
+                    self._topics,
+                    required=self.run_witness is True,
+                    on_alarm=self.on_witness_alarm,
+                    codec=self.codec,
+                )
+            except BaseException:
+                await self.stop()
+                raise
 
     async def _assign_every_partition(self, consumer: Any) -> None:
         # Positions are pinned here, before any request can be sent, so no answer slips
@@ -249,5 +281,8 @@ class InboxReader(Dispatcher, BackgroundService):
                     await task  # a handler's error surfaces here, after the cleanup
         finally:
             consumer, self._consumer = self._consumer, None
+            witness, self.witness = self.witness, None
+            if witness is not None:
+                await release(witness, self.on_witness_alarm)
             if consumer is not None:
                 await consumer.stop()

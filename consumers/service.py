@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Self, overload
 from consumers.inbox import InboxReader
 from consumers.running import BackgroundService
 from consumers.trust import HubKey
+from consumers.witness import AlarmListener
 from renkei.crypto import AgencyKeys
 from renkei.envelope import encode_signed
 from renkei.errors import ConfigurationError, PublishError
@@ -31,7 +32,7 @@ __all__ = ["InboxService"]
 
 _READER_SETTINGS = (
     "codec", "group_id", "hub_public_key", "verify_hub", "max_batch", "dedup_capacity",
-    "metadata_timeout_s",
+    "metadata_timeout_s", "witness", "on_witness_alarm",
 )  # fmt: skip
 
 
@@ -78,6 +79,10 @@ class InboxService(BackgroundService):
     :param dedup_capacity: message ids remembered for de-duplication.
     :param metadata_timeout_s: how long a reader of every partition waits at start for
         ``agency.<id>.in`` to appear in the metadata (a topic created just before).
+    :param witness: run the agency's witness of the audit trail's tree heads
+        (:mod:`consumers.witness`): ``None`` when ``RENKEI_AGENCY_AUDIT_TRUST`` is set,
+        ``True`` always, ``False`` never; ``service.reader.witness`` is it.
+    :param on_witness_alarm: called with every alarm the witness raises.
 
     The reader settings are refused with ``inbox``: a shared reader has its own.
     """
@@ -95,6 +100,8 @@ class InboxService(BackgroundService):
     max_batch: int | None = None
     dedup_capacity: int | None = None
     metadata_timeout_s: float | None = None
+    witness: bool | None = None
+    on_witness_alarm: AlarmListener | None = None
 
     writes: ClassVar[bool] = False
     """Whether the service writes to ``agency.<id>.out`` (and so has a producer)."""
