@@ -17,6 +17,10 @@ How a partition is judged (``docs/audit.md`` has the long form):
    edit or a removal; the records after it are not yet signed).
 4. Every checkpoint must verify against a trusted key, follow the previous checkpoint
    without a gap, and name the record at the position it claims.
+5. Tree heads (:mod:`.trees`): each one with a valid signature must match the Merkle tree
+   over the chain at its size; a head larger than the chain → **truncated**; a second
+   record linked to the same predecessor → **forked**; a record no head covers →
+   **after-last-head**. Heads, like checkpoints, also number fragments and anchor ``--from``.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from typing import Any, Literal
 from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
 from renkei.envelope import verify_bytes
 from renkei.errors import ContractError, SignatureError
+from renkei.merkle import leaf_hash
 from schemas.codec import Codec
-from schemas.models import AuditCheckpoint, AuditRecord
+from schemas.models import AuditCheckpoint, AuditRecord, AuditTreeHead
 
 from .reader import read_topic
+from .trees import ChainTree, HeadLog, TreeFinding, judge_tree
 
 __all__ = [
     "Finding",
@@ -51,6 +57,10 @@ Kind = Literal[
     "unknown-key",
     "checkpoint-mismatch",
     "checkpoint-missing",
+    "truncated",
+    "tree-mismatch",
+    "forked",
+    "after-last-head",
 ]
 
 
@@ -62,6 +72,7 @@ class Finding:
     partition: int
     offset: int
     detail: str
+    position: int | None = None  # the chain position, where the finding names one
 
 
 @dataclass
@@ -73,10 +84,18 @@ class PartitionResult:
     checkpoints: int = 0
     first_offset: int | None = None
     last_offset: int | None = None
-    signed_through: int | None = None  # offset of the last record a valid checkpoint covers
-    unsigned_records: int = 0  # chained records after the last checkpoint
+    tree_heads: int = 0
+    signed_through: int | None = None  # offset of the last record a valid signature covers
+    unsigned_records: int = 0  # chained records after the last checkpoint or tree head
     skipped: int = 0  # records before the anchor (verification started mid-trail)
     findings: list[Finding] = field(default_factory=list)
+    chain: ChainTree | None = field(default=None, repr=False)  # tree, positions, latest head
+
+    @property
+    def tree_size(self) -> int | None:
+        """Records the latest valid tree head signs (None: no head)."""
+        latest = self.chain.latest if self.chain is not None else None
+        return None if latest is None else latest.size
 
 
 @dataclass
@@ -133,6 +152,12 @@ class PartitionVerifier:
         self._record_fp = codec.fingerprint(AuditRecord)
         # every version's: a checkpoint written before a schema change is still one
         self._checkpoint_fps = _fingerprints_of(codec, AuditCheckpoint)
+        self._head_fps = frozenset(
+            fp for fp, kind in codec.fingerprints.items() if issubclass(kind, AuditTreeHead)
+        )
+        self._heads = HeadLog(partition, trusted, codec)
+        self._leaves = bytearray()  # each record's RFC 9162 leaf hash, 32 bytes
+        self._parent: list[int | None] = []
         self._anchor: tuple[bytes, int] | None = (GENESIS, 0) if from_genesis else None
         self._offsets: list[int] = []
         self._hashes: list[bytes] = []
@@ -153,6 +178,9 @@ class PartitionVerifier:
         if fp in self._checkpoint_fps:
             self._checkpoint(offset, data)
             return
+        if fp in self._head_fps:
+            self._tree_head(offset, data)
+            return
         if self._anchor is None:
             result.skipped += 1
             return
@@ -162,6 +190,7 @@ class PartitionVerifier:
         self._offsets.append(offset)
         self._hashes.append(chain_hash(data))
         self._prevs.append(prev)
+        self._leaves += leaf_hash(data)
 
     def _slow_prev(self, index: int, data: bytes) -> bytes | None:
         try:
@@ -204,13 +233,36 @@ class PartitionVerifier:
             self._anchor = (checkpoint.chain_hash, checkpoint.last_offset + 1)
         self._cps.append(_Cp(offset, checkpoint, valid))
 
-    def _finding(self, kind: Kind, offset: int, detail: str) -> None:
-        self.result.findings.append(Finding(kind, self.partition, offset, detail))
+    def _tree_head(self, offset: int, data: bytes) -> None:
+        self.result.tree_heads += 1
+        found = self._heads.add(offset, data)
+        if found is not None:
+            self._tree_finding(found)
+        elif self._anchor is None:
+            head = self._heads.valid[-1].head
+            self._anchor = (head.head.chain_hash, head.size)
+
+    @property
+    def has_heads(self) -> bool:
+        """Whether a tree head with a valid signature was read."""
+        return bool(self._heads.valid)
+
+    def _finding(self, kind: Kind, offset: int, detail: str, position: int | None = None) -> None:
+        self.result.findings.append(Finding(kind, self.partition, offset, detail, position))
+
+    def _tree_finding(self, found: TreeFinding) -> None:
+        kind: Kind = found.kind  # type: ignore[assignment]  # trees names only these kinds
+        self._finding(kind, found.offset, found.detail, found.position)
 
     # -- judging -------------------------------------------------------------------------
 
-    def finish(self) -> PartitionResult:
-        """Judge the partition; the findings are sorted by offset."""
+    def finish(self, heads_expected: bool | None = None) -> PartitionResult:
+        """Judge the partition; the findings are sorted by offset.
+
+        :param heads_expected: the trail carries tree heads, so every record must be
+            covered by one (default: this partition has a valid head).
+        """
+        self._heads_expected = self.has_heads if heads_expected is None else heads_expected
         n = len(self._offsets)
         self.result.records = n + self.result.skipped
         if self._anchor is None:
@@ -220,6 +272,10 @@ class PartitionVerifier:
         hashes, prevs = self._hashes, self._prevs
         if n and prevs[0] == anchor_hash and prevs[1:] == hashes[:-1]:
             return self._finish_linear(anchor_pos)  # the usual case, compared in C
+        if not n:
+            self._judge_tree([], anchor_pos)
+            self.result.findings.sort(key=lambda f: (f.offset, f.kind))
+            return self.result
         index: dict[bytes, int] = {}
         for i, h in enumerate(self._hashes):
             index.setdefault(h, i)  # a duplicate is judged as a fork loser below
@@ -232,7 +288,9 @@ class PartitionVerifier:
             parent.append(j)
             if j is not None:
                 succ.setdefault(j, []).append(i)
+        self._parent = parent
         signed = {cp.message.chain_hash for cp in self._cps if cp.valid}
+        signed |= self._heads.last_positions().keys()
         fragment = [-1] * n
         fragments = [self._walk(-1, succ, fragment, 0, signed)]
         while True:  # the rest: roots, fork losers and what hangs off them
@@ -249,8 +307,9 @@ class PartitionVerifier:
         for k, i in enumerate(fragments[0]):
             pos[i] = anchor_pos + k
         self._position_fragments(fragments, pos)
-        self._judge(fragments, pos, anchor_pos)
+        self._judge(fragments, pos, anchor_pos, index)
         self._check_checkpoints(pos, index)
+        self._judge_tree(pos, anchor_pos)
         self.result.findings.sort(key=lambda f: (f.offset, f.kind))
         return self.result
 
@@ -261,14 +320,41 @@ class PartitionVerifier:
         index = {h: i for i, h in enumerate(self._hashes) if h in wanted}
         pos: list[int | None] = list(range(anchor_pos, anchor_pos + n))
         self._check_checkpoints(pos, index)
-        covered = [cp.message.last_offset for cp in self._cps if cp.valid]
-        last = max(covered, default=anchor_pos - 1)
-        signed = min(n, max(0, last - anchor_pos + 1))
-        if signed:
-            self.result.signed_through = self._offsets[signed - 1]
-        self.result.unsigned_records = n - signed
+        self._judge_tree(pos, anchor_pos)
         self.result.findings.sort(key=lambda f: (f.offset, f.kind))
         return self.result
+
+    def _judge_tree(self, pos: list[int | None], anchor_pos: int) -> None:
+        """Tree heads against the chain (:func:`.trees.judge_tree`); what is signed."""
+        at_position: list[int | None] = []
+        for i, p in enumerate(pos):
+            if p is None:
+                continue
+            k = p - anchor_pos
+            if k >= len(at_position):
+                at_position.extend([None] * (k + 1 - len(at_position)))
+            if at_position[k] is None:
+                at_position[k] = i
+        last = self.result.last_offset
+        chain = judge_tree(
+            self._heads, at_position, self._leaves, self._hashes, self._offsets,
+            explained=self._explained, anchor_pos=anchor_pos,
+            heads_expected=self._heads_expected,
+            end_offset=0 if last is None else last + 1,
+        )  # fmt: skip
+        self.result.chain = chain
+        for found in chain.findings:
+            self._tree_finding(found)
+        # signed: up to the last position a valid checkpoint or tree head names
+        covered = [cp.message.last_offset for cp in self._cps if cp.valid]
+        covered += [h.head.size - 1 for h in self._heads.valid]
+        last_signed = max(covered, default=-1)
+        chained = [i for i in at_position if i is not None]
+        signed = [
+            i for k, i in enumerate(at_position) if i is not None and anchor_pos + k <= last_signed
+        ]
+        self.result.signed_through = self._offsets[max(signed)] if signed else None
+        self.result.unsigned_records = len(chained) - len(signed)
 
     def _walk(
         self,
@@ -292,18 +378,27 @@ class PartitionVerifier:
             cur = nxt
 
     def _position_fragments(self, fragments: list[list[int]], pos: list[int | None]) -> None:
-        """Number a fragment's records from a valid checkpoint that names one of them."""
-        by_hash = {cp.message.chain_hash: cp for cp in self._cps if cp.valid}
+        """Number a fragment's records from a valid checkpoint or tree head that names one."""
+        by_hash = self._heads.last_positions()
+        by_hash.update(
+            (cp.message.chain_hash, cp.message.last_offset) for cp in self._cps if cp.valid
+        )
         for frag in fragments[1:]:
             for k, i in enumerate(frag):
-                cp = by_hash.get(self._hashes[i])
-                if cp is not None:
-                    first = cp.message.last_offset - k
+                last = by_hash.get(self._hashes[i])
+                if last is not None:
+                    first = last - k
                     for m, j in enumerate(frag):
                         pos[j] = first + m
                     break
 
-    def _judge(self, fragments: list[list[int]], pos: list[int | None], anchor_pos: int) -> None:
+    def _judge(
+        self,
+        fragments: list[list[int]],
+        pos: list[int | None],
+        anchor_pos: int,
+        index: dict[bytes, int],
+    ) -> None:
         n = len(self._offsets)
         offsets = self._offsets
         placed = sorted((p, i) for i, p in enumerate(pos) if p is not None)
@@ -378,10 +473,23 @@ class PartitionVerifier:
                 self._explained.add(p - 1)
         # records outside the chain
         starts = {frag[0] for frag in fragments[1:]}
+        forked: dict[int, int] = {}  # index → the position its branch claims
         for i in unplaced:
             if i in explained:
                 continue
-            if i > last_placed and i in starts:
+            at = self._fork_position(i, pos, anchor_pos, forked, index)
+            if at is not None:
+                forked[i] = at
+                twin = at_position.get(at)
+                rival = f"offset {offsets[twin]}" if twin is not None else "the chain"
+                self._finding(
+                    "forked", offsets[i],
+                    f"a second record at position {at}, linked like the one at {rival}: "
+                    "two histories; this branch is the one the chain (and its heads) do "
+                    "not continue",
+                    at,
+                )  # fmt: skip
+            elif i > last_placed and i in starts:
                 self._finding(
                     "broken", offsets[i],
                     "the chain breaks here and no later checkpoint tells how: the record "
@@ -392,16 +500,29 @@ class PartitionVerifier:
             else:
                 note = self._notes.get(i, "not linked into the chain")
                 self._finding("inserted", offsets[i], note)
-        chained = [i for i in range(n) if pos[i] is not None]
-        covered = [cp for cp in self._cps if cp.valid]
-        if covered:
-            last = max(cp.message.last_offset for cp in covered)
-            signed = [i for i in chained if (pos[i] or 0) <= last]
-            if signed:
-                self.result.signed_through = offsets[max(signed)]
-            self.result.unsigned_records = sum(1 for i in chained if (pos[i] or 0) > last)
-        else:
-            self.result.unsigned_records = len(chained)
+
+    def _fork_position(
+        self,
+        i: int,
+        pos: list[int | None],
+        anchor_pos: int,
+        forked: dict[int, int],
+        index: dict[bytes, int],
+    ) -> int | None:
+        """The position record ``i`` claims when it links to a record of the chain (or of
+        a branch already found) without being in the chain: a fork; None otherwise (and
+        for an exact copy of a chain record, which is an insertion, not a history)."""
+        if index.get(self._hashes[i], i) != i:
+            return None
+        j = self._parent[i] if i < len(self._parent) else None
+        if j == -1:
+            return anchor_pos
+        if j is None:
+            return None
+        p = pos[j]
+        if p is not None:
+            return p + 1
+        return forked[j] + 1 if j in forked else None
 
     def _check_checkpoints(self, pos: list[int | None], index: dict[bytes, int]) -> None:
         previous: AuditCheckpoint | None = None
@@ -472,13 +593,14 @@ async def verify_trail(
 
     :param since_ms: start at this time; each partition is then anchored at its first
         valid checkpoint at or after it (earlier records there are skipped, not judged).
-    :param until_ms: stop after the first checkpoint past this time (so the last records
-        read are still covered by a signature where one exists).
+    :param until_ms: stop after the first tree head (in a trail without heads: checkpoint)
+        past this time, so the last records read are still covered by a signature.
     :param on_start: called with the number of offsets to read.
     :param on_progress: called with the offsets read so far, after each batch.
     """
     verifiers: dict[int, PartitionVerifier] = {}
     checkpoint_fp = codec.fingerprint(AuditCheckpoint)
+    head_fp = codec.fingerprint(AuditTreeHead)
     done: set[int] = set()
     read = 0
     async for batch in read_topic(kafka, topic, since_ms=since_ms, on_start=on_start):
@@ -493,11 +615,15 @@ async def verify_trail(
         for raw in batch:
             verifier.add(raw.offset, raw.value)
             past = until_ms is not None and raw.timestamp_ms > until_ms
-            if past and raw.value and raw.value[2:10] == checkpoint_fp:
+            closing = head_fp if verifier.has_heads else checkpoint_fp
+            if past and raw.value and raw.value[2:10] == closing:
                 done.add(partition)  # the first signature past the range closes it
                 break
         read += len(batch)
         if on_progress is not None:
             on_progress(read)
-    results = [verifiers[p].finish() for p in sorted(verifiers)]
+    # A trail with tree heads in any partition has them in all: the hub writes one with
+    # every commit, so a partition without one is not an older trail but a forged one.
+    expected = any(v.has_heads for v in verifiers.values())
+    results = [verifiers[p].finish(expected) for p in sorted(verifiers)]
     return VerifyReport(topic, results)

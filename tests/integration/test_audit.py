@@ -303,7 +303,7 @@ async def test_verify_catches_each_tampering_in_a_copy(env: HubEnv) -> None:
         ("edited", edit, "edit"),
         ("removed", remove, "remove"),
         ("reordered", swap, "swap"),
-        ("inserted", insert, "insert"),
+        ("forked", insert, "insert"),  # linked to its genuine predecessor: a second history
         ("bad-signature", forge_checkpoint, "forge"),
     ]
     for kind, tamper, name in cases:

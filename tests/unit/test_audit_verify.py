@@ -131,15 +131,18 @@ def test_swapped_records_reported_as_reordered(tmp_path: Path) -> None:
     assert f"{a}..{b}" in judge(values, tmp_path)[0].detail
 
 
-def test_inserted_forgery_found(tmp_path: Path) -> None:
+def test_linked_forgery_is_a_fork(tmp_path: Path) -> None:
     values = build_partition(tmp_path)
     records = record_offsets(values)
     genuine = CODEC.decode_as(values[records[9]], AuditRecord)
-    # A careful forger links to the genuine predecessor.
+    # A careful forger links to the genuine predecessor: a second record at position 9.
     forged = genuine.model_copy(update={"provider": "nta", "request_id": "forged"})
     at = records[9]
     values.insert(at, CODEC.encode(forged))
-    assert kinds(judge(values, tmp_path)) == [("inserted", at)]
+    findings = judge(values, tmp_path)
+    assert kinds(findings) == [("forked", at)]
+    assert findings[0].position == 9
+    assert f"offset {at + 1}" in findings[0].detail  # the genuine record, moved up by one
 
 
 def test_inserted_garbage_found(tmp_path: Path) -> None:
