@@ -180,6 +180,18 @@ class HeadWitness(BackgroundService):
         self.witness.save()
         return read
 
+    async def lag(self) -> int:
+        """Offsets between where the witness reads and the topic's end (0: caught up)."""
+        if self._consumer is None:
+            raise ConfigurationError("HeadWitness.lag() before start()")
+        assigned = list(self._consumer.assignment())
+        ends = await self._consumer.end_offsets(assigned)
+        behind = 0
+        for tp in assigned:
+            position: int = await self._consumer.position(tp)
+            behind += max(0, ends[tp] - position)
+        return behind
+
     async def run(self) -> None:
         """Follow the heads until cancelled (call :meth:`start` first)."""
         if self._consumer is None:
