@@ -32,6 +32,7 @@ from .buckets import route_topic
 from .heap import settle as settle_heap
 from .pipeline import TransactionalLoop
 from .restore import RestoreProgress, restore_tables
+from .treeheads import rebuild_trees
 from .unwritable import Replacer
 from .watermarks import WatermarkReader, Watermarks
 
@@ -113,6 +114,10 @@ class BucketTask:
                     "bucket %d restored: %d records, %d persons, %d holdings, %d pending",
                     self.bucket, self.restored, len(self.hub.persons),
                     len(self.hub.holdings), len(self.hub.pending),
+                )  # fmt: skip
+                await rebuild_trees(  # chain heads from before tree heads (.treeheads)
+                    self._kafka, self.hub.topics.audit, self.hub.chain, self.hub.codec,
+                    only=[self.bucket],
                 )  # fmt: skip
                 settle_heap()  # the bucket's rows frozen out of the GC's walks (.heap: why)
             await self.loop.run()

@@ -44,6 +44,7 @@ from .restore import RestoreProgress, restore_tables
 from .rotation import StagedKeyRing
 from .settings import HubSettings
 from .subscription import InputTopics
+from .treeheads import rebuild_trees
 from .unwritable import StandIns
 from .verifier import SignatureVerifier
 
@@ -188,6 +189,8 @@ class HubService(mode.Service):
             len(self.hub.directory.agencies), len(self.hub.keys), len(self.hub.replays),
             self.directory_feed.ignored,
         )  # fmt: skip
+        # Chain heads written before tree heads: their trees, from hub.audit (.treeheads).
+        await rebuild_trees(self.kafka, self.topics.audit, self.hub.chain, self.hub.codec)
         settle_heap()  # the restored rows frozen out of the GC's walks (.heap: why, measured)
         self.readiness.enter("joining")
         await loop.start()

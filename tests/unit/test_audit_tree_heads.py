@@ -60,32 +60,46 @@ class Trail:
     def check(self) -> int:
         """Every head against the records before it; returns the heads checked."""
         trusted = TrustedKeys.load(self.world.key_dir / TRUST_FILE)
-        checked = 0
-        for partition, values in self.audit.items():
-            tree, previous, copies = MerkleTree(), None, []
-            last = GENESIS
-            for value in values:
-                if is_tree_head(value, CODEC):
-                    head = SignedHead.parse(value, CODEC)
-                    head.check(trusted, CODEC)  # signed with the audit key
-                    assert head.partition == partition
-                    assert head.size == tree.size
-                    assert head.root == tree.root()
-                    assert head.head.chain_hash == last
-                    if previous is not None:
-                        assert head.head.previous_size == previous.size
-                        assert head.extends(previous)
-                    previous = head
-                    copies.append(value)
-                    checked += 1
-                elif value[2:10] == CODEC.fingerprint(AuditRecord):
-                    tree.append(leaf_hash(value))
-                    last = chain_hash(value)
-            # The last value of a committed partition is a head: no record after it.
-            assert is_tree_head(values[-1], CODEC)
-            assert self.heads[partition] == copies  # the same bytes, in the same order
         assert set(self.heads) <= set(self.audit)
-        return checked
+        return sum(
+            check_heads(p, values, self.heads.get(p, []), trusted)
+            for p, values in self.audit.items()
+        )
+
+
+def check_heads(
+    partition: int, values: Sequence[bytes], copies: Sequence[bytes], trusted: TrustedKeys
+) -> int:
+    """Check one committed hub.audit partition's tree heads; returns how many there are.
+
+    Each head is signed by a pinned audit key, its root is the Merkle tree of the
+    AuditRecords before it, its chain hash the last one's, it extends the head before it
+    with its own consistency proof, no record follows the last head, and ``copies`` (that
+    partition of hub.audit.heads) holds the same heads, byte for byte, in order.
+    """
+    tree, previous, seen = MerkleTree(), None, []
+    last = GENESIS
+    for value in values:
+        if is_tree_head(value, CODEC):
+            head = SignedHead.parse(value, CODEC)
+            head.check(trusted, CODEC)
+            assert head.partition == partition
+            assert head.size == tree.size
+            assert head.root == tree.root()
+            assert head.head.chain_hash == last
+            if previous is not None:
+                assert head.head.previous_size == previous.size
+                assert head.extends(previous)
+            previous = head
+            seen.append(value)
+        elif value[2:10] == CODEC.fingerprint(AuditRecord):
+            tree.append(leaf_hash(value))
+            last = chain_hash(value)
+    # In a committed log no record follows the last head (checkpoints may).
+    assert previous is not None
+    assert previous.size == tree.size
+    assert list(copies) == seen
+    return len(seen)
 
 
 def test_each_batch_writes_a_head_over_exactly_the_chain(tmp_path: Path) -> None:
