@@ -29,7 +29,7 @@ from renkei.merkle import EMPTY_ROOT, MerkleTree, consistency_proof
 from renkei.treehead import SignedHead
 from schemas.codec import Codec
 
-__all__ = ["ChainTree", "HeadLog", "TreeFinding", "judge_tree", "proof_ranges"]
+__all__ = ["ChainTree", "HeadLog", "TreeFinding", "judge_tree", "narrow", "proof_ranges"]
 
 
 class TreeFinding(NamedTuple):
@@ -201,7 +201,7 @@ def judge_tree(
             failing.append(h)
     if failing and anchor_pos == 0:
         first = failing[0]
-        lo, hi = _narrow(first.head, tree, good)
+        lo, hi = narrow(first.head, tree, good)
         if not explained.intersection(range(lo, hi + 1)):
             where = f"position {lo}" if lo == hi else f"one of positions {lo}..{hi}"
             others = f"; {len(failing) - 1} later head(s) disagree too" if len(failing) > 1 else ""
@@ -225,7 +225,7 @@ def judge_tree(
     return out
 
 
-def _narrow(signed: SignedHead, tree: MerkleTree, good: int) -> tuple[int, int]:
+def narrow(signed: SignedHead, tree: MerkleTree, good: int) -> tuple[int, int]:
     """The span of positions where the first difference between ``tree`` and ``signed``
     lies: at or after ``good`` (a matching earlier head), inside the first node of the
     head's own consistency proof that differs, and before the record its chain hash names.

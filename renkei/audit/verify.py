@@ -36,7 +36,7 @@ from renkei.merkle import leaf_hash
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, AuditRecord, AuditTreeHead
 
-from .reader import read_topic
+from .reader import Raw, read_topic
 from .trees import ChainTree, HeadLog, TreeFinding, judge_tree
 
 __all__ = [
@@ -61,6 +61,7 @@ Kind = Literal[
     "tree-mismatch",
     "forked",
     "after-last-head",
+    "rewritten",
 ]
 
 
@@ -588,6 +589,7 @@ async def verify_trail(
     until_ms: int | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    tap: Callable[[Raw], None] | None = None,
 ) -> VerifyReport:
     """Read every partition of ``topic`` and verify it.
 
@@ -597,6 +599,8 @@ async def verify_trail(
         past this time, so the last records read are still covered by a signature.
     :param on_start: called with the number of offsets to read.
     :param on_progress: called with the offsets read so far, after each batch.
+    :param tap: called with every record read (``prove`` picks its exchange's records
+        from the same pass).
     """
     verifiers: dict[int, PartitionVerifier] = {}
     checkpoint_fp = codec.fingerprint(AuditCheckpoint)
@@ -614,6 +618,8 @@ async def verify_trail(
             continue
         for raw in batch:
             verifier.add(raw.offset, raw.value)
+            if tap is not None:
+                tap(raw)
             past = until_ms is not None and raw.timestamp_ms > until_ms
             closing = head_fp if verifier.has_heads else checkpoint_fp
             if past and raw.value and raw.value[2:10] == closing:

@@ -1,4 +1,4 @@
-"""``renkei audit verify | replay | trace | rebuild | release``: the operators' audit tools."""
+"""``renkei audit verify | replay | trace | rebuild | release`` (and, from :mod:`.audit_trees`, ``heads | prove``): the operators' audit tools."""
 
 from __future__ import annotations
 
@@ -66,15 +66,29 @@ def verify_command(
     ] = None,
     since: Since = None,
     until: Until = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(
+            "--against",
+            help="Tree heads kept earlier (renkei audit heads): prove the trail extends each.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
-    """Re-read the trail; report every edited, removed, reordered or inserted record and every
-    checkpoint that fails, by partition and offset. Exits 1 if anything is found."""
+    """Re-read the trail; report every edited, removed, reordered, inserted or forked record,
+    every record no tree head covers, every tree head or checkpoint that fails, by partition,
+    chain position and offset. Exits 1 if anything is found."""
+    from renkei.audit.proofs import check_against
     from renkei.audit.verify import verify_trail
     from renkei.auditchain import TRUST_FILE, TrustedKeys
+    from renkei.treehead import SignedHead
     from schemas.codec import default_codec
 
+    from .audit_trees import print_consistency, print_findings, print_partitions
+
     trusted = TrustedKeys.load(trust or key_dir / TRUST_FILE)
+    codec = default_codec()
+    earlier = SignedHead.load_all(against.read_text(), codec) if against is not None else []
     name = topic or Topics(prefix).audit
     progress = Progress(
         TextColumn("verifying {task.description}"),
@@ -89,29 +103,25 @@ def verify_command(
     with progress:
         report = asyncio.run(
             verify_trail(
-                _kafka(), name, trusted, default_codec(),
+                _kafka(), name, trusted, codec,
                 since_ms=parse_time(since), until_ms=parse_time(until),
                 on_start=lambda total: progress.update(task, total=total),
                 on_progress=lambda done: progress.update(task, completed=done),
             )
         )  # fmt: skip
-    table = Table("partition", "offsets", "records", "checkpoints", "signed through", "unsigned")
-    for p in report.partitions:
-        span = f"{p.first_offset}..{p.last_offset}" if p.first_offset is not None else "-"
-        signed = "-" if p.signed_through is None else str(p.signed_through)
-        table.add_row(
-            str(p.partition), span, str(p.records), str(p.checkpoints), signed,
-            str(p.unsigned_records),
-        )  # fmt: skip
-    console.print(table)
-    if report.ok:
-        console.print(f"[green]{name}: {report.records} records verified, nothing wrong[/]")
+    print_partitions(report)
+    findings = report.findings
+    if earlier:
+        checks = check_against(report, earlier, trusted, codec)
+        print_consistency(checks)
+        findings += [c.finding for c in checks if c.finding is not None]
+    if not findings:
+        extends = f", extending {len(earlier)} earlier head(s)" if earlier else ""
+        console.print(
+            f"[green]{name}: {report.records} records verified{extends}, nothing wrong[/]"
+        )
         return
-    findings = Table("partition", "offset", "finding", "detail", title="findings")
-    for f in report.findings:
-        findings.add_row(str(f.partition), str(f.offset), f"[red]{f.kind}[/]", f.detail)
-    console.print(findings)
-    console.print(f"[red]{len(report.findings)} finding(s) in {name}[/]")
+    print_findings(findings, name)
     raise typer.Exit(1)
 
 
@@ -319,3 +329,8 @@ def release_command(
     )  # fmt: skip
     asyncio.run(publish_release(_kafka(), Topics(prefix), release))
     console.print(f"released ({release.release_id})")
+
+
+from . import audit_trees  # noqa: E402  (registers heads and prove on audit_app)
+
+del audit_trees

@@ -11,7 +11,7 @@ from hub_stream.state import Table
 from renkei.audit.verify import Finding, PartitionResult, PartitionVerifier
 from renkei.auditchain import AuditSigner, TrustedKeys, chain_hash, load_or_create_signer
 from renkei.merkle import Frontier, leaf_hash
-from renkei.treehead import build_head, is_tree_head
+from renkei.treehead import SignedHead, build_head, is_tree_head
 from schemas.codec import default_codec
 from schemas.models import AuditRecord, AuditStep
 
@@ -111,3 +111,21 @@ def relink(values: list[bytes], change: int, **update: object) -> list[bytes]:
         out.append(data)
         count += 1
     return out
+
+
+def resign(values: list[bytes], key_dir: Path, per_commit: int = 4) -> list[bytes]:
+    """The records of ``values`` with fresh heads signed by ``key_dir``'s key: what a hub
+    (or a thief of its key) that rewrote the history would write."""
+    signer = load_or_create_signer(key_dir)
+    records = [values[i] for i in record_offsets(values)]
+    out: list[bytes] = []
+    frontier = Frontier()
+    for start in range(0, len(records), per_commit):
+        batch = records[start : start + per_commit]
+        frontier, head = head_bytes(signer, frontier, batch)
+        out += [*batch, head]
+    return out
+
+
+def heads_of(values: list[bytes]) -> list[SignedHead]:
+    return [SignedHead.parse(values[i], CODEC) for i in head_offsets(values)]
