@@ -1,4 +1,5 @@
-"""``renkei audit verify | replay | trace | rebuild | release`` (and, from :mod:`.audit_trees`, ``heads | prove``): the operators' audit tools."""
+"""``renkei audit verify | replay | trace | rebuild | release | heads | prove``: the operators'
+audit tools (``heads`` and ``prove`` live in :mod:`.audit_trees`)."""
 
 from __future__ import annotations
 
