@@ -64,6 +64,8 @@ def output_kind(topics: Topics, topic: str) -> str:
     """The ``type`` label of a record written to ``topic`` (``renkei_hub_outputs_total``)."""
     if topic == topics.audit:
         return "audit"
+    if topic == topics.audit_heads:
+        return "tree_head"
     if topic == topics.audit_signatures:
         return "signature_verdict"
     if topic == topics.deadletter:
@@ -230,6 +232,9 @@ def _loop_metrics(m: HubMetrics) -> Iterator[Metric]:
     yield _labelled("renkei_hub_outputs", "Records committed, by kind.", "type", kinds)
     yield _counter("renkei_hub_dead_letters", "Records dead-lettered.", kinds["dead_letter"])
     yield _counter("renkei_hub_audit_records", "Audit records written.", kinds["audit"])
+    # Each head is written to hub.audit and, the same bytes, to hub.audit.heads: count those.
+    yield _counter("renkei_hub_tree_heads", "Signed audit tree heads written.",
+                   kinds["tree_head"])  # fmt: skip
     yield _counter("renkei_hub_batches", "Batches committed.", m.batches)
     yield _counter("renkei_hub_transactions_aborted", "Transactions aborted.", m.aborted)
     yield _counter("renkei_hub_records_in", "Records consumed (committed).", m.records_in)

@@ -4,23 +4,24 @@
 (:class:`renkei.topics.Topics`, so a prefix is respected) and returns every ALLOW
 binding; anything not allowed is denied (``allow.everyone.if.no.acl.found=false``):
 
-* agency A writes only ``agency.A.out``, reads only ``agency.A.in`` and ``hub.directory``
-  (the hub's key, signed by the operators: :mod:`.hub_key`), with consumer groups
+* agency A writes only ``agency.A.out``, reads only ``agency.A.in``, ``hub.directory``
+  (the hub's key, signed by the operators: :mod:`.hub_key`) and ``hub.audit.heads`` (the
+  audit trail's signed tree heads, which its witness checks), with consumer groups
   ``agency.A.*``;
 * the hub describes every agency's groups ``agency.A.*`` (their committed offsets: the
   inbox lag of its metrics), reads every agency's ``.out``, ``registry.events``, ``hub.directory``,
   ``hub.control`` and its ``hub.state.*``; writes every ``.in``, ``hub.audit``,
-  ``hub.deadletter`` and ``hub.state.*``; reads and writes ``hub.route`` (the partitioned
-  topology's stage 1 → stage 2); may create its topics; uses groups and transactional
-  ids ``hub*`` (the partitioned topology's ``<group>-router`` and ``<group>-tasks``
-  groups, ``<group>-router-<worker>`` and ``<group>-task-<p>`` ids among them: the hub's
-  group id starts with ``<prefix>hub``);
+  ``hub.audit.heads``, ``hub.deadletter`` and ``hub.state.*``; reads and writes
+  ``hub.route`` (the partitioned topology's stage 1 → stage 2); may create its topics;
+  uses groups and transactional ids ``hub*`` (the partitioned topology's
+  ``<group>-router`` and ``<group>-tasks`` groups, ``<group>-router-<worker>`` and
+  ``<group>-task-<p>`` ids among them: the hub's group id starts with ``<prefix>hub``);
 * the registry alone writes ``registry.events``, and reads ``hub.audit`` for the hub's
   verdicts on its events (``RegistryPublisher.wait_applied``, ``renkei registry wait``);
 * operators alone write ``hub.directory``, ``hub.control`` and ``hub.disclosure``; they
   create the contract's topics and read the audit trail, the state and the dead letters;
-* operators and the portal read ``hub.audit`` (the portal also ``hub.disclosure`` and
-  ``hub.directory``, for names);
+* operators and the portal read ``hub.audit`` and ``hub.audit.heads`` (the portal also
+  ``hub.disclosure`` and ``hub.directory``, for names);
 * passkey registration: the registry alone writes ``registry.portal`` (its signed offers),
   the hub side reads it and alone writes ``hub.portal.registrations``, which the portal
   reads; the portal alone reads and writes (and creates) ``portal.credentials``.
@@ -103,6 +104,8 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
         acls |= _allow(me, _TOPIC, t.agency_in(a), (_R, _D))
         # An agency pins the hub's key from its directory entry (`renkei directory hub-key`).
         acls |= _allow(me, _TOPIC, t.directory, (_R, _D))
+        # Its witness follows the tree heads (never hub.audit: others' records are there).
+        acls |= _allow(me, _TOPIC, t.audit_heads, (_R, _D))
         acls |= _allow(me, _GROUP, agency_group_prefix(t, a), (_R,), prefixed)
         acls |= _allow(HUB, _TOPIC, t.agency_out(a), (_R, _D))
         acls |= _allow(HUB, _TOPIC, t.agency_in(a), (_W, _D))
@@ -115,7 +118,7 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
     # The hub creates the topics it owns when it starts (HubService.on_start).
     for topic in (t.registry_events, t.directory, t.control):
         acls |= _allow(HUB, _TOPIC, topic, (_R, _D, _C))
-    for topic in (t.audit, t.audit_signatures, t.deadletter):  # verdicts: RENKEI_HUB_ROLE
+    for topic in (t.audit, t.audit_heads, t.audit_signatures, t.deadletter):  # verdicts: role
         acls |= _allow(HUB, _TOPIC, topic, (_W, _D, _C))
     acls |= _allow(HUB, _TOPIC, state, (_R, _W, _D, _C), prefixed)
     # The partitioned topology's router writes hub.route and its tasks read it; only the
@@ -130,12 +133,12 @@ def desired_acls(directory: DirectoryFile, topics: Topics) -> set[AclBinding]:
 
     for topic in (t.directory, t.control, disclosure):
         acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _W, _D, _C))
-    for topic in (t.registry_events, t.audit, t.audit_signatures, t.deadletter):
+    for topic in (t.registry_events, t.audit, t.audit_heads, t.audit_signatures, t.deadletter):
         acls |= _allow(OPERATOR, _TOPIC, topic, (_R, _D, _C))
     acls |= _allow(OPERATOR, _TOPIC, state, (_R, _D), prefixed)
     acls |= _allow(OPERATOR, _GROUP, service_prefix(t, OPERATOR), (_R,), prefixed)
 
-    for topic in (t.audit, disclosure, t.directory):
+    for topic in (t.audit, t.audit_heads, disclosure, t.directory):
         acls |= _allow(PORTAL, _TOPIC, topic, (_R, _D))
     acls |= _allow(REGISTRY, _TOPIC, t.registry_portal, (_W, _D))
     acls |= _allow(HUB, _TOPIC, t.registry_portal, (_R, _D, _C))

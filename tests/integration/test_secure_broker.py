@@ -72,6 +72,7 @@ class Deployment:
             "hub.directory": t.directory,
             "hub.control": t.control,
             "hub.audit": t.audit,
+            "hub.audit.heads": t.audit_heads,
             "hub.deadletter": t.deadletter,
             "hub.state.persons": t.state("persons"),
             "hub.disclosure": f"{t.prefix}hub.disclosure",
@@ -160,6 +161,7 @@ WRITERS = {
     "hub.directory": {"operator"},
     "hub.control": {"operator"},
     "hub.audit": {"hub"},
+    "hub.audit.heads": {"hub"},
     "hub.deadletter": {"hub"},
     "hub.state.persons": {"hub"},
     "hub.disclosure": {"operator"},
@@ -173,6 +175,7 @@ READERS = {
     "hub.directory": {"hub", "operator", "portal", JPS, CITY},
     "hub.control": {"hub", "operator"},
     "hub.audit": {"operator", "portal", "registry"},
+    "hub.audit.heads": {"operator", "portal", JPS, CITY},  # the witnesses
     "hub.deadletter": {"operator"},
     "hub.state.persons": {"hub", "operator"},
     "hub.disclosure": {"operator", "portal"},

@@ -38,6 +38,7 @@ def privileged(d: Deployment) -> dict[str, str]:
         "hub.control": t.control,
         "registry.events": t.registry_events,
         "hub.audit": t.audit,
+        "hub.audit.heads": t.audit_heads,  # the tree heads its witness reads, only read
         "hub.deadletter": t.deadletter,
         "hub.disclosure": f"{t.prefix}hub.disclosure",
         f"agency.{ATTACKER}.in": t.agency_in(ATTACKER),  # its own inbox: only the hub writes
@@ -88,7 +89,8 @@ async def test_it_reads_nothing_but_its_own_inbox(secure_deployment: Deployment)
         visible = {x for x in await admin.list_topics() if x.startswith(t.prefix)}
     finally:
         await admin.close()
-    assert visible == {t.agency_in(ATTACKER), t.agency_out(ATTACKER), t.directory}
+    assert visible == {t.agency_in(ATTACKER), t.agency_out(ATTACKER), t.directory,
+                       t.audit_heads}  # fmt: skip
     # Its own .out it may describe (it writes it), so there the fetch itself is refused.
     assert await _read_assigned(kafka, t.agency_out(ATTACKER)) == TOPIC_DENIED
     assert await read_topic(kafka, t.agency_in(ATTACKER), lambda got: len(got) > 0)

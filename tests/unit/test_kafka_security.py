@@ -209,6 +209,7 @@ def test_acls_give_each_principal_exactly_its_topics() -> None:
             (ResourceType.TOPIC, topics.agency_out(a)),
             (ResourceType.TOPIC, topics.agency_in(a)),
             (ResourceType.TOPIC, topics.directory),  # the hub's key, signed by the operators
+            (ResourceType.TOPIC, topics.audit_heads),  # its witness: tree heads, no record
             (ResourceType.GROUP, f"p1.agency.{a}."),  # the dot: "jps" never covers "jpsx"
         }
     assert who(Operation.WRITE, topics.directory) == {"operator"}
@@ -219,6 +220,9 @@ def test_acls_give_each_principal_exactly_its_topics() -> None:
     assert who(Operation.WRITE, topics.registry_events) == {"registry"}
     assert who(Operation.READ, topics.audit) == {"operator", "portal", "registry"}
     assert who(Operation.WRITE, topics.audit) == {"hub"}
+    assert who(Operation.READ, topics.audit_heads) == {"operator", "portal", *agencies}
+    assert who(Operation.WRITE, topics.audit_heads) == {"hub"}
+    assert who(Operation.CREATE, topics.audit_heads) == {"hub", "operator"}
     assert who(Operation.WRITE, topics.state("persons")) == {"hub"}
     # The partitioned topology's hub.route: between the hub's own two stages.
     for operation in (Operation.READ, Operation.WRITE, Operation.CREATE):

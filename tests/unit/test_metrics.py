@@ -76,18 +76,20 @@ def test_a_committed_batch_is_counted_and_its_timings_observed() -> None:
     snap = Snapshot(ready=False, flows={}, inputs={}, kafka_requests={}, signatures={"failed": 1})
     metrics = HubMetrics(TOPICS, {"worker": "w"}, lambda: snap)
     written = {TOPICS.agency_in("jps"): 2, TOPICS.audit: 2, TOPICS.state("audit-chain"): 1,
-               TOPICS.deadletter: 1}  # fmt: skip
+               TOPICS.deadletter: 1, TOPICS.audit_heads: 1}  # fmt: skip
     records = (("t", 0, 1), ("t", 0, 2), ("t", 1, 7))
     metrics.committed(BatchTrace(10.0, 10.25, 11.0, records, commit_s=0.5, topics=written))
     metrics.transactions_aborted(2)
     assert value(metrics, "renkei_hub_batches_total") == 1
     assert value(metrics, "renkei_hub_records_in_total") == 3
-    assert value(metrics, "renkei_hub_records_out_total") == 6
+    assert value(metrics, "renkei_hub_records_out_total") == 7
     assert value(metrics, "renkei_hub_transactions_aborted_total") == 2
     assert value(metrics, "renkei_hub_outputs_total", type="agency") == 2
     assert value(metrics, "renkei_hub_outputs_total", type="audit_chain") == 1
     assert value(metrics, "renkei_hub_audit_records_total") == 2
     assert value(metrics, "renkei_hub_dead_letters_total") == 1
+    assert value(metrics, "renkei_hub_tree_heads_total") == 1
+    assert value(metrics, "renkei_hub_outputs_total", type="tree_head") == 1
     assert value(metrics, "renkei_hub_batch_records_bucket", le="5.0") == 1
     assert value(metrics, "renkei_hub_batch_records_bucket", le="1.0") == 0
     assert value(metrics, "renkei_hub_stage_seconds_sum", stage="handle") == 0.25
@@ -103,6 +105,7 @@ def test_a_committed_batch_is_counted_and_its_timings_observed() -> None:
     ("topic", "kind"),
     [
         (TOPICS.state("pending"), "pending"), (TOPICS.audit_signatures, "signature_verdict"),
+        (TOPICS.audit_heads, "tree_head"),
         ("m.hub.route", "route"), (TOPICS.agency_out("jps"), "other"),
     ],
 )  # fmt: skip
