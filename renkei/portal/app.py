@@ -3,9 +3,12 @@
 =========================  =============================================================
 ``GET  /api/challenge``    a signed, short-lived challenge to sign
 ``POST /api/login``        JSON ``{resident_code, challenge, signature}`` → ``{token}`` (+ cookie)
-``GET  /api/history``      the session's own records (``Authorization: Bearer`` or cookie)
+``GET  /api/history``      the session's own records (``Authorization: Bearer`` or cookie),
+                           each with its bytes, inclusion proof and signed tree head
+``GET  /api/schemas``      the Avro schemas of records and tree heads, by fingerprint
+``GET  /static/verify.js`` the history page's script: checks every record in the browser
 ``POST /api/logout``       ends the session
-``GET  /``                 the login page (server-rendered HTML, no script)
+``GET  /``                 the login page (server-rendered HTML)
 ``POST /login``            the login form → ``/history``
 ``GET  /history``          the history page, in Japanese and English
 ``POST /logout``           ends the session → ``/``
@@ -39,6 +42,7 @@ from .guard import Guard
 from .index import PortalIndex
 from .pages import history_page, login_page, record_json
 from .refusals import FAILED, FORM, JSON, THROTTLED, LoginRequest, add_refusals, too_many
+from .scripts import add_script_routes
 from .settings import PortalTrust
 
 __all__ = ["COOKIE", "LoginLimits", "LoginRequest", "create_app"]
@@ -109,6 +113,7 @@ def create_app(
     app.state.limiter = limiter
     app.add_middleware(Guard, tls=tls)
     add_refusals(app, auth)
+    add_script_routes(app)
     per_ip = limiter.shared_limit(limits.per_ip, scope="login")
 
     def token_of(request: Request) -> str | None:
@@ -163,8 +168,9 @@ def create_app(
             return JSONResponse({"error": "not logged in"}, 401)
         rows = index.history(session.audit_key)
         return JSONResponse(
-            {"records": [record_json(index, r) for r in rows], "complete": complete()}
-        )
+            {"records": [record_json(index, r) for r in rows], "complete": complete(),
+             "audit_key": session.audit_key}  # the script checks every record is about it
+        )  # fmt: skip
 
     @app.post("/api/logout")
     async def api_logout(request: Request) -> Response:
