@@ -3,7 +3,9 @@
 A plain ASGI middleware (no per-request task, unlike Starlette's ``BaseHTTPMiddleware``),
 so it costs the history API next to nothing:
 
-* every response gets a strict CSP (no script at all, no framing), ``nosniff``,
+* every response gets a strict CSP (scripts only from the portal itself — the history
+  page's ``/static/verify.js``; no inline script, no ``eval``; fetches only to the portal;
+  no framing), ``nosniff``,
   ``X-Frame-Options: DENY``, ``Referrer-Policy: no-referrer`` and ``Cache-Control:
   no-store`` (pages show personal data; a shared cache must never keep them), and HSTS
   when the portal is served over TLS;
@@ -21,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 __all__ = ["SECURITY_HEADERS", "Guard"]
 
 SECURITY_HEADERS: dict[str, str] = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; connect-src 'self'; "
+    "style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

@@ -169,6 +169,8 @@ class PortalIndex:
             "undecodable": stats.undecodable,
             "bad_checkpoints": stats.bad_checkpoints,
             "gaps": stats.gaps,
+            "bad_heads": stats.bad_heads,
+            "witness_alarms": stats.witness_alarms,
             "releases_rejected": self.releases_rejected,
             "directory_rejected": self.directory_rejected,
             "last_contact_s": None

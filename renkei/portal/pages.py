@@ -1,7 +1,10 @@
 """What a citizen reads: records as JSON for the API, and the pages, from Jinja2 templates.
 
 The templates (``templates/``) are rendered with autoescape on, so every value from the
-trail or the directory — a legal basis, an agency's name — is text, never markup.
+trail or the directory — a legal basis, an agency's name — is text, never markup. The
+history page is a table and a timeline; each row carries, as ``data-`` attributes, the
+record fields its words were made from, which its script (``static/verify.js``) checks
+against the record's bytes once it has proven them (:mod:`.evidence`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .auth import login_message
+from .evidence import evidence_json, keys_json
 from .index import PortalIndex, Row
 from .labels import ITEMS, STEP_TITLES, describe, jst
 
@@ -53,7 +57,7 @@ def record_json(index: PortalIndex, row: Row) -> dict[str, Any]:
         "outcome": row.error_code,
         "text_ja": ja,
         "text_en": en,
-    }  # fmt: skip
+    } | evidence_json(index.trail, row)  # fmt: skip
 
 
 def login_page(challenge: str, portal_id: str, error: str | None, status: int) -> HTMLResponse:
@@ -66,25 +70,45 @@ def login_page(challenge: str, portal_id: str, error: str | None, status: int) -
 
 
 def history_page(index: PortalIndex, rows: list[Row], complete: bool) -> HTMLResponse:
-    """The history table of ``rows`` (newest first)."""
-    shown = []
+    """The history of ``rows`` (newest first) as a table and a timeline by day (JST)."""
+    names = index.names
+    shown: list[dict[str, Any]] = []
     for row in rows:
         ja, en = describe(
             row.step, row.actor, row.requester, row.provider, row.scenario_id, row.items,
-            row.error_code, index.names,
+            row.error_code, names,
         )  # fmt: skip
         title_ja, title_en = STEP_TITLES.get(row.step, (row.step, row.step))
+        requester = row.requester or row.actor
+        when = jst(row.occurred_ms)
         shown.append(
             {
+                "record": f"{row.partition}:{row.position}" if row.partition >= 0 else "",
                 "step": row.step,
-                "when": jst(row.occurred_ms),
+                "when": when,
+                "day": when[:10],
+                "time": when[11:],
                 "title_ja": title_ja,
                 "title_en": title_en,
                 "text_ja": ja,
                 "text_en": en,
+                "requester_id": requester,
+                "requester": names.agency(requester),
+                "provider_id": row.provider or "",
+                "provider": None if row.provider is None else names.agency(row.provider),
+                "duty": names.duties.get(row.scenario_id or ""),
                 "legal_basis": row.legal_basis or "",
+                "item_codes": " ".join(row.items),
                 "item_labels": [_item(i) for i in row.items],
             }
         )
-    document = _templates.get_template("history.html").render(rows=shown, complete=complete)
+    days: list[tuple[str, list[dict[str, Any]]]] = []
+    for entry in shown:
+        if not days or days[-1][0] != entry["day"]:
+            days.append((str(entry["day"]), []))
+        days[-1][1].append(entry)
+    keys = keys_json(index.trail.trusted if index.trail is not None else None)
+    document = _templates.get_template("history.html").render(
+        rows=shown, days=days, complete=complete, keys=keys
+    )
     return HTMLResponse(document)
