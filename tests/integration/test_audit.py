@@ -35,6 +35,7 @@ from renkei.audit.verify import VerifyReport, verify_trail
 from renkei.auditchain import TrustedKeys
 from renkei.errors import ExchangeError, HubRefusedError
 from renkei.topics import Topics, TopicSpec, ensure_topics
+from renkei.treehead import is_tree_head
 from schemas.codec import default_codec
 from schemas.models import AuditCheckpoint, AuditRecord, ErrorCode, ForwardedRequest
 from tests.integration.hub_env import HubEnv, eventually, hub_env
@@ -240,9 +241,14 @@ def is_checkpoint(value: bytes) -> bool:
     return value[2:10] == CODEC.fingerprint(AuditCheckpoint)
 
 
+def is_signature(value: bytes) -> bool:
+    """A checkpoint or a tree head: not an audit record."""
+    return is_checkpoint(value) or is_tree_head(value, CODEC)
+
+
 def record_index(values: list[bytes], n: int) -> int:
     """Offset (in the copy) of the ``n``-th audit record of the partition."""
-    return [i for i, v in enumerate(values) if not is_checkpoint(v)][n]
+    return [i for i, v in enumerate(values) if not is_signature(v)][n]
 
 
 def edit(values: list[bytes]) -> int:
@@ -257,13 +263,13 @@ def remove(values: list[bytes]) -> int:
     at = record_index(values, 4)
     del values[at]
     # verify names the first record after the gap (a checkpoint may stand in between)
-    return next(i for i in range(at, len(values)) if not is_checkpoint(values[i]))
+    return next(i for i in range(at, len(values)) if not is_signature(values[i]))
 
 
 def swap(values: list[bytes]) -> int:
     a = next(
         i for i in range(2, len(values) - 1)
-        if not is_checkpoint(values[i]) and not is_checkpoint(values[i + 1])
+        if not is_signature(values[i]) and not is_signature(values[i + 1])
     )  # fmt: skip
     values[a], values[a + 1] = values[a + 1], values[a]
     return a
