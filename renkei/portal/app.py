@@ -12,6 +12,7 @@
 ``POST /login``            the login form → ``/history``
 ``GET  /history``          the history page, in Japanese and English
 ``POST /logout``           ends the session → ``/``
+``/register``, ``/api/passkey/*``  passkeys: :mod:`.passkey_routes`
 ``GET  /healthz``          what is indexed, what waits or was rejected; 503 unless caught up
 =========================  =============================================================
 
@@ -41,6 +42,8 @@ from .auth import Authenticator, Session
 from .guard import Guard
 from .index import PortalIndex
 from .pages import history_page, login_page, record_json
+from .passkey_routes import passkey_router
+from .passkeys import Passkeys
 from .refusals import FAILED, FORM, JSON, THROTTLED, LoginRequest, add_refusals, too_many
 from .scripts import add_script_routes
 from .settings import PortalTrust
@@ -73,6 +76,7 @@ def create_app(
     limits: LoginLimits | None = None,
     tls: bool = False,
     stale_after_s: float = 300,
+    passkeys: Passkeys | None = None,
 ) -> FastAPI:
     """The portal app. With ``kafka``, ``topics``, ``codec`` and ``trust`` it follows the
     trail itself, believing only what verifies against ``trust``; without, ``index`` is
@@ -81,6 +85,8 @@ def create_app(
     :param limits: login rate limits (default :class:`LoginLimits`).
     :param tls: served over HTTPS: ``Secure`` cookies and HSTS.
     :param stale_after_s: ``/healthz`` says "stuck" once a record waited this long.
+    :param passkeys: passkey registration and login (:mod:`.passkey_routes`); with
+        ``kafka`` and ``topics`` it follows their topics itself.
     :raises ConfigurationError: Kafka without pinned trust, or a trail without verifier.
     """
     following = kafka is not None and topics is not None and codec is not None
@@ -91,13 +97,16 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         from .follow import follow
+        from .passkey_follow import start_following
 
         task = None
         if kafka is not None and topics is not None and codec is not None and trust is not None:
             task = asyncio.create_task(follow(index, kafka, topics, codec, trust))
+        stop_passkeys = start_following(passkeys, kafka, topics)
         try:
             yield
         finally:
+            await stop_passkeys()
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -131,6 +140,9 @@ def create_app(
             samesite="strict", secure=tls, path="/",
         )  # fmt: skip
         return response
+
+    if passkeys is not None:
+        app.include_router(passkey_router(passkeys, per_ip, with_cookie))
 
     def complete() -> bool:
         return bool(index.health(stale_after_s)["caught_up"])

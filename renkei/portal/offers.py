@@ -185,4 +185,3 @@ def _check(public_key: bytes, message: bytes, signature: str) -> None:
     except (binascii.Error, ValueError):
         raise SignatureError("the signature is not base64") from None
     verify(public_key, message, raw)
-
