@@ -154,8 +154,9 @@ def judge_tree(
     :param explained: positions the chain's findings already name (edited, removed).
     :param anchor_pos: the chain position of ``at_position[0]``; roots are checked only
         from 0 (a verification started mid-trail has no earlier leaves).
-    :param heads_expected: the trail has tree heads (a trail written before them has none,
-        and then no record is "after the last head").
+    :param heads_expected: every record must be covered by a head (verify: the partition
+        has a valid one; a partition written before tree heads has none, and then no
+        record is "after the last head").
     """
     chain_len = anchor_pos + len(at_position)
     contiguous = 0

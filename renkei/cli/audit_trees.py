@@ -50,16 +50,18 @@ def print_partitions(report: VerifyReport) -> None:
             "-" if p.signed_through is None else str(p.signed_through), str(p.unsigned_records),
         )  # fmt: skip
     console.print(table)
-    if any(p.tree_heads for p in report.partitions):
+    headless = [p for p in report.partitions if p.records and not p.tree_size]
+    if any(p.tree_size for p in report.partitions):
         console.print(
             "tree heads: the hub signs every commit, so no record may stand after the last "
             "head (after-last-head)"
         )
-    elif report.records:
-        unsigned = sum(p.unsigned_records for p in report.partitions)
+    if headless:
+        unsigned = sum(p.unsigned_records for p in headless)
+        names = ", ".join(str(p.partition) for p in headless)
         console.print(
-            f"no tree heads (a trail from before them): {unsigned} record(s) after the last "
-            "checkpoint are not signed yet"
+            f"no tree head in partition(s) {names} (written before tree heads): "
+            f"{unsigned} record(s) there after the last checkpoint are not signed yet"
         )
 
 
