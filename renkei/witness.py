@@ -274,7 +274,7 @@ class Witness:
         return alarm
 
     def save(self) -> None:
-        """Write the state file if anything changed (a temporary file, then renamed)."""
+        """Write the state file if anything changed (a temporary file, synced, then renamed)."""
         if self.state_path is None or not self._dirty:
             return
         doc = {"format": STATE_FORMAT, "heads": self.export(),
@@ -282,7 +282,10 @@ class Witness:
                "alarms": self.alarms}  # fmt: skip
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_name(f".{self.state_path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        with tmp.open("w") as out:
+            out.write(json.dumps(doc, indent=1) + "\n")
+            out.flush()
+            os.fsync(out.fileno())  # a crash leaves the old state or the new, never half
         os.replace(tmp, self.state_path)
         self._dirty = False
 

@@ -67,8 +67,8 @@ async def test_the_follower_accepts_a_log_then_catches_a_fork_and_a_truncated_re
     principals: Principals, topics: Topics, tmp_path: Path
 ) -> None:
     kafka = principals.admin
-    log, other = History(new_signer()), History(new_signer(), partition=1)
-    other.signer = log.signer
+    log = History(new_signer())
+    other = History(log.signer, partition=1)
     trust = trust_of(log.signer)
     state = tmp_path / "witness.json"
     await heads_topic(kafka, topics)
