@@ -1,7 +1,11 @@
-"""``renkei portal serve | pin-operator | register-citizen | citizen-key | sign``: the portal.
+"""``renkei portal serve | pin-operator | offer | registrar | register-citizen | citizen-key
+| sign``: the portal.
 
-``citizen-key`` and ``sign`` stand in for the My Number card and its reader app: the
-first makes a citizen's key pair, the second signs the portal's login challenge.
+``offer`` is the registry's counter: it publishes a signed passkey registration offer and
+prints the one-time code to hand to the citizen; ``registrar`` is the hub side that turns
+offers into registrations the portal believes (it needs the master secret). ``citizen-key``
+and ``sign`` stand in for the My Number card and its reader app: the first makes a
+citizen's key pair, the second signs the portal's login challenge.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ def serve(
         TrailVerifier,
         create_app,
     )
+    from renkei.portal.passkeys import PasskeyConfig, Passkeys
     from renkei.portal.settings import load_or_create_secret
     from schemas.codec import default_codec
 
@@ -91,11 +96,15 @@ def serve(
         session_ttl_s=settings.session_ttl_s, resident_limit=settings.login_limit_resident,
         store=_storage(settings.limits_storage),
     )  # fmt: skip
+    origins = tuple(o.strip() for o in settings.origins.split(",") if o.strip()) or (
+        f"{'https' if settings.tls else 'http'}://{settings.rp_id}:{port}",
+    )
+    passkeys = Passkeys(auth, PasskeyConfig(settings.rp_id, origins), trust.audit_keys)
     app = create_app(
         PortalIndex(TrailVerifier(trust.audit_keys, codec)), auth,
         kafka=KafkaSettings().kafka_kwargs(), topics=Topics(prefix), codec=codec, trust=trust,
         limits=LoginLimits(settings.login_limit_ip, settings.limits_storage), tls=settings.tls,
-        stale_after_s=settings.stale_after_s,
+        stale_after_s=settings.stale_after_s, passkeys=passkeys,
     )  # fmt: skip
     uvicorn.run(
         app, host=host, port=port, log_level="warning",
@@ -130,6 +139,53 @@ def pin_operator(
 
     write_operator_key(out, keystore.load(key_dir, "operator").signing.public_bytes)
     console.print(f"wrote {out}")
+
+
+@portal_app.command("offer")
+@friendly_errors
+def offer(
+    resident_code: Annotated[str, typer.Option(help="The citizen's resident code.")],
+    key_dir: KeyDir = Path(".renkei/keys"),
+    prefix: Prefix = "",
+    ttl_days: Annotated[int, typer.Option(help="Days the code may be used.")] = 7,
+) -> None:
+    """The registry's counter: offer a passkey registration; prints the one-time code to
+    hand to the citizen (it is not kept anywhere; a new offer revokes earlier passkeys)."""
+    from renkei.crypto import keystore
+    from renkei.portal.registrar import publish_offer
+
+    if not (len(resident_code) == 11 and resident_code.isdigit()):
+        raise ConfigurationError("a resident code is 11 digits")
+    registry = keystore.load(key_dir, "registry").signing
+    made, code = asyncio.run(
+        publish_offer(KafkaSettings().kafka_kwargs(), Topics(prefix), registry, resident_code,
+                      ttl_s=ttl_days * 86400)
+    )  # fmt: skip
+    console.print(f"offer {made.offer_id} for {resident_code}; registration code:")
+    print("-".join(code[i : i + 4] for i in range(0, len(code), 4)))
+
+
+@portal_app.command("registrar")
+@friendly_errors
+def registrar(key_dir: KeyDir = Path(".renkei/keys"), prefix: Prefix = "") -> None:
+    """The hub side of passkey registration (runs until stopped): every offer the pinned
+    registry key signed becomes a registration with the person's audit key, signed with
+    the audit signing key, on hub.portal.registrations. Pins the registry's key as the hub
+    does (RENKEI_HUB_REGISTRY_PUBLIC_KEY_FILE, default the bundle in the key folder)."""
+    from hub_stream.settings import HubSettings
+    from hub_stream.trust import load_roots
+    from hub_stream.worker import load_hub_keys
+    from renkei.auditchain import load_or_create_signer
+    from renkei.portal.registrar import run_registrar
+
+    settings = HubSettings(key_dir=key_dir)
+    keyring, _ = load_hub_keys(settings)
+    roots = load_roots(settings)
+    console.print("registrar: following registry.portal")
+    asyncio.run(
+        run_registrar(KafkaSettings().kafka_kwargs(), Topics(prefix), keyring,
+                      load_or_create_signer(key_dir), roots.registry)
+    )  # fmt: skip
 
 
 @portal_app.command("register-citizen")

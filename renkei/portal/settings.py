@@ -91,6 +91,17 @@ class PortalSettings(BaseSettings):
     session_ttl_s: int = Field(
         default=900, description="RENKEI_PORTAL_SESSION_TTL_S: how long a session lasts."
     )
+    rp_id: str = Field(
+        default="localhost",
+        description="RENKEI_PORTAL_RP_ID: the host name passkeys are bound to (WebAuthn's "
+        "relying party id): the portal's own host, e.g. portal.city.example.",
+    )
+    origins: str = Field(
+        default="",
+        description="RENKEI_PORTAL_ORIGINS: the origins the browser may report at a passkey "
+        "ceremony, comma-separated (https://portal.city.example); default the RP id with "
+        "the port served, http:// or, with RENKEI_PORTAL_TLS, https://.",
+    )
     stale_after_s: float = Field(
         default=300,
         description="RENKEI_PORTAL_STALE_AFTER_S: /healthz reports the portal stuck when a "
