@@ -89,6 +89,9 @@ def verify_command(
 
     trusted = TrustedKeys.load(trust or key_dir / TRUST_FILE)
     codec = default_codec()
+    if against is not None and (since or until):
+        # the proofs need today's whole tree, from position 0 to the latest head
+        raise ConfigurationError("--against reads the whole trail: no --from or --to")
     earlier = SignedHead.load_all(against.read_text(), codec) if against is not None else []
     name = topic or Topics(prefix).audit
     progress = Progress(
