@@ -92,7 +92,13 @@ def verify_command(
     if against is not None and (since or until):
         # the proofs need today's whole tree, from position 0 to the latest head
         raise ConfigurationError("--against reads the whole trail: no --from or --to")
-    earlier = SignedHead.load_all(against.read_text(), codec) if against is not None else []
+    earlier: list[SignedHead] = []
+    if against is not None:
+        try:
+            text = against.read_text()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {against}: {exc}") from exc
+        earlier = SignedHead.load_all(text, codec)
     name = topic or Topics(prefix).audit
     progress = Progress(
         TextColumn("verifying {task.description}"),
