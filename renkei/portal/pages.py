@@ -9,6 +9,7 @@ against the record's bytes once it has proven them (:mod:`.evidence`).
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from fastapi.responses import HTMLResponse
@@ -107,8 +108,11 @@ def history_page(index: PortalIndex, rows: list[Row], complete: bool) -> HTMLRes
         if not days or days[-1][0] != entry["day"]:
             days.append((str(entry["day"]), []))
         days[-1][1].append(entry)
-    keys = keys_json(index.trail.trusted if index.trail is not None else None)
+    trusted = index.trail.trusted if index.trail is not None else None
+    key_list = [] if trusted is None else sorted(
+        (key_id, base64.b64encode(public).decode()) for key_id, public in trusted.keys.items()
+    )  # fmt: skip
     document = _templates.get_template("history.html").render(
-        rows=shown, days=days, complete=complete, keys=keys
+        rows=shown, days=days, complete=complete, keys=keys_json(trusted), key_list=key_list
     )
     return HTMLResponse(document)

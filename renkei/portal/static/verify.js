@@ -291,7 +291,8 @@
       const en_ = document.createElement('span');
       en_.className = 'en';
       en_.textContent = ok ? ' verified' : ` ${en}`;
-      cell.append(document.createElement('br'), en_);
+      if (element.tagName === 'TR') cell.append(document.createElement('br'));
+      cell.append(en_);
       element.dataset.verdict = ok ? 'verified' : 'failed';
       if (!ok) element.dataset.reason = en;
     }
