@@ -11,13 +11,14 @@ import pytest
 from hub_stream import enrolment
 from hub_stream.audit import AuditTrail
 from hub_stream.checkpoints import ChainHead
+from hub_stream.ids import derive_id
 from hub_stream.outputs import Output
 from hub_stream.state import Table
 from hub_stream.treeheads import TreeHeads
 from renkei.auditchain import GENESIS, TRUST_FILE, TrustedKeys, chain_hash, load_or_create_signer
 from renkei.errors import SignatureError
 from renkei.merkle import Frontier, MerkleTree, leaf_hash
-from renkei.treehead import SignedHead, is_tree_head
+from renkei.treehead import SignedHead, build_head, is_tree_head
 from schemas.codec import default_codec
 from schemas.models import AuditRecord, AuditStep
 from tests.unit.hub_world import NUMBERS, World
@@ -224,3 +225,22 @@ def test_a_chain_head_without_a_tree_gets_no_heads(
     assert ChainHead.from_bytes(new.to_bytes()) == new
     assert new.frontier is not None
     assert new.frontier.root() == tree.root()
+
+
+@pytest.mark.parametrize("now_ms", [1_000, 1_700_000_000_123, 1_764_633_600_999])
+def test_the_hub_writes_the_bytes_build_head_makes(tmp_path: Path, now_ms: int) -> None:
+    """The hub's compiled writer and libsodium make exactly renkei.treehead's head."""
+    heads: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
+    trail = _trail(tmp_path, heads)
+    records = [_record(trail, n) for n in range(3)]
+    trail.checkpoints(now_ms)
+    records += [_record(trail, n) for n in range(3, 8)]
+    (out, _) = trail.checkpoints(now_ms)
+    tree = MerkleTree(map(leaf_hash, records))
+    expected = build_head(
+        load_or_create_signer(tmp_path), CODEC, partition=0, tree_size=8,
+        root_hash=tree.root(), chain_hash=chain_hash(records[-1]), previous_size=3,
+        consistency=tree.consistency_proof(3), now_ms=now_ms,
+        message_id=derive_id("audit-tree-head", "0", "8"),
+    )  # fmt: skip
+    assert out.value == expected
