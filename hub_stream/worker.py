@@ -124,8 +124,9 @@ class HubService(mode.Service):
                 self.readiness, settings.health_port, settings.health_host, self.metrics.render
             )
             if settings.lag_check_ms:
-                hub_topics = [self.topics.audit, self.topics.audit_signatures,
-                              self.topics.deadletter, self.topics.directory, self.topics.control,
+                hub_topics = [self.topics.audit, self.topics.audit_heads,
+                              self.topics.audit_signatures, self.topics.deadletter,
+                              self.topics.directory, self.topics.control,
                               *(self.topics.state(s) for s in STATE_TOPICS)]  # fmt: skip
                 self.lag = LagWatch(
                     kafka, self.topics, lambda: self.hub.directory.agencies.keys(), hub_topics
