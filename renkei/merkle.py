@@ -260,6 +260,24 @@ class MerkleTree:
         for leaf in leaves:
             self.append(leaf)
 
+    @classmethod
+    def from_leaf_bytes(cls, leaves: bytes | bytearray) -> MerkleTree:
+        """The tree over leaf hashes packed 32 bytes each: what :meth:`append` builds one
+        at a time, level by level in bulk (one hash a node, no per-leaf bookkeeping: the
+        verifier builds trees of millions of leaves)."""
+        if len(leaves) % 32:
+            raise ValueError("leaf hashes are 32 bytes each")
+        tree = cls()
+        below = bytes(leaves)
+        tree._levels = [bytearray(below)]
+        while len(below) >= 64:
+            pairs = len(below) // 64 * 64
+            below = b"".join(
+                [_sha256(b"\x01" + below[i : i + 64]).digest() for i in range(0, pairs, 64)]
+            )
+            tree._levels.append(bytearray(below))
+        return tree
+
     @property
     def size(self) -> int:
         return len(self._levels[0]) // 32

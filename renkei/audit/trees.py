@@ -164,12 +164,13 @@ def judge_tree(
         contiguous += 1
     tree = MerkleTree()
     chain_offsets: list[int] = []
-    if anchor_pos == 0:
-        for p in range(contiguous):
-            i = at_position[p]
-            assert i is not None
-            tree.append(bytes(leaves[i * 32 : i * 32 + 32]))
-            chain_offsets.append(offsets[i])
+    if anchor_pos == 0 and heads.valid:  # without a head there is no root to hold it to
+        order = [i for i in at_position[:contiguous] if i is not None]
+        if order == list(range(contiguous)):
+            tree = MerkleTree.from_leaf_bytes(leaves[: contiguous * 32])  # the usual case
+        else:
+            tree = MerkleTree.from_leaf_bytes(b"".join(leaves[i * 32 : i * 32 + 32] for i in order))
+        chain_offsets = [offsets[i] for i in order]
     out = ChainTree(heads.partition, tree, chain_offsets, heads.latest, end_offset)
     last_chained = max((i for i in at_position if i is not None), default=None)
     after = offsets[last_chained] + 1 if last_chained is not None else end_offset

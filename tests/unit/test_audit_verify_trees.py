@@ -210,3 +210,24 @@ def test_proof_ranges_name_the_nodes_of_a_consistency_proof(new: int) -> None:
     for old in range(1, new):
         ranges = proof_ranges(old, new)
         assert [tree.subtree(a, b) for a, b in ranges] == consistency_proof(tree.subtree, old, new)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 7, 8, 9, 33, 64, 100])
+def test_bulk_built_tree_is_the_appended_tree(n: int) -> None:
+    """verify builds its trees with MerkleTree.from_leaf_bytes: the same tree as append's."""
+    leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(n)]
+    bulk = MerkleTree.from_leaf_bytes(b"".join(leaves))
+    one_by_one = MerkleTree(leaves)
+    assert bulk.size == n
+    for a in range(n + 1):
+        for b in range(a, n + 1):
+            assert bulk.subtree(a, b) == one_by_one.subtree(a, b)
+    bulk.append(leaf_hash(b"next"))  # and it grows on as a tree built by append does
+    one_by_one.append(leaf_hash(b"next"))
+    assert bulk.root() == one_by_one.root()
+    assert bulk.inclusion_proof(n) == one_by_one.inclusion_proof(n)
+
+
+def test_bulk_build_refuses_a_partial_hash() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        MerkleTree.from_leaf_bytes(b"\x00" * 33)
