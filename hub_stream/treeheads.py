@@ -143,8 +143,9 @@ def _behind(head: ChainHead | None) -> int | None:
 
 
 def _needs_tree(head: ChainHead) -> bool:
-    """A chain head whose tree the hub does not know (written before tree heads)."""
-    return head.count is not None and head.count > 0 and head.tree_size is None
+    """A committed chain head whose tree the hub does not know: written before tree heads,
+    or by a trail that kept none (a committed tree always ends where the chain does)."""
+    return head.count is not None and head.count > 0 and head.tree_size != head.count
 
 
 async def rebuild_trees(
@@ -154,8 +155,9 @@ async def rebuild_trees(
     codec: Codec,
     only: Collection[int] | None = None,
 ) -> list[int]:
-    """Rebuild the tree of every partition whose committed chain head has none, from the
-    partition's AuditRecords (``read_committed``, in offset order, which is chain order).
+    """Rebuild the tree of every partition whose committed chain head has none (or one
+    that ends before the chain), from the partition's AuditRecords (``read_committed``,
+    in offset order, which is chain order).
 
     Call after the chain table is restored and before any batch. The rebuilt head is
     loaded as committed (no change staged): the next head written for the partition
