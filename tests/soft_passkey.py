@@ -26,11 +26,15 @@ class SoftPasskey:
 
     :param origin: what the browser reports as the page's origin.
     :param verified: whether the authenticator verified the user (PIN, fingerprint).
+    :param counting: whether it counts its uses (synced passkeys answer 0 every time).
     """
 
-    def __init__(self, origin: str = "http://localhost:8080", *, verified: bool = True) -> None:
+    def __init__(
+        self, origin: str = "http://localhost:8080", *, verified: bool = True, counting: bool = True
+    ) -> None:
         self.origin = origin
         self.verified = verified
+        self.counting = counting
         self.key = ec.generate_private_key(ec.SECP256R1())
         self.credential_id = os.urandom(16)
         self.sign_count = 0
@@ -67,7 +71,8 @@ class SoftPasskey:
 
     def get(self, options: dict[str, Any], rp_id: str = "localhost") -> dict[str, Any]:
         """``navigator.credentials.get()``: an assertion, with the sign count one higher."""
-        self.sign_count += 1
+        if self.counting:
+            self.sign_count += 1
         auth_data = (
             hashlib.sha256(options.get("rpId", rp_id).encode()).digest()
             + bytes([self._flags()]) + self.sign_count.to_bytes(4, "big")

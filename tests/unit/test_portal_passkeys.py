@@ -219,6 +219,23 @@ async def test_a_replayed_assertion_or_a_cloned_count_is_refused(world: World) -
     await login(passkeys, device)  # the genuine authenticator, further on
 
 
+async def test_a_challenge_works_once_and_not_for_long(world: World) -> None:
+    """A passkey that does not count (a synced one answers 0 each time): only the
+    challenge stops a replay."""
+    passkeys, device = world.portal(), SoftPasskey(ORIGIN, counting=False)
+    await register(passkeys, device, world.offer(passkeys))
+    options = passkeys.login_options()
+    assertion = device.get(options["publicKey"])
+    await passkeys.login(options["challenge"], assertion)
+    with pytest.raises(AuthenticationError):
+        await passkeys.login(options["challenge"], assertion)
+    options = passkeys.login_options()
+    world.clock.now += passkeys.auth.challenge_ttl_s + 1
+    with pytest.raises(AuthenticationError):
+        await passkeys.login(options["challenge"], device.get(options["publicKey"]))
+    await login(passkeys, device)
+
+
 async def test_an_unknown_or_unverified_passkey_is_refused(world: World) -> None:
     passkeys, device = world.portal(), SoftPasskey(ORIGIN)
     await register(passkeys, device, world.offer(passkeys))
