@@ -108,6 +108,7 @@ def start_following(
     """Start :func:`follow_passkeys` when there are passkeys and Kafka; return what stops it."""
     task = None
     if passkeys is not None and kafka is not None and topics is not None:
+        passkeys.durable = True
         task = asyncio.create_task(follow_passkeys(passkeys, kafka, topics))
 
     async def stop() -> None:

@@ -126,6 +126,9 @@ class Passkeys:
         self.consumed: set[str] = set()  # offer ids a passkey was registered with
         self.rejected = 0  # records on either topic that did not verify
         self.writer: Writer | None = None  # writes portal.credentials (key, value)
+        # Set by the follower: passkeys must reach portal.credentials, or other processes
+        # (and this one after a restart) would not know them; without Kafka, memory only.
+        self.durable = False
         self._records = auth.serializer(_SALT_CREDENTIAL)
         self._challenges = auth.serializer(_SALT_REGISTER)
         auth.passkey_sessions = self.session_audit_key
@@ -180,9 +183,18 @@ class Passkeys:
         self._sessions[key] = credential.credential_id
 
     async def _store(self, credential: Credential) -> None:
-        self._remember(credential)
+        """Write ``credential`` to the topic (acknowledged), then remember it.
+
+        :raises AuthenticationError: the topic cannot be written now.
+        """
         if self.writer is not None:
-            await self.writer(credential.credential_id, self.record(credential))
+            try:
+                await self.writer(credential.credential_id, self.record(credential))
+            except Exception as exc:  # any Kafka failure: refuse rather than forget it
+                raise AuthenticationError(f"portal.credentials: {type(exc).__name__}") from exc
+        elif self.durable:
+            raise AuthenticationError("portal.credentials is not reachable")
+        self._remember(credential)
 
     def _current(self, credential: Credential) -> Registration | None:
         registration = self.registrations.get(credential.resident_code)
@@ -272,7 +284,11 @@ class Passkeys:
             registration.resident_code, offer_id, registration.audit_key,
             int(self._clock() * 1000),
         )  # fmt: skip
-        await self._store(stored)
+        try:
+            await self._store(stored)
+        except AuthenticationError as exc:
+            self.auth.store.clear(f"renkei-portal/used/offer/{offer_id}")  # the code still works
+            raise RegistrationError(str(exc)) from exc
         return self.auth.issue(stored.resident_code, stored.public_key, registration.audit_key)
 
     # -- login -----------------------------------------------------------------------

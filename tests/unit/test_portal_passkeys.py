@@ -282,6 +282,25 @@ async def test_another_process_learns_passkeys_from_the_topic(world: World) -> N
     await login(second, device)  # 2
 
 
+async def test_a_passkey_the_topic_did_not_take_is_not_registered(world: World) -> None:
+    passkeys, device = world.portal(), SoftPasskey(ORIGIN)
+    code = world.offer(passkeys)
+
+    async def broken(key: str, value: bytes) -> None:
+        raise ConnectionError("broker gone")
+
+    working, passkeys.writer = passkeys.writer, broken
+    with pytest.raises(RegistrationError, match=r"portal\.credentials"):
+        await register(passkeys, device, code)
+    assert passkeys.credentials == {}
+    passkeys.writer, passkeys.durable = None, True  # following Kafka, not connected now
+    with pytest.raises(RegistrationError, match="not reachable"):
+        await register(passkeys, device, code)
+    passkeys.writer = working  # connected again: the code still works
+    await register(passkeys, device, code)
+    assert len(world.topic) == 1
+
+
 def test_the_offer_as_the_contract_specifies_it(world: World) -> None:
     """docs/contract.md, "Passkey registration offers", with plain Ed25519 and JSON."""
     key = Ed25519PrivateKey.generate()
