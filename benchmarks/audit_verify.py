@@ -1,18 +1,31 @@
-"""How fast ``renkei audit verify`` re-reads a trail, beside a bare aiokafka read of it.
+"""How fast ``renkei audit verify`` re-reads a trail, with and without tree heads, beside a bare
+aiokafka read of it; ``prove`` for one request; Merkle proofs over 10 million records.
 
-    .venv/bin/python -m benchmarks.audit_verify [records]
+    .venv/bin/python -m benchmarks.audit_verify [records] [--tree-leaves N]
 
-Writes ``records`` (default 300,000) audit records, hash-chained and checkpointed by the
-hub's own code (every 1,000 records per partition), to a fresh 3-partition topic; then
-reads it twice: a bare ``AIOKafkaConsumer`` loop that only counts (the baseline), and
-``verify_trail`` (reads, hashes every record, links the chain, checks every checkpoint's
-signature). Prints records/s of both and their ratio.
+Writes ``records`` (default 300,000) audit records, hash-chained, checkpointed (every
+1,000 records per partition) and tree-headed by the hub's own code (``AuditTrail``,
+``Checkpointer``, ``TreeHeads``: one signed head per partition for every commit of 5,000
+records), twice in the same run to fresh 3-partition topics: *chain-only* (the heads
+left out: a trail as before tree heads) and *with tree heads*. Then reads them: a bare
+``AIOKafkaConsumer`` loop that only counts (the baseline), ``verify_trail`` on the
+chain-only trail (hashes every record, links the chain, checks every checkpoint's
+signature) and on the trail with heads (also every head's signature, the leaf hashes,
+the Merkle tree of each partition and every head's root), and ``prove`` for one request
+on the latter (the same pass plus the exchange's records and their inclusion proofs).
+Prints records/s and ratios.
+
+Then, without Kafka, a ``MerkleTree`` of ``--tree-leaves`` (default 10,000,000) leaves
+built as verify builds it: time, memory, and the time of one inclusion proof (made and
+verified) and one consistency proof at that size. ``--tree-leaves 0`` skips it.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import sys
+import random
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -24,49 +37,63 @@ from aiokafka.admin import AIOKafkaAdminClient
 from benchmarks.common import broker, prefix
 from hub_stream.audit import AuditTrail
 from hub_stream.checkpoints import ChainHead, Checkpointer
+from hub_stream.outputs import Output
 from hub_stream.state import Table
-from renkei.audit.verify import verify_trail
+from hub_stream.treeheads import TreeHeads
+from renkei.audit.proofs import prove
+from renkei.audit.verify import VerifyReport, verify_trail
 from renkei.auditchain import TrustedKeys, load_or_create_signer
+from renkei.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from renkei.topics import TopicSpec, ensure_topics
+from renkei.treehead import is_tree_head
 from schemas.codec import default_codec
 from schemas.models import AuditStep
 
 PARTITIONS = 3
+COMMIT = 5000  # records per hub commit (one tree head per partition each)
 
 
-async def write_trail(kafka: dict[str, Any], topic: str, records: int, key_dir: Path) -> None:
+def make_trail(topic: str, records: int, key_dir: Path) -> list[Output]:
+    """The hub's outputs for ``records`` records to ``topic``, commit after commit."""
     codec = default_codec()
     signer = load_or_create_signer(key_dir)
     heads: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
     trail = AuditTrail(
         topic, PARTITIONS, codec, heads,
         Checkpointer(topic, PARTITIONS, signer, codec, 1000, 10**12),
+        tree_heads=TreeHeads(topic, f"{topic}.heads", signer, codec),
     )  # fmt: skip
+    outputs: list[Output] = []
+    for start in range(0, records, COMMIT):
+        outputs += [
+            trail.record(
+                AuditStep.FORWARDED,
+                cause=f"{n:032x}",
+                actor="city-shinagawa",
+                audit_key=f"{n % 100_000:032x}",
+                requester="city-shinagawa",
+                provider="jps",
+                scenario_id="S003",
+                legal_basis="番号法第19条第8号 主務省令第2条の表 第26項",
+                items=("pension.benefit_status",),
+                request_id=f"r{n}",
+                hub_request_id=f"{n:032x}",
+            )
+            for n in range(start, min(records, start + COMMIT))
+        ]
+        outputs += [o for o in trail.checkpoints(int(time.time() * 1000)) if o.topic == topic]
+        heads.commit()
+    return outputs
+
+
+async def write(kafka: dict[str, Any], topic: str, outputs: list[Output]) -> None:
     producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=20, max_batch_size=512 * 1024)
     await producer.start()
     try:
-        for start in range(0, records, 5000):
-            outputs = [
-                trail.record(
-                    AuditStep.FORWARDED,
-                    cause=f"{n:032x}",
-                    actor="city-shinagawa",
-                    audit_key=f"{n % 100_000:032x}",
-                    requester="city-shinagawa",
-                    provider="jps",
-                    scenario_id="S003",
-                    legal_basis="番号法第19条第8号 主務省令第2条の表 第26項",
-                    items=("pension.benefit_status",),
-                    request_id=f"r{n}",
-                    hub_request_id=f"{n:032x}",
-                )
-                for n in range(start, min(records, start + 5000))
-            ]
-            outputs += trail.checkpoints(int(time.time() * 1000))
-            heads.commit()
+        for start in range(0, len(outputs), COMMIT):
             sends = [
-                await producer.send(o.topic, o.value, key=o.key, partition=o.partition)
-                for o in outputs
+                await producer.send(topic, o.value, key=o.key, partition=o.partition)
+                for o in outputs[start : start + COMMIT]
             ]
             await asyncio.gather(*sends)
     finally:
@@ -94,37 +121,118 @@ async def bare_read(kafka: dict[str, Any], topic: str) -> int:
         await consumer.stop()
 
 
-async def main(records: int) -> None:
+async def timed_verify(
+    kafka: dict[str, Any], topic: str, trusted: TrustedKeys
+) -> tuple[VerifyReport, float]:
+    started = time.perf_counter()
+    report = await verify_trail(kafka, topic, trusted, default_codec())
+    return report, time.perf_counter() - started
+
+
+async def kafka_part(records: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         async with broker(Path(tmp) / "kafka") as bootstrap:
             kafka = {"bootstrap_servers": bootstrap}
-            topic = f"{prefix()}hub.audit"
+            base = f"{prefix()}hub.audit"
+            chain_topic, tree_topic = f"{base}.chain-only", f"{base}.tree-heads"
             admin = AIOKafkaAdminClient(**kafka)
             await admin.start()
-            await ensure_topics(admin, [TopicSpec(topic, PARTITIONS)])
+            await ensure_topics(
+                admin, [TopicSpec(chain_topic, PARTITIONS), TopicSpec(tree_topic, PARTITIONS)]
+            )
             try:
                 started = time.perf_counter()
-                await write_trail(kafka, topic, records, Path(tmp) / "keys")
-                print(f"wrote {records:,} records in {time.perf_counter() - started:.1f} s")
+                outputs = make_trail(base, records, Path(tmp) / "keys")
+                codec = default_codec()
+                await write(kafka, tree_topic, outputs)
+                await write(
+                    kafka,
+                    chain_topic,
+                    [o for o in outputs if not is_tree_head(o.value or b"", codec)],
+                )
+                print(f"wrote {records:,} records twice in {time.perf_counter() - started:.1f} s")
                 trusted = TrustedKeys.load(Path(tmp) / "keys" / "audit-trust.json")
-                for _ in range(2):  # the second round runs with warm page cache on both
+                for _ in range(2):  # the second round runs with warm page cache on all
                     started = time.perf_counter()
-                    read = await bare_read(kafka, topic)
+                    read = await bare_read(kafka, tree_topic)
                     bare = time.perf_counter() - started
+                    chain, chain_s = await timed_verify(kafka, chain_topic, trusted)
+                    tree, tree_s = await timed_verify(kafka, tree_topic, trusted)
                     started = time.perf_counter()
-                    report = await verify_trail(kafka, topic, trusted, default_codec())
-                    verify = time.perf_counter() - started
-                assert report.ok, report.findings[:5]
-                checkpoints = sum(p.checkpoints for p in report.partitions)
-                print(f"bare aiokafka read : {read:,} records in {bare:.2f} s = "
-                      f"{read / bare:,.0f} records/s")  # fmt: skip
-                print(f"audit verify       : {report.records:,} records + {checkpoints} "
-                      f"checkpoints in {verify:.2f} s = {report.records / verify:,.0f} records/s "
-                      f"({bare / verify:.2f} x the bare read)")  # fmt: skip
+                    _, proven = await prove(kafka, tree_topic, trusted, codec, f"r{records // 2}")
+                    prove_s = time.perf_counter() - started
+                assert chain.ok, chain.findings[:5]
+                assert tree.ok, tree.findings[:5]
+                assert proven
+                assert all(i.verified for i in proven)
+                n = tree.records
+                checkpoints = sum(p.checkpoints for p in tree.partitions)
+                heads = sum(p.tree_heads for p in tree.partitions)
+                print(f"bare aiokafka read       : {read:,} values in {bare:.2f} s = "
+                      f"{read / bare:,.0f} values/s")  # fmt: skip
+                print(f"verify, chain-only trail : {n:,} records + {checkpoints} checkpoints in "
+                      f"{chain_s:.2f} s = {n / chain_s:,.0f} records/s "
+                      f"({bare / chain_s:.2f} x the bare read)")  # fmt: skip
+                print(f"verify, with tree heads  : {n:,} records + {checkpoints} checkpoints + "
+                      f"{heads} heads in {tree_s:.2f} s = {n / tree_s:,.0f} records/s "
+                      f"({bare / tree_s:.2f} x the bare read, "
+                      f"{chain_s / tree_s:.2f} x chain-only)")  # fmt: skip
+                print(f"prove one request        : {len(proven)} record(s) proven in "
+                      f"{prove_s:.2f} s ({n / prove_s:,.0f} records/s read)")  # fmt: skip
             finally:
-                await admin.delete_topics([topic])
+                await admin.delete_topics([chain_topic, tree_topic])
                 await admin.close()
 
 
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def tree_part(leaves: int) -> None:
+    started = time.perf_counter()
+    packed = b"".join(leaf_hash(i.to_bytes(8, "big")) for i in range(leaves))
+    hashed = time.perf_counter() - started
+    before = _rss_mb()
+    started = time.perf_counter()
+    tree = MerkleTree.from_leaf_bytes(packed)
+    built = time.perf_counter() - started
+    grown = _rss_mb() - before
+    held = sum(leaves >> h for h in range(leaves.bit_length())) * 32  # every level's nodes
+    print(f"tree of {leaves:,} leaves: leaf hashes {hashed:.1f} s, tree built in {built:.1f} s "
+          f"({built / leaves * 1e6:.2f} µs a leaf); it holds {held / 1e6:,.0f} MB "
+          f"({held / leaves:.0f} bytes a leaf), peak RSS +{grown:,.0f} MB while "
+          "building")  # fmt: skip
+    root = tree.root()
+    rng = random.Random(13)
+    picks = [rng.randrange(leaves) for _ in range(1000)]
+    started = time.perf_counter()
+    proofs = [tree.inclusion_proof(i) for i in picks]
+    made = (time.perf_counter() - started) / len(picks)
+    started = time.perf_counter()
+    assert all(
+        verify_inclusion(tree.leaf(i), i, leaves, p, root)
+        for i, p in zip(picks, proofs, strict=True)
+    )
+    checked = (time.perf_counter() - started) / len(picks)
+    old = leaves // 3 + 1
+    started = time.perf_counter()
+    proof = tree.consistency_proof(old)
+    cons = time.perf_counter() - started
+    assert verify_consistency(old, leaves, tree.root(old), root, proof)
+    print(f"inclusion proof at {leaves:,}: {len(proofs[0])} hashes, made in {made * 1e6:.0f} µs, "
+          f"verified in {checked * 1e6:.0f} µs (mean of 1,000)")  # fmt: skip
+    print(f"consistency proof {old:,} -> {leaves:,}: {len(proof)} hashes in {cons * 1e6:.0f} µs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.audit_verify")
+    parser.add_argument("records", type=int, nargs="?", default=300_000)
+    parser.add_argument("--tree-leaves", type=int, default=10_000_000)
+    args = parser.parse_args()
+    asyncio.run(kafka_part(args.records))
+    if args.tree_leaves:
+        tree_part(args.tree_leaves)
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 300_000))
+    main()

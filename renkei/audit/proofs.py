@@ -26,7 +26,7 @@ from renkei.treehead import SignedHead, is_tree_head
 from schemas.codec import Codec
 from schemas.models import AuditRecord
 
-from .reader import Raw
+from .reader import Raw, read_topic
 from .replay import Entry
 from .trace import Exchange
 from .trees import ChainTree, narrow
@@ -194,19 +194,40 @@ def inclusions(report: VerifyReport, found: Iterable[Entry]) -> list[Inclusion]:
 async def prove(
     kafka: dict[str, Any], topic: str, trusted: TrustedKeys, codec: Codec, request_id: str
 ) -> tuple[VerifyReport, list[Inclusion]]:
-    """Read the trail once: verify it and pick the exchange ``request_id`` names (as
-    ``renkei audit trace`` does); then prove each of its records."""
+    """Verify the trail and pick the records of the exchange ``request_id`` names (as
+    ``renkei audit trace`` does) in the same pass; then prove each of them.
+
+    Only records whose bytes hold the id (Avro strings are their UTF-8 bytes) or a hub
+    request id found so far are decoded. A late answer names only the hub's id: when
+    ``request_id`` is the requester's, a second read (no verification, no decoding but of
+    matches) finds those that stood before the exchange's first record was read.
+    """
     exchange = Exchange(request_id)
+    wanted = request_id.encode()
+    hub_ids: set[bytes] = set()
+    seen: set[tuple[int, int]] = set()
 
     def pick(raw: Raw) -> None:
-        if raw.value is None or is_tree_head(raw.value, codec):
+        value = raw.value
+        if not value or (wanted not in value and not any(h in value for h in hub_ids)):
             return
-        try:  # every record: a late answer may name only the hub's id, found elsewhere
-            message = codec.decode(raw.value)
+        if (raw.partition, raw.offset) in seen or is_tree_head(value, codec):
+            return
+        try:
+            message = codec.decode(value)
         except ContractError:
             return  # verify reports it
-        if isinstance(message, AuditRecord):
-            exchange.add(Entry(raw.partition, raw.offset, message, raw.value))
+        if not isinstance(message, AuditRecord):
+            return
+        seen.add((raw.partition, raw.offset))
+        exchange.add(Entry(raw.partition, raw.offset, message, value))
+        hub_id = message.hub_request_id
+        if hub_id and hub_id != request_id and request_id == message.request_id:
+            hub_ids.add(hub_id.encode())
 
     report = await verify_trail(kafka, topic, trusted, codec, tap=pick)
+    if hub_ids:
+        async for batch in read_topic(kafka, topic):
+            for raw in batch:
+                pick(raw)
     return report, inclusions(report, exchange.entries())

@@ -132,6 +132,10 @@ async def test_truncate_fork_and_append_caught_at_their_position(
         assert chain is not None
         assert i.position == chain.position_of(i.entry.offset)
         assert i.head == chain.latest
+    hub_id = proven[0].entry.record.hub_request_id
+    assert hub_id
+    _, by_hub_id = await prove(env.kafka, env.topics.audit, trusted, CODEC, hub_id)
+    assert [i.entry for i in by_hub_id] == [i.entry for i in proven]
     cli = run_cli(env, "prove", done.traced_request, "--format", "json")
     assert cli.returncode == 0, cli.stderr
     doc = json.loads(cli.stdout)
