@@ -4,7 +4,10 @@
 vouches for;
 :mod:`.follow` feeds it from Kafka into :mod:`.index`, which holds every person's records
 in memory. :mod:`.auth` authenticates citizens by a signed challenge against their keys
-in :mod:`.citizens` and hands out signed sessions. :mod:`.app` serves the API and the
+in :mod:`.citizens` and hands out signed sessions; :mod:`.passkeys` logs them in with a
+passkey registered with the registry's one-time code (:mod:`.offers` the signed offers,
+:mod:`.registrar` the hub side, :mod:`.passkey_follow` the topics, :mod:`.passkey_routes`
+the pages and API). :mod:`.app` serves the API and the
 pages (:mod:`.pages`, Jinja2 templates); :mod:`.refusals` is what it accepts and how it
 refuses the rest; :mod:`.guard` adds security headers and bounds request bodies.
 :mod:`.settings` is where the pinned keys and the secret come from. ``docs/audit.md``
@@ -17,6 +20,7 @@ from .app import COOKIE, LoginLimits, LoginRequest, create_app
 from .auth import Authenticator, Session, login_message
 from .citizens import CitizenRegistry, register_citizen
 from .index import PortalIndex, Row
+from .passkeys import PasskeyConfig, Passkeys
 from .settings import PortalSettings, PortalTrust
 from .trail import TrailStats, TrailVerifier, Verified
 
@@ -26,6 +30,8 @@ __all__ = [
     "CitizenRegistry",
     "LoginLimits",
     "LoginRequest",
+    "PasskeyConfig",
+    "Passkeys",
     "PortalIndex",
     "PortalSettings",
     "PortalTrust",
