@@ -137,6 +137,7 @@ async def test_register_a_passkey_from_a_registry_offer_and_log_in(
 
             # The same code again: used.
             await browser.click("#logout")
+            await browser.wait_for("#passkey_login")  # the logout has landed
             await browser.open(base + "/register")
             await browser.type("#resident_code", alice.resident_code)
             await browser.type("#registration_code", code)
