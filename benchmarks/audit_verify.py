@@ -13,7 +13,8 @@ chain-only trail (hashes every record, links the chain, checks every checkpoint'
 signature) and on the trail with heads (also every head's signature, the leaf hashes,
 the Merkle tree of each partition and every head's root), and ``prove`` for one request
 on the latter (the same pass plus the exchange's records and their inclusion proofs).
-Prints records/s and ratios.
+With git at hand, also the verify of commit 43ea2d0 (before tree heads) on the chain-only
+trail. Prints records/s and ratios.
 
 Then, without Kafka, a ``MerkleTree`` of ``--tree-leaves`` (default 10,000,000) leaves
 built as verify builds it: time, memory, and the time of one inclusion proof (made and
@@ -26,8 +27,11 @@ import argparse
 import asyncio
 import random
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -121,11 +125,31 @@ async def bare_read(kafka: dict[str, Any], topic: str) -> int:
         await consumer.stop()
 
 
+BEFORE_HEADS = "43ea2d0"  # the last commit whose verify knew nothing of tree heads
+
+
+def verify_before_heads() -> Any:
+    """``verify_trail`` as it was before tree heads (from git), or None without git."""
+    name = "renkei.audit._verify_before_heads"
+    try:
+        source = subprocess.run(  # noqa: S603  (git, a fixed argument list)
+            ["git", "show", f"{BEFORE_HEADS}:renkei/audit/verify.py"],  # noqa: S607
+            capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType(name)
+    module.__package__ = "renkei.audit"
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{BEFORE_HEADS}:renkei/audit/verify.py", "exec"), module.__dict__)  # noqa: S102
+    return module.verify_trail
+
+
 async def timed_verify(
-    kafka: dict[str, Any], topic: str, trusted: TrustedKeys
+    kafka: dict[str, Any], topic: str, trusted: TrustedKeys, verify: Any = verify_trail
 ) -> tuple[VerifyReport, float]:
     started = time.perf_counter()
-    report = await verify_trail(kafka, topic, trusted, default_codec())
+    report = await verify(kafka, topic, trusted, default_codec())
     return report, time.perf_counter() - started
 
 
@@ -152,10 +176,13 @@ async def kafka_part(records: int) -> None:
                 )
                 print(f"wrote {records:,} records twice in {time.perf_counter() - started:.1f} s")
                 trusted = TrustedKeys.load(Path(tmp) / "keys" / "audit-trust.json")
+                before = verify_before_heads()
                 for _ in range(2):  # the second round runs with warm page cache on all
                     started = time.perf_counter()
                     read = await bare_read(kafka, tree_topic)
                     bare = time.perf_counter() - started
+                    if before is not None:
+                        old, old_s = await timed_verify(kafka, chain_topic, trusted, before)
                     chain, chain_s = await timed_verify(kafka, chain_topic, trusted)
                     tree, tree_s = await timed_verify(kafka, tree_topic, trusted)
                     started = time.perf_counter()
@@ -170,13 +197,19 @@ async def kafka_part(records: int) -> None:
                 heads = sum(p.tree_heads for p in tree.partitions)
                 print(f"bare aiokafka read       : {read:,} values in {bare:.2f} s = "
                       f"{read / bare:,.0f} values/s")  # fmt: skip
+                if before is not None:
+                    assert old.ok, old.findings[:5]
+                    print(f"verify before heads      : {n:,} records + {checkpoints} checkpoints "
+                          f"in {old_s:.2f} s = {n / old_s:,.0f} records/s ({bare / old_s:.2f} x "
+                          f"the bare read; {BEFORE_HEADS}'s verify, chain-only trail)")  # fmt: skip
                 print(f"verify, chain-only trail : {n:,} records + {checkpoints} checkpoints in "
                       f"{chain_s:.2f} s = {n / chain_s:,.0f} records/s "
                       f"({bare / chain_s:.2f} x the bare read)")  # fmt: skip
                 print(f"verify, with tree heads  : {n:,} records + {checkpoints} checkpoints + "
                       f"{heads} heads in {tree_s:.2f} s = {n / tree_s:,.0f} records/s "
                       f"({bare / tree_s:.2f} x the bare read, "
-                      f"{chain_s / tree_s:.2f} x chain-only)")  # fmt: skip
+                      f"{chain_s / tree_s:.2f} x chain-only"
+                      + (f", {old_s / tree_s:.2f} x before heads)" if before else ")"))  # fmt: skip
                 print(f"prove one request        : {len(proven)} record(s) proven in "
                       f"{prove_s:.2f} s ({n / prove_s:,.0f} records/s read)")  # fmt: skip
             finally:
@@ -185,23 +218,34 @@ async def kafka_part(records: int) -> None:
 
 
 def _rss_mb() -> float:
+    """The resident set now (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def tree_part(leaves: int) -> None:
     started = time.perf_counter()
-    packed = b"".join(leaf_hash(i.to_bytes(8, "big")) for i in range(leaves))
+    packed = bytearray()
+    for i in range(leaves):
+        packed += leaf_hash(i.to_bytes(8, "big"))
     hashed = time.perf_counter() - started
-    before = _rss_mb()
+    before, peak_before = _rss_mb(), _peak_mb()
     started = time.perf_counter()
     tree = MerkleTree.from_leaf_bytes(packed)
     built = time.perf_counter() - started
-    grown = _rss_mb() - before
+    del packed
+    grown, peak = _rss_mb() - before, _peak_mb() - peak_before
     held = sum(leaves >> h for h in range(leaves.bit_length())) * 32  # every level's nodes
     print(f"tree of {leaves:,} leaves: leaf hashes {hashed:.1f} s, tree built in {built:.1f} s "
           f"({built / leaves * 1e6:.2f} µs a leaf); it holds {held / 1e6:,.0f} MB "
-          f"({held / leaves:.0f} bytes a leaf), peak RSS +{grown:,.0f} MB while "
-          "building")  # fmt: skip
+          f"({held / leaves:.0f} bytes a leaf); RSS +{grown:,.0f} MB after, peak +{peak:,.0f} MB "
+          "while building")  # fmt: skip
     root = tree.root()
     rng = random.Random(13)
     picks = [rng.randrange(leaves) for _ in range(1000)]
