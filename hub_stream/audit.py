@@ -132,8 +132,8 @@ class AuditTrail:
         """Collect the record's leaf; ``before`` leaves of the chain precede it in the batch.
 
         More are collected when records were rolled back since (an input that failed, a
-        savepoint): theirs go. Fewer means the tree lacks leaves it cannot get back
-        (:meth:`.TreeHeads.due` warns): none is collected.
+        savepoint): theirs go. Fewer means the tree lacks leaves it cannot get back (a
+        chain head whose tree ends before it): none is collected, and no head written.
         """
         pending = self._leaves.get(partition)
         if pending is None:
@@ -142,6 +142,8 @@ class AuditTrail:
             del pending[before:]
         if len(pending) == before:
             pending.append(leaf_hash(data))
+        elif self._tree_heads is not None:
+            self._tree_heads.unknown(partition)
 
     # -- one input at a time -------------------------------------------------------------
 
@@ -155,7 +157,8 @@ class AuditTrail:
         Whoever drops a failed input's outputs must drop its chain moves too; otherwise the
         head would point at a record that never reaches Kafka and ``verify`` would report
         a removed record. (The hub rolls the chain table back to its per-record savepoint
-        with every other table, which does the same.)
+        with every other table, which does the same.) Their leaves go with them: the
+        batch's leaves of a partition are cut to its chain's count when next used.
         """
         self._heads.rollback_to(self._begun)
 

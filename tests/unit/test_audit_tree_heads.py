@@ -260,3 +260,16 @@ def test_the_hubs_extension_is_the_frontiers() -> None:
         tree, proof = extend(frontier, batch)
         assert (tree.size, tree.nodes, proof) == (want_tree.size, want_tree.nodes, want_proof)
         assert frontier.size == old  # the old frontier as it was
+
+
+def test_a_tree_behind_its_chain_gets_no_heads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Records the tree lacks cannot be got back in a batch: no head, a warning."""
+    heads: Table[ChainHead] = Table("heads", ChainHead.to_bytes, ChainHead.from_bytes)
+    heads.load(b"0", ChainHead(b"\x01" * 32, 5, 0, 0, 0, (), 0).to_bytes())
+    trail = _trail(tmp_path, heads)
+    _record(trail, 1)
+    with caplog.at_level(logging.WARNING):
+        assert trail.checkpoints(1_000) == []
+    assert "no tree heads" in caplog.text
