@@ -16,11 +16,20 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from limits.storage import MemoryStorage
+from typer.testing import CliRunner
 
 from renkei.auditchain import AuditSigner, TrustedKeys
+from renkei.cli import app
 from renkei.crypto import KeyRing, MasterSecret, SigningKey, audit_key
 from renkei.errors import AuthenticationError, RegistrationError, SignatureError
-from renkei.portal import Authenticator, CitizenRegistry, PortalIndex, Session, create_app
+from renkei.portal import (
+    Authenticator,
+    CitizenRegistry,
+    LoginLimits,
+    PortalIndex,
+    Session,
+    create_app,
+)
 from renkei.portal.offers import make_offer, read_offer, sign_registration
 from renkei.portal.passkeys import PasskeyConfig, Passkeys
 from renkei.portal.registrar import Registrar
@@ -450,3 +459,32 @@ async def test_the_pages_load_their_script(api: tuple[httpx.AsyncClient, Passkey
     assert "navigator.credentials.create" in script.text
     assert script.headers["content-type"].startswith("text/javascript")
     assert "script-src 'self'" in script.headers["content-security-policy"]
+
+
+async def test_the_passkey_posts_count_against_the_address_limit(world: World) -> None:
+    passkeys = world.portal()
+    app = create_app(PortalIndex(), passkeys.auth, passkeys=passkeys,
+                     limits=LoginLimits(per_ip="3/minute"))  # fmt: skip
+    transport = httpx.ASGITransport(app=app, client=("192.0.2.9", 4000))
+    async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
+        body = {"resident_code": ALICE, "registration_code": "A" * 24}
+        options = passkeys.login_options()
+        stranger = {"challenge": options["challenge"],
+                    "credential": SoftPasskey(ORIGIN).get(options["publicKey"])}  # fmt: skip
+        card = {"resident_code": ALICE, "challenge": "x", "signature": "AAAA"}
+        statuses = [
+            (await client.post("/api/passkey/register/options", json=body)).status_code,
+            (await client.post("/api/passkey/login", json=stranger)).status_code,
+            (await client.post("/api/login", json=card)).status_code,
+            (await client.post("/api/passkey/register/options", json=body)).status_code,
+        ]
+    assert statuses == [401, 401, 401, 429]  # one count for every way in
+
+
+def test_the_counter_refuses_a_malformed_resident_code(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["portal", "offer", "--resident-code", "12345", "--key-dir", str(tmp_path)],
+        env={"RENKEI_BOOTSTRAP": "127.0.0.1:9"},
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "11 digits" in result.output
