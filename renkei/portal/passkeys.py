@@ -2,15 +2,9 @@
 and logging in with it. It stands in for the My Number card; the Ed25519 challenge of
 :mod:`.auth` stays, as the card reader's way in.
 
-What the portal knows comes from two topics (:mod:`.passkey_follow`):
-
-* ``hub.portal.registrations``: per resident code, the latest registration the hub side
-  signed with a pinned audit key (:mod:`.offers`) — the person's audit key and the hash
-  of the one-time registration code handed out at the counter;
-* ``portal.credentials``: the portal's own credentials (id, COSE public key, sign count,
-  resident code, the offer it was registered with), each record signed with the portal
-  secret, so a record someone else wrote there is ignored. Every process of the portal
-  reads it, so a passkey registered on one works on all, and after a restart.
+What the portal knows — registrations from the hub side, its own credentials — is in
+:class:`~.passkey_store.PasskeyStore`, fed from Kafka by :mod:`.passkey_follow`; a passkey
+registered on one process works on all, and after a restart.
 
 A passkey is valid while the offer it was registered with is the resident's current one:
 a new offer from the registry (a lost phone) revokes it, and its sessions end. Each offer
@@ -29,7 +23,7 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,18 +45,16 @@ from webauthn.helpers.structs import (
 from renkei.auditchain import TrustedKeys
 from renkei.errors import (
     AuthenticationError,
-    ContractError,
     RegistrationError,
-    SignatureError,
     ThrottledError,
 )
 
-from .auth import Authenticator, Session, fingerprint
-from .offers import Registration, read_registration
+from .auth import Authenticator, Session
+from .offers import Registration
+from .passkey_store import Credential, PasskeyStore
 
 __all__ = ["Credential", "PasskeyConfig", "Passkeys"]
 
-_SALT_CREDENTIAL = "renkei-portal/credential/v1"
 _SALT_REGISTER = "renkei-portal/passkey-registration/v1"
 
 
@@ -83,28 +75,12 @@ class PasskeyConfig:
     timeout_ms: int = 120_000
 
 
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """A registered passkey."""
-
-    credential_id: str  # base64url, as the browser names it
-    public_key: bytes  # COSE
-    sign_count: int
-    resident_code: str
-    offer_id: str
-    audit_key: str
-    registered_at_ms: int
-
-
-Writer = Callable[[str, bytes], Awaitable[None]]
-
-
 def _b64u(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class Passkeys:
-    """Registrations, credentials and both ceremonies.
+class Passkeys(PasskeyStore):
+    """Both ceremonies, on what the :class:`~.passkey_store.PasskeyStore` holds.
 
     :param auth: challenges, sessions, the shared store and the per-code failure limits.
     :param config: the relying party.
@@ -119,95 +95,9 @@ class Passkeys:
         trusted: TrustedKeys,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.auth, self.config, self._trusted, self._clock = auth, config, trusted, clock
-        self.registrations: dict[str, Registration] = {}
-        self.credentials: dict[str, Credential] = {}
-        self._sessions: dict[tuple[str, str], str] = {}  # (resident, key fingerprint) → id
-        self.consumed: set[str] = set()  # offer ids a passkey was registered with
-        self.rejected = 0  # records on either topic that did not verify
-        self.writer: Writer | None = None  # writes portal.credentials (key, value)
-        # Set by the follower: passkeys must reach portal.credentials, or other processes
-        # (and this one after a restart) would not know them; without Kafka, memory only.
-        self.durable = False
-        self._records = auth.serializer(_SALT_CREDENTIAL)
+        super().__init__(auth, trusted)
+        self.auth, self.config, self._clock = auth, config, clock
         self._challenges = auth.serializer(_SALT_REGISTER)
-        auth.passkey_sessions = self.session_audit_key
-
-    # -- what the topics say ---------------------------------------------------------
-
-    def learn_registration(self, value: bytes | None) -> None:
-        """Take a record of ``hub.portal.registrations`` (ignored unless a pinned key signed
-        it; an older registration than the one held changes nothing)."""
-        if value is None:
-            return
-        try:
-            new = read_registration(value, self._trusted)
-        except (ContractError, SignatureError):
-            self.rejected += 1
-            return
-        held = self.registrations.get(new.resident_code)
-        if held is None or held.issued_at_ms <= new.issued_at_ms:
-            self.registrations[new.resident_code] = new
-
-    def learn_credential(self, value: bytes | None) -> None:
-        """Take a record of ``portal.credentials`` (ignored unless the portal secret signed it)."""
-        if value is None:
-            return
-        try:
-            fields = self._records.loads(value.decode())
-            credential = Credential(
-                str(fields[0]), base64.b64decode(fields[1]), int(fields[2]), str(fields[3]),
-                str(fields[4]), str(fields[5]), int(fields[6]),
-            )  # fmt: skip
-        except (BadData, UnicodeDecodeError, ValueError, TypeError, IndexError, KeyError):
-            self.rejected += 1
-            return
-        self._remember(credential)
-
-    def record(self, credential: Credential) -> bytes:
-        """The ``portal.credentials`` value of ``credential``."""
-        fields = [
-            credential.credential_id, base64.b64encode(credential.public_key).decode(),
-            credential.sign_count, credential.resident_code, credential.offer_id,
-            credential.audit_key, credential.registered_at_ms,
-        ]  # fmt: skip
-        return self._records.dumps(fields).encode()
-
-    def _remember(self, credential: Credential) -> None:
-        held = self.credentials.get(credential.credential_id)
-        if held is not None and held.sign_count > credential.sign_count:
-            return  # an older record read after a newer one: keep the higher count
-        self.credentials[credential.credential_id] = credential
-        self.consumed.add(credential.offer_id)
-        key = (credential.resident_code, fingerprint(credential.public_key))
-        self._sessions[key] = credential.credential_id
-
-    async def _store(self, credential: Credential) -> None:
-        """Write ``credential`` to the topic (acknowledged), then remember it.
-
-        :raises AuthenticationError: the topic cannot be written now.
-        """
-        if self.writer is not None:
-            try:
-                await self.writer(credential.credential_id, self.record(credential))
-            except Exception as exc:  # any Kafka failure: refuse rather than forget it
-                raise AuthenticationError(f"portal.credentials: {type(exc).__name__}") from exc
-        elif self.durable:
-            raise AuthenticationError("portal.credentials is not reachable")
-        self._remember(credential)
-
-    def _current(self, credential: Credential) -> Registration | None:
-        registration = self.registrations.get(credential.resident_code)
-        if registration is None or registration.offer_id != credential.offer_id:
-            return None  # revoked by a newer offer
-        return registration
-
-    def session_audit_key(self, resident_code: str, key_fingerprint: str) -> str | None:
-        """The audit key of a passkey session, while its passkey is still valid."""
-        credential_id = self._sessions.get((resident_code, key_fingerprint))
-        credential = self.credentials.get(credential_id or "")
-        registration = None if credential is None else self._current(credential)
-        return None if registration is None else registration.audit_key
 
     # -- registration ----------------------------------------------------------------
 
@@ -285,7 +175,7 @@ class Passkeys:
             int(self._clock() * 1000),
         )  # fmt: skip
         try:
-            await self._store(stored)
+            await self.store(stored)
         except AuthenticationError as exc:
             self.auth.store.clear(f"renkei-portal/used/offer/{offer_id}")  # the code still works
             raise RegistrationError(str(exc)) from exc
@@ -325,9 +215,9 @@ class Passkeys:
             )  # fmt: skip
         except (WebAuthnException, ValueError, KeyError, TypeError):
             verified = None
-        registration = self._current(known)
+        registration = self.current(known)
         if not (fresh and verified is not None and registration is not None):
             self.auth.failed(known.resident_code)
             raise AuthenticationError("authentication failed")
-        await self._store(replace(known, sign_count=verified.new_sign_count))
+        await self.store(replace(known, sign_count=verified.new_sign_count))
         return self.auth.issue(known.resident_code, known.public_key, registration.audit_key)

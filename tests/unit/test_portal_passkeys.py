@@ -268,6 +268,19 @@ async def test_a_new_offer_revokes_the_passkey_and_its_sessions(world: World) ->
         await login(passkeys, device)
 
 
+async def test_an_older_registration_read_again_changes_nothing(world: World) -> None:
+    """A registrar restarted re-publishes what has not expired: the newest offer stays."""
+    passkeys = world.portal()
+    now_ms = int(world.clock() * 1000)
+    old, _ = make_offer(world.registry, ALICE, now_ms=now_ms - 1000)
+    new, code = make_offer(world.registry, ALICE, now_ms=now_ms)
+    for offer in (new, old):
+        registration = sign_registration(world.signer, offer, "a" * 32)
+        passkeys.learn_registration(registration.model_dump_json().encode())
+    assert passkeys.registrations[ALICE].offer_id == new.offer_id
+    await register(passkeys, SoftPasskey(ORIGIN), code)
+
+
 async def test_another_process_learns_passkeys_from_the_topic(world: World) -> None:
     first, device = world.portal(), SoftPasskey(ORIGIN)
     code = world.offer(first)
