@@ -6,8 +6,8 @@ vouches for;
 in memory. :mod:`.auth` authenticates citizens by a signed challenge against their keys
 in :mod:`.citizens` and hands out signed sessions; :mod:`.passkeys` logs them in with a
 passkey registered with the registry's one-time code (:mod:`.offers` the signed offers,
-:mod:`.registrar` the hub side, :mod:`.passkey_follow` the topics, :mod:`.passkey_routes`
-the pages and API). :mod:`.app` serves the API and the
+:mod:`.registrar` the hub side, :mod:`.passkey_store` and :mod:`.passkey_follow` what the
+topics say, :mod:`.passkey_routes` the pages and API). :mod:`.app` serves the API and the
 pages (:mod:`.pages`, Jinja2 templates); :mod:`.refusals` is what it accepts and how it
 refuses the rest; :mod:`.guard` adds security headers and bounds request bodies.
 :mod:`.settings` is where the pinned keys and the secret come from. ``docs/audit.md``
