@@ -23,6 +23,10 @@ up. Known and unknown resident codes take the same steps (an unknown code is che
 against a decoy key), so neither the answer nor the work done tells them apart. Failed
 attempts per resident code are counted in the store and throttled
 (:class:`~renkei.errors.ThrottledError`).
+
+Passkeys (:mod:`.passkeys`) use the same challenges, failure counts and sessions: a
+session names the fingerprint of the passkey's public key, and :attr:`Authenticator.passkey_sessions`
+says whether that passkey is still valid.
 """
 
 from __future__ import annotations
