@@ -25,8 +25,8 @@ attempts per resident code are counted in the store and throttled
 (:class:`~renkei.errors.ThrottledError`).
 
 Passkeys (:mod:`.passkeys`) use the same challenges, failure counts and sessions: a
-session names the fingerprint of the passkey's public key, and :attr:`Authenticator.passkey_sessions`
-says whether that passkey is still valid.
+session names the fingerprint of the passkey's public key, and
+:attr:`Authenticator.passkey_sessions` says whether that passkey is still valid.
 """
 
 from __future__ import annotations
