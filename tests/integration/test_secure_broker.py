@@ -76,6 +76,9 @@ class Deployment:
             "hub.deadletter": t.deadletter,
             "hub.state.persons": t.state("persons"),
             "hub.disclosure": f"{t.prefix}hub.disclosure",
+            "registry.portal": t.registry_portal,
+            "hub.portal.registrations": t.portal_registrations,
+            "portal.credentials": t.portal_credentials,
         }
 
 
@@ -165,6 +168,9 @@ WRITERS = {
     "hub.deadletter": {"hub"},
     "hub.state.persons": {"hub"},
     "hub.disclosure": {"operator"},
+    "registry.portal": {"registry"},
+    "hub.portal.registrations": {"hub"},
+    "portal.credentials": {"portal"},
 }
 READERS = {
     "agency.jps.out": {"hub"},
@@ -179,6 +185,9 @@ READERS = {
     "hub.deadletter": {"operator"},
     "hub.state.persons": {"hub", "operator"},
     "hub.disclosure": {"operator", "portal"},
+    "registry.portal": {"hub", "operator"},
+    "hub.portal.registrations": {"operator", "portal"},
+    "portal.credentials": {"portal"},
 }
 DENIED = "TopicAuthorizationFailedError"
 
@@ -193,12 +202,10 @@ async def test_each_principal_writes_only_its_topics(deployment: Deployment) -> 
     names = deployment.named()
     got: dict[tuple[str, str], str] = {}
     for principal in PRINCIPALS:
-        # As every Renkei producer: idempotent, acks=all (no IdempotentWrite ACL needed),
-        # except the portal's: it may write nothing at all, so Kafka refuses it a producer
-        # id (ClusterAuthorizationFailed) before it names any topic.
-        idempotent = principal != "portal"
+        # As every Renkei producer: idempotent, acks=all (no IdempotentWrite ACL needed:
+        # each principal may write some topic, the portal its portal.credentials).
         producer = AIOKafkaProducer(
-            **deployment.kafka(principal), acks="all", enable_idempotence=idempotent
+            **deployment.kafka(principal), acks="all", enable_idempotence=True
         )
         await producer.start()
         try:
@@ -225,6 +232,7 @@ async def test_each_principal_reads_only_its_topics(deployment: Deployment) -> N
     # The registry may DESCRIBE the topic it writes, so there the check that fails first
     # is its consumer group (it has none); by assignment, the fetch itself is refused.
     expected[("registry", "registry.events")] = "GroupAuthorizationFailedError"
+    expected[("registry", "registry.portal")] = "GroupAuthorizationFailedError"
     assert got == expected
     registry = deployment.kafka("registry")
     assert await _read_assigned(registry, names["registry.events"]) == DENIED
