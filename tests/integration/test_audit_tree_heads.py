@@ -24,6 +24,7 @@ from renkei.topics import Topics, TopicSpec, ensure_topics
 from renkei.treehead import SignedHead
 from schemas.models import AuditStep
 from tests.integration.hub_env import HubEnv, hub_env, start_hub
+from tests.integration.partitioned_env import Deployment
 from tests.integration.principals import Principals
 from tests.integration.test_audit import HUB_SETTINGS, audit_records, populate, wait_for_steps
 from tests.integration.test_exchange import basic4_of
@@ -50,10 +51,15 @@ async def partitions(kafka: dict[str, Any], topic: str) -> dict[int, list[bytes]
 
 async def check_trail(env: HubEnv) -> dict[int, SignedHead]:
     """Every head of the committed trail checked; the last head of each partition."""
-    trusted = TrustedKeys.load(env.key_dir / "audit-trust.json")
-    kafka = env.kafka_of("operator")
-    audit = await partitions(kafka, env.topics.audit)
-    heads = await partitions(kafka, env.topics.audit_heads)
+    return await check_topics(env.kafka_of("operator"), env.topics, env.key_dir)
+
+
+async def check_topics(
+    kafka: dict[str, Any], topics: Topics, key_dir: Path
+) -> dict[int, SignedHead]:
+    trusted = TrustedKeys.load(key_dir / "audit-trust.json")
+    audit = await partitions(kafka, topics.audit)
+    heads = await partitions(kafka, topics.audit_heads)
     assert audit
     assert set(heads) == set(audit)
     for partition, values in audit.items():
@@ -131,3 +137,20 @@ async def test_a_tree_from_before_tree_heads_is_rebuilt(
     assert signed.size == len(written) == 10
     assert signed.root == MerkleTree(map(leaf_hash, written)).root()
     assert signed.head.previous_size == 0  # no head of the rebuilt size was ever written
+
+
+@pytest.mark.slow
+async def test_each_bucket_writes_the_heads_of_its_partition(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The partitioned topology: every bucket's task is its partition's one writer."""
+    deployment = Deployment(kafka_bootstrap, Topics(topic_prefix, partitions=4), tmp_path)
+    await deployment.setup()
+    deployment.start("worker-1")
+    try:
+        await deployment.register(12)  # waits for the hub's verdicts
+        last = await check_topics(deployment.kafka, deployment.topics, deployment.key_dir)
+        assert len(last) > 1  # the persons' buckets: several partitions
+        assert sum(h.size for h in last.values()) >= 12
+    finally:
+        deployment.stop_all()
