@@ -95,6 +95,31 @@ def test_fork_names_the_branch_the_heads_do_not_cover(
     assert where(findings) == [("forked", insert_at, at)]
 
 
+def test_fork_standing_before_the_genuine_record(tmp_path: Path) -> None:
+    values = build_trail(tmp_path)
+    records = record_offsets(values)
+    genuine = CODEC.decode_as(values[records[5]], AuditRecord)
+    forged = CODEC.encode(genuine.model_copy(update={"provider": "nta"}))
+    values.insert(records[5], forged)  # the genuine 5 moves one offset up
+    findings = verify_values(values, tmp_path).findings
+    assert where(findings) == [("forked", records[5], 5)]
+    assert f"offset {records[5] + 1}" in findings[0].detail
+
+
+def test_a_forged_branch_of_two_records_is_forked_at_both(tmp_path: Path) -> None:
+    values = build_trail(tmp_path)
+    records = record_offsets(values)
+    first = CODEC.decode_as(values[records[9]], AuditRecord).model_copy(update={"provider": "nta"})
+    first_bytes = CODEC.encode(first)
+    second = CODEC.decode_as(values[records[10]], AuditRecord).model_copy(
+        update={"provider": "nta", "prev_hash": chain_hash(first_bytes)}
+    )
+    at = records[22] + 1
+    values[at:at] = [first_bytes, CODEC.encode(second)]  # at the end, before the last head
+    findings = verify_values(values, tmp_path).findings
+    assert where(findings) == [("forked", at, 9), ("forked", at + 1, 10)]
+
+
 def test_rewritten_history_is_a_tree_mismatch_at_the_first_changed_record(tmp_path: Path) -> None:
     values = build_trail(tmp_path, per_commit=1)  # a head per record: exact to the record
     rewritten = relink(values, 6, provider="nta")
