@@ -182,7 +182,7 @@ def _print_inclusions(proven: list[Inclusion]) -> None:
             str(i.entry.offset), str(i.entry.record.step), i.leaf.hex(),
             "-" if i.head is None else str(i.head.size),
             _short(None if i.head is None else i.head.root),
-            " ".join(h.hex()[:12] for h in i.proof) or "-",
+            "\n".join(h.hex() for h in i.proof) or "-",  # whole: a proof to check by hand
             "[green]verified[/]" if i.verified else "[red]not covered[/]",
         )  # fmt: skip
     console.print(table)
