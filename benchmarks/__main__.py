@@ -69,6 +69,7 @@ BENCHMARKS = (
     Benchmark("neighbours", kafka=True, quick=("--rounds", "1")),
     Benchmark("exchange", kafka=True, quick=("3000", "--signatures", "trust-acl", "--rate", "300")),
     Benchmark("audit_verify", kafka=True, quick=("30000", "--tree-leaves", "100000")),
+    Benchmark("tree_heads", kafka=False, quick=("20000", "10", "1000")),
     Benchmark("fanout", kafka=True, quick=("5000", "--people", "1000", "--baseline-max", "25000")),
     Benchmark("kafka_start", kafka=False, quick=("1",)),
     Benchmark(
