@@ -17,13 +17,14 @@ import json
 from typing import Any
 
 from renkei.auditchain import TrustedKeys
+from renkei.treehead import SignedHead
 from schemas.loader import RELEASED_DIR, SCHEMA_DIR, load_schema_dir, released_versions, resolve
 from schemas.loader import fingerprint as schema_fingerprint
 
 from .index import Row
 from .trail import TrailVerifier
 
-__all__ = ["SCHEMA_NAMES", "evidence_json", "keys_json", "schemas_json"]
+__all__ = ["SCHEMA_NAMES", "evidence_json", "heads_json", "keys_json", "schemas_json"]
 
 SCHEMA_NAMES = ("jp.renkei.AuditRecord", "jp.renkei.AuditTreeHead")
 """What the script decodes: the records and the heads."""
@@ -36,6 +37,8 @@ def _b64(data: bytes) -> str:
 def evidence_json(trail: TrailVerifier | None, row: Row) -> dict[str, Any]:
     """The fields ``/api/history`` adds to a record so that a browser can prove it.
 
+    ``head`` names the tree head the proof is against (partition, size, root, key id);
+    its bytes are in the answer's ``heads`` (:func:`heads_json`), once per partition.
     ``proof`` and ``head`` are ``null`` when no verified tree head covers the record (a
     trail from before tree heads, released by a checkpoint; or after a gap).
     """
@@ -52,14 +55,29 @@ def evidence_json(trail: TrailVerifier | None, row: Row) -> dict[str, Any]:
     if found is not None:
         head, proof = found
         evidence["proof"] = [node.hex() for node in proof]
-        evidence["head"] = {
-            "partition": head.partition,
-            "tree_size": head.size,
-            "root_hash": head.root.hex(),
-            "key_id": head.head.key_id,
-            "bytes": _b64(head.data),
-        }
+        evidence["head"] = _head_json(head)
     return evidence
+
+
+def _head_json(head: SignedHead) -> dict[str, Any]:
+    return {"partition": head.partition, "tree_size": head.size, "root_hash": head.root.hex(),
+            "key_id": head.head.key_id}  # fmt: skip
+
+
+def heads_json(trail: TrailVerifier | None, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The signed tree heads the ``records`` are proven against, by partition, with their
+    bytes (base64): what the browser verifies the signature of."""
+    heads: dict[str, Any] = {}
+    for record in records:
+        partition = record.get("partition")
+        if record.get("head") is None or trail is None or not isinstance(partition, int):
+            continue
+        if str(partition) in heads:
+            continue
+        head = trail.latest_head(partition)
+        if head is not None:
+            heads[str(partition)] = _head_json(head) | {"bytes": _b64(head.data)}
+    return heads
 
 
 def keys_json(trusted: TrustedKeys | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from renkei.audit.disclosure import Release
@@ -69,6 +70,15 @@ class PortalIndex:
         self.problem: str | None = None  # why following is not going well, if it is not
         self.releases_rejected = 0
         self.directory_rejected = 0
+        self.answers: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        """``/api/history`` answers as sent, by person and :meth:`version`
+        (:func:`.pages.history_answer`): a page polled between two commits costs nothing."""
+
+    def version(self) -> tuple[int, ...]:
+        """Changes whenever any answer may: a record, a release, a head, the names."""
+        heads = self.trail.heads_kept if self.trail is not None else 0
+        released = len(self._released_exchanges) + len(self._released_scenarios)
+        return (self.records, released, heads, id(self.names))
 
     def _intern(self, value: Any) -> Any:
         return self._strings.setdefault(value, value)

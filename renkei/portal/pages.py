@@ -10,17 +10,18 @@ against the record's bytes once it has proven them (:mod:`.evidence`).
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .auth import login_message
-from .evidence import evidence_json, keys_json
+from .evidence import evidence_json, heads_json, keys_json
 from .index import PortalIndex, Row
 from .labels import ITEMS, STEP_TITLES, describe, jst
 
-__all__ = ["history_page", "login_page", "record_json"]
+__all__ = ["history_answer", "history_json", "history_page", "login_page", "record_json"]
 
 _templates = Environment(
     loader=PackageLoader("renkei.portal", "templates"),
@@ -59,6 +60,36 @@ def record_json(index: PortalIndex, row: Row) -> dict[str, Any]:
         "text_ja": ja,
         "text_en": en,
     } | evidence_json(index.trail, row)  # fmt: skip
+
+
+def history_json(
+    index: PortalIndex, rows: list[Row], audit_key: str, complete: bool
+) -> dict[str, Any]:
+    """What ``/api/history`` answers: the records, the tree heads they are proven against
+    (once each, with their bytes), and the session's audit key, which the page's script
+    checks every record is about."""
+    records = [record_json(index, r) for r in rows]
+    return {"records": records, "heads": heads_json(index.trail, records),
+            "audit_key": audit_key, "complete": complete}  # fmt: skip
+
+
+_ANSWERS_KEPT = 256  # persons whose last answer is kept (a few MB for long histories)
+
+
+def history_answer(index: PortalIndex, audit_key: str, complete: bool) -> bytes:
+    """:func:`history_json` of the person's history, encoded; the same bytes again until
+    :meth:`PortalIndex.version` changes."""
+    key = (audit_key, complete, *index.version())
+    answer = index.answers.get(key)
+    if answer is None:
+        document = history_json(index, index.history(audit_key), audit_key, complete)
+        answer = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        index.answers[key] = answer
+        while len(index.answers) > _ANSWERS_KEPT:
+            index.answers.popitem(last=False)
+    else:
+        index.answers.move_to_end(key)
+    return answer
 
 
 def login_page(challenge: str, portal_id: str, error: str | None, status: int) -> HTMLResponse:

@@ -42,6 +42,8 @@ __all__ = ["TrailStats", "TrailVerifier", "Verified"]
 
 log = logging.getLogger(__name__)
 
+_PROOFS_KEPT = 50_000  # proofs kept per partition until its next head (about 50 MB at most)
+
 
 @dataclass
 class TrailStats:
@@ -82,6 +84,7 @@ class _Partition:
     waiting: dict[bytes, _Waiting] = field(default_factory=dict)
     tree: MerkleTree | None = field(default_factory=MerkleTree)  # None after a gap
     latest: SignedHead | None = None  # the latest tree head that verified
+    proofs: dict[int, list[bytes]] = field(default_factory=dict)  # against ``latest``
 
 
 class TrailVerifier:
@@ -114,6 +117,7 @@ class TrailVerifier:
         self._max_waiting = max_waiting
         self._partitions: dict[int, _Partition] = {}
         self.stats = TrailStats()
+        self.heads_kept = 0  # changes whenever a partition's latest head does (proofs too)
 
     @property
     def waiting(self) -> int:
@@ -140,7 +144,12 @@ class TrailVerifier:
             return None
         if not 0 <= position < state.latest.size <= state.tree.size:
             return None
-        return state.latest, state.tree.inclusion_proof(position, state.latest.size)
+        proof = state.proofs.get(position)
+        if proof is None:  # a page asked again before the next head: the same proof
+            if len(state.proofs) >= _PROOFS_KEPT:
+                state.proofs = {}
+            proof = state.proofs[position] = state.tree.inclusion_proof(position, state.latest.size)
+        return state.latest, proof
 
     def add(
         self, partition: int, offset: int, timestamp_ms: int, value: bytes | None
@@ -249,11 +258,13 @@ class TrailVerifier:
         self.witness.save()
         return True
 
-    @staticmethod
-    def _keep(state: _Partition, head: SignedHead) -> None:
+    def _keep(self, state: _Partition, head: SignedHead) -> None:
         """Make ``head`` the partition's latest, if a tree backs it and it is no older."""
         if state.tree is not None and (state.latest is None or head.size >= state.latest.size):
+            if state.latest is None or head.size != state.latest.size:
+                state.proofs = {}
             state.latest = head
+            self.heads_kept += 1
 
     def _root_agrees(self, state: _Partition, anchor: Anchor, links: list[_Waiting]) -> bool:
         """Whether the head's root is the tree of the verified records plus ``links``."""

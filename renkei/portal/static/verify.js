@@ -260,7 +260,7 @@
     }
   }
 
-  async function checkRow(row, events, apiRecord, answer, keys, schemas, heads) {
+  async function checkRow(row, events, apiRecord, answer, keys, schemas, checked) {
     if (!apiRecord) fail('ポータルがこの記録を返しませんでした', 'the portal did not give this record');
     if (!apiRecord.bytes) fail('記録のバイト列がありません', "the portal gave no bytes for this record");
     if (!apiRecord.head || !apiRecord.proof) {
@@ -268,13 +268,19 @@
     }
     const bytes = unb64(apiRecord.bytes);
     const head = apiRecord.head;
+    const signed = (answer.heads || {})[String(apiRecord.partition)];
+    if (!signed || signed.tree_size !== head.tree_size || signed.root_hash !== head.root_hash) {
+      fail('ツリーヘッドが返されていません', 'the portal gave no signed tree head for the proof');
+    }
     const root = await rootFromInclusion(apiRecord.leaf_index, head.tree_size, await leafHash(bytes),
       apiRecord.proof.map(unhex));
     if (!equal(root, unhex(head.root_hash))) {
       fail('署名付きツリーに含まれていません(包含証明が合いません)', 'not in the signed tree: the inclusion proof fails');
     }
-    if (!heads.has(head.bytes)) heads.set(head.bytes, checkHead(head, apiRecord.partition, keys, schemas));
-    await heads.get(head.bytes);
+    if (!checked.has(signed.bytes)) {
+      checked.set(signed.bytes, checkHead(signed, apiRecord.partition, keys, schemas));
+    }
+    await checked.get(signed.bytes);
     const { value } = decode(bytes, schemas, 'AuditRecord');
     checkShown(row, events, value, answer, apiRecord);
   }
