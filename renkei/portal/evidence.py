@@ -24,7 +24,15 @@ from schemas.loader import fingerprint as schema_fingerprint
 from .index import Row
 from .trail import TrailVerifier
 
-__all__ = ["SCHEMA_NAMES", "evidence_json", "heads_json", "keys_json", "schemas_json"]
+__all__ = [
+    "SCHEMA_NAMES",
+    "evidence_json",
+    "heads_json",
+    "keys_json",
+    "place_json",
+    "proof_json",
+    "schemas_json",
+]
 
 SCHEMA_NAMES = ("jp.renkei.AuditRecord", "jp.renkei.AuditTreeHead")
 """What the script decodes: the records and the heads."""
@@ -35,28 +43,34 @@ def _b64(data: bytes) -> str:
 
 
 def evidence_json(trail: TrailVerifier | None, row: Row) -> dict[str, Any]:
-    """The fields ``/api/history`` adds to a record so that a browser can prove it.
+    """The fields ``/api/history`` adds to a record so that a browser can prove it:
+    :func:`place_json` and :func:`proof_json`."""
+    return place_json(row) | proof_json(trail, row)
 
-    ``head`` names the tree head the proof is against (partition, size, root, key id);
-    its bytes are in the answer's ``heads`` (:func:`heads_json`), once per partition.
-    ``proof`` and ``head`` are ``null`` when no verified tree head covers the record (a
-    trail from before tree heads, released by a checkpoint; or after a gap).
-    """
-    found = None if trail is None or row.partition < 0 else trail.proof(row.partition, row.position)
-    evidence: dict[str, Any] = {
-        "partition": row.partition if row.partition >= 0 else None,
-        "offset": row.offset if row.offset >= 0 else None,
-        "position": row.position if row.position >= 0 else None,
-        "leaf_index": row.position if row.position >= 0 else None,
+
+def place_json(row: Row) -> dict[str, Any]:
+    """Where the record is and its bytes: what never changes once it is verified."""
+    placed = row.partition >= 0
+    return {
+        "partition": row.partition if placed else None,
+        "offset": row.offset if placed else None,
+        "position": row.position if placed else None,
+        "leaf_index": row.position if placed else None,
         "bytes": _b64(row.data) if row.data else None,
-        "proof": None,
-        "head": None,
     }
-    if found is not None:
-        head, proof = found
-        evidence["proof"] = [node.hex() for node in proof]
-        evidence["head"] = _head_json(head)
-    return evidence
+
+
+def proof_json(trail: TrailVerifier | None, row: Row) -> dict[str, Any]:
+    """The inclusion proof against the latest head of the record's partition, and which
+    head that is (partition, size, root, key id; its bytes are in the answer's ``heads``,
+    :func:`heads_json`, once per partition); both ``null`` when no verified tree head
+    covers the record (a trail from before tree heads, released by a checkpoint; or after
+    a gap)."""
+    found = None if trail is None or row.partition < 0 else trail.proof(row.partition, row.position)
+    if found is None:
+        return {"proof": None, "head": None}
+    head, proof = found
+    return {"proof": [node.hex() for node in proof], "head": _head_json(head)}
 
 
 def _head_json(head: SignedHead) -> dict[str, Any]:

@@ -74,6 +74,10 @@ class PortalIndex:
         """``/api/history`` answers as sent, by person and :meth:`version`
         (:func:`.pages.history_answer`): a page polled between two commits costs nothing."""
 
+        self.rows_json: dict[tuple[int, int], tuple[Names, Row, dict[str, Any]]] = {}
+        """Each served record's JSON but its proof, by (partition, position)
+        (:func:`.pages.record_json`)."""
+
     def version(self) -> tuple[int, ...]:
         """Changes whenever any answer may: a record, a release, a head, the names."""
         heads = self.trail.heads_kept if self.trail is not None else 0

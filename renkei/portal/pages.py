@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from .auth import login_message
-from .evidence import evidence_json, heads_json, keys_json
+from .evidence import heads_json, keys_json, place_json, proof_json
 from .index import PortalIndex, Row
 from .labels import ITEMS, STEP_TITLES, describe, jst
 
@@ -35,15 +35,22 @@ def _item(code: str) -> tuple[str, str]:
     return ITEMS.get(code, (code, code))
 
 
+_ROWS_KEPT = 200_000  # records whose unchanging JSON is kept (about 1 KB each)
+
+
 def record_json(index: PortalIndex, row: Row) -> dict[str, Any]:
-    """One record as ``/api/history`` answers it, in Japanese and English."""
+    """One record as ``/api/history`` answers it, in Japanese and English, with its bytes
+    and its proof. All but the proof is kept per record while the names stay the same."""
+    kept = index.rows_json.get((row.partition, row.position)) if row.partition >= 0 else None
+    if kept is not None and kept[0] is index.names and kept[1] is row:
+        return kept[2] | proof_json(index.trail, row)
     names = index.names
     ja, en = describe(
         row.step, row.actor, row.requester, row.provider, row.scenario_id, row.items,
         row.error_code, names,
     )  # fmt: skip
     requester = row.requester or row.actor
-    return {
+    document = {
         "occurred_at_ms": row.occurred_ms,
         "occurred_at_jst": jst(row.occurred_ms),
         "step": row.step,
@@ -59,7 +66,12 @@ def record_json(index: PortalIndex, row: Row) -> dict[str, Any]:
         "outcome": row.error_code,
         "text_ja": ja,
         "text_en": en,
-    } | evidence_json(index.trail, row)  # fmt: skip
+    } | place_json(row)  # fmt: skip
+    if row.partition >= 0:
+        if len(index.rows_json) >= _ROWS_KEPT:
+            index.rows_json.clear()
+        index.rows_json[(row.partition, row.position)] = (names, row, document)
+    return document | proof_json(index.trail, row)
 
 
 def history_json(
