@@ -77,6 +77,7 @@ BENCHMARKS = (
         kafka=False,
         quick=("--records", "100000", "--persons", "10000", "--citizens", "200", "--seconds", "3"),
     ),
+    Benchmark("portal_freshness", kafka=True, quick=("--exchanges", "20", "--moves", "2")),
     Benchmark("linkage", kafka=False, quick=("--people", "20000", "--records", "5000")),
     Benchmark("hops", kafka=True, quick=("--rate", "200", "--seconds", "3")),
     Benchmark("offsets_step", kafka=True, quick=("--seconds", "3")),
