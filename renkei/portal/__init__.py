@@ -1,14 +1,15 @@
 """The citizen portal (マイ・ポータル): who asked what about me, when, under which law.
 
 :mod:`.trail` believes only records a tree head or checkpoint signed with a pinned key
-vouches for;
+vouches for (:mod:`.signed` checks those, :mod:`.partitions` is what it keeps);
 :mod:`.follow` feeds it from Kafka into :mod:`.index`, which holds every person's records
 in memory. :mod:`.auth` authenticates citizens by a signed challenge against their keys
 in :mod:`.citizens` and hands out signed sessions; :mod:`.passkeys` logs them in with a
 passkey registered with the registry's one-time code (:mod:`.offers` the signed offers,
 :mod:`.registrar` the hub side, :mod:`.passkey_store` and :mod:`.passkey_follow` what the
 topics say, :mod:`.passkey_routes` the pages and API). :mod:`.app` serves the API and the
-pages (:mod:`.pages`, Jinja2 templates); :mod:`.refusals` is what it accepts and how it
+pages (:mod:`.pages`, Jinja2 templates; :mod:`.evidence` and :mod:`.scripts` give the
+history page what its script ``static/verify.js`` proves each record with); :mod:`.refusals` is what it accepts and how it
 refuses the rest; :mod:`.guard` adds security headers and bounds request bodies.
 :mod:`.settings` is where the pinned keys and the secret come from. ``docs/audit.md``
 says what is verified and how login works.

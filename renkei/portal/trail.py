@@ -25,17 +25,18 @@ Nothing here reads Kafka (:mod:`.follow` feeds it), so a test can forge at will.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
-from renkei.auditchain import GENESIS, TrustedKeys, chain_hash, prev_hash_of
+from renkei.auditchain import TrustedKeys, chain_hash, prev_hash_of
 from renkei.errors import ContractError, SignatureError, WitnessAlarm
-from renkei.merkle import Frontier, MerkleTree, leaf_hash
+from renkei.merkle import leaf_hash
 from renkei.treehead import SignedHead, is_tree_head
 from renkei.witness import Witness
 from schemas.codec import Codec
 from schemas.models import AuditCheckpoint, AuditRecord
 
+from .partitions import Partition, Waiting, descendants, frontier
 from .signed import Anchor, anchor_of_checkpoint, anchor_of_head
 
 __all__ = ["TrailStats", "TrailVerifier", "Verified"]
@@ -68,25 +69,6 @@ class Verified(NamedTuple):
     data: bytes  # the value as read: what the leaf hash is of
 
 
-@dataclass(slots=True)
-class _Waiting:
-    prev: bytes | None
-    record: AuditRecord | None  # None: linked by its bytes, but it does not decode
-    offset: int
-    timestamp_ms: int
-    data: bytes
-
-
-@dataclass
-class _Partition:
-    head: bytes = GENESIS
-    position: int = 0  # records verified so far = chain position of the next one
-    waiting: dict[bytes, _Waiting] = field(default_factory=dict)
-    tree: MerkleTree | None = field(default_factory=MerkleTree)  # None after a gap
-    latest: SignedHead | None = None  # the latest tree head that verified
-    proofs: dict[int, list[bytes]] = field(default_factory=dict)  # against ``latest``
-
-
 class TrailVerifier:
     """Feeds on the trail's raw values, partition by partition, in offset order; returns
     the records that became verified.
@@ -115,7 +97,7 @@ class TrailVerifier:
             fp for fp, kind in codec.fingerprints.items() if issubclass(kind, AuditCheckpoint)
         )
         self._max_waiting = max_waiting
-        self._partitions: dict[int, _Partition] = {}
+        self._partitions: dict[int, Partition] = {}
         self.stats = TrailStats()
         self.heads_kept = 0  # changes whenever a partition's latest head does (proofs too)
 
@@ -161,7 +143,7 @@ class TrailVerifier:
         self, partition: int, offset: int, timestamp_ms: int, value: bytes | None
     ) -> list[Verified]:
         """As :meth:`add`, with each record's position and bytes."""
-        state = self._partitions.setdefault(partition, _Partition())
+        state = self._partitions.setdefault(partition, Partition())
         data = value or b""
         if data[2:10] in self._checkpoint_fps or is_tree_head(data, self._codec):
             return self._signed(partition, state, offset, data)
@@ -181,7 +163,7 @@ class TrailVerifier:
             return self._reject(partition, offset, "its prev_hash names no record of the chain")
         if len(state.waiting) >= self._max_waiting:
             return self._reject(partition, offset, "too many records wait to be signed")
-        state.waiting[digest] = _Waiting(prev, record, offset, timestamp_ms, data)
+        state.waiting[digest] = Waiting(prev, record, offset, timestamp_ms, data)
         return []
 
     def _reject(self, partition: int, offset: int, why: str) -> list[Verified]:
@@ -189,9 +171,7 @@ class TrailVerifier:
         log.warning("hub.audit %d:%d not shown: %s", partition, offset, why)
         return []
 
-    def _signed(
-        self, partition: int, state: _Partition, offset: int, data: bytes
-    ) -> list[Verified]:
+    def _signed(self, partition: int, state: Partition, offset: int, data: bytes) -> list[Verified]:
         head = is_tree_head(data, self._codec)
         try:
             anchor = (anchor_of_head if head else anchor_of_checkpoint)(
@@ -231,7 +211,7 @@ class TrailVerifier:
                 "read do not reach: positions %d..%d cannot be shown",
                 partition, anchor.kind, offset, anchor.size, state.position, anchor.size - 1,
             )  # fmt: skip
-        keep = _descendants(state.waiting, anchor.chain_hash)
+        keep = descendants(state.waiting, anchor.chain_hash)
         for digest, link in state.waiting.items():
             if digest not in keep and digest not in consumed:
                 self._reject(partition, link.offset, f"not on the chain the {anchor.kind} signs")
@@ -258,7 +238,7 @@ class TrailVerifier:
         self.witness.save()
         return True
 
-    def _keep(self, state: _Partition, head: SignedHead) -> None:
+    def _keep(self, state: Partition, head: SignedHead) -> None:
         """Make ``head`` the partition's latest, if a tree backs it and it is no older."""
         if state.tree is not None and (state.latest is None or head.size >= state.latest.size):
             if state.latest is None or head.size != state.latest.size:
@@ -266,7 +246,7 @@ class TrailVerifier:
             state.latest = head
             self.heads_kept += 1
 
-    def _root_agrees(self, state: _Partition, anchor: Anchor, links: list[_Waiting]) -> bool:
+    def _root_agrees(self, state: Partition, anchor: Anchor, links: list[Waiting]) -> bool:
         """Whether the head's root is the tree of the verified records plus ``links``."""
         if state.tree is None:
             return True  # after a gap nothing to check it against: it counts as a checkpoint
@@ -274,10 +254,10 @@ class TrailVerifier:
         if not links:
             agrees = state.tree.root(anchor.size) == anchor.head.root
         else:
-            frontier = _frontier(state.tree)
+            extended = frontier(state.tree)
             for link in links:
-                frontier.append(leaf_hash(link.data))
-            agrees = frontier.root() == anchor.head.root
+                extended.append(leaf_hash(link.data))
+            agrees = extended.root() == anchor.head.root
         if not agrees:
             self.stats.bad_heads += 1
             log.error(
@@ -287,7 +267,7 @@ class TrailVerifier:
             )  # fmt: skip
         return agrees
 
-    def _release(self, partition: int, state: _Partition, links: list[_Waiting]) -> list[Verified]:
+    def _release(self, partition: int, state: Partition, links: list[Waiting]) -> list[Verified]:
         verified: list[Verified] = []
         for n, link in enumerate(links):
             if state.tree is not None:
@@ -300,29 +280,3 @@ class TrailVerifier:
                 verified.append(Verified(link.record, partition, position, link.offset, link.data))
         self.stats.verified += len(links)
         return verified
-
-
-def _frontier(tree: MerkleTree) -> Frontier:
-    """The compact form of ``tree``: the roots of its perfect subtrees, largest first."""
-    nodes, start = [], 0
-    for i in range(tree.size.bit_length() - 1, -1, -1):
-        if tree.size >> i & 1:
-            nodes.append(tree.subtree(start, start + (1 << i)))
-            start += 1 << i
-    return Frontier(tree.size, nodes)
-
-
-def _descendants(waiting: dict[bytes, _Waiting], root: bytes) -> dict[bytes, _Waiting]:
-    """The waiting records that link, directly or not, to ``root``, in the order read."""
-    children: dict[bytes, list[bytes]] = {}
-    for digest, link in waiting.items():
-        if link.prev is not None:
-            children.setdefault(link.prev, []).append(digest)
-    reached: set[bytes] = set()
-    stack = list(children.get(root, ()))
-    while stack:
-        digest = stack.pop()
-        if digest not in reached:
-            reached.add(digest)
-            stack.extend(children.get(digest, ()))
-    return {d: link for d, link in waiting.items() if d in reached}
