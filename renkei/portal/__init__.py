@@ -9,8 +9,9 @@ passkey registered with the registry's one-time code (:mod:`.offers` the signed 
 :mod:`.registrar` the hub side, :mod:`.passkey_store` and :mod:`.passkey_follow` what the
 topics say, :mod:`.passkey_routes` the pages and API). :mod:`.app` serves the API and the
 pages (:mod:`.pages`, Jinja2 templates; :mod:`.evidence` and :mod:`.scripts` give the
-history page what its script ``static/verify.js`` proves each record with); :mod:`.refusals` is what it accepts and how it
-refuses the rest; :mod:`.guard` adds security headers and bounds request bodies.
+history page what its script ``static/verify.js`` proves each record with);
+:mod:`.refusals` is what it accepts and how it refuses the rest; :mod:`.guard` adds
+security headers and bounds request bodies.
 :mod:`.settings` is where the pinned keys and the secret come from. ``docs/audit.md``
 says what is verified and how login works.
 """
