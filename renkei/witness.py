@@ -252,6 +252,24 @@ class Witness:
         )
         raise self._alarm(AlarmKind.ROLLBACK, partition, message, self.latest.get(partition))
 
+    def check_reached(self, partition: int, size: int | None) -> None:
+        """For a reader that reads a whole partition again from its beginning at every
+        start (the portal, which needs every record): having reached its end, the largest
+        head it found (``size``; ``None``: none) must be no smaller than the head kept.
+        Skipping older heads on the way is then safe, and a trail rewritten shorter is
+        still a ``rollback``.
+
+        :raises WitnessAlarm: the partition ends before the head kept.
+        """
+        kept = self.latest.get(partition)
+        if kept is None or (size is not None and size >= kept.size):
+            return
+        message = (
+            f"having read the partition to its end, the largest head is of size {size or 0}, "
+            f"before the head of size {kept.size} kept (the trail was rewritten shorter)"
+        )
+        raise self._alarm(AlarmKind.ROLLBACK, partition, message, kept)
+
     def _alarm(
         self, kind: AlarmKind, partition: int, message: str,
         kept: SignedHead | None = None, head: SignedHead | None = None,

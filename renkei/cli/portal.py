@@ -81,6 +81,7 @@ def serve(
     )
     from renkei.portal.passkeys import PasskeyConfig, Passkeys
     from renkei.portal.settings import load_or_create_secret
+    from renkei.witness import Witness
     from schemas.codec import default_codec
 
     given: dict[str, Any] = {
@@ -100,8 +101,14 @@ def serve(
         f"{'https' if settings.tls else 'http'}://{settings.rp_id}:{port}",
     )
     passkeys = Passkeys(auth, PasskeyConfig(settings.rp_id, origins), trust.audit_keys)
+    # The witness remembers the latest tree heads across restarts: a trail rewritten
+    # shorter or forked since is caught (docs/audit.md, "Witnesses").
+    witness_state = settings.witness_state or (
+        KafkaSettings().home / "witness" / f"{prefix}portal.hub.audit.json"
+    )
+    witness = Witness.load(witness_state, trust.audit_keys, codec)
     app = create_app(
-        PortalIndex(TrailVerifier(trust.audit_keys, codec)), auth,
+        PortalIndex(TrailVerifier(trust.audit_keys, codec, witness=witness)), auth,
         kafka=KafkaSettings().kafka_kwargs(), topics=Topics(prefix), codec=codec, trust=trust,
         limits=LoginLimits(settings.login_limit_ip, settings.limits_storage), tls=settings.tls,
         stale_after_s=settings.stale_after_s, passkeys=passkeys,

@@ -14,6 +14,7 @@
 ``POST /logout``           ends the session → ``/``
 ``/register``, ``/api/passkey/*``  passkeys: :mod:`.passkey_routes`
 ``GET  /healthz``          what is indexed, what waits or was rejected; 503 unless caught up
+``GET  /metrics``          Prometheus text: the witness's alarms and tree sizes
 =========================  =============================================================
 
 Every answer about a person comes from the session's audit key: there is no parameter
@@ -31,6 +32,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from slowapi import Limiter
 from slowapi.util import get_remote_address
 
@@ -192,6 +194,12 @@ def create_app(
     async def healthz() -> Response:
         health = index.health(stale_after_s)
         return JSONResponse(health, 200 if health["caught_up"] else 503)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        # The process's default registry: the witness's renkei_witness_alarms_total{kind}
+        # and renkei_witness_tree_size{partition} (counts and sizes, nobody's records).
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # -- pages -----------------------------------------------------------------------
 

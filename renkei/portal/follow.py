@@ -122,6 +122,7 @@ async def _read_trail(
             positions.update({tp.partition: at[tp] for tp in tps})
             index.lag = sum(max(0, latest[tp] - at[tp]) for tp in tps)
             if not index.caught_up.is_set() and all(at[tp] >= end[tp] for tp in tps):
+                trail.check_replayed()  # a witness state from an earlier run: no rollback
                 index.caught_up.set()
                 log.info("portal: replayed %s, %d records indexed", topic, index.records)
     finally:

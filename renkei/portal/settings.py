@@ -102,6 +102,13 @@ class PortalSettings(BaseSettings):
         "ceremony, comma-separated (https://portal.city.example); default the RP id with "
         "the port served, http:// or, with RENKEI_PORTAL_TLS, https://.",
     )
+    witness_state: Path | None = Field(
+        default=None,
+        description="RENKEI_PORTAL_WITNESS_STATE: the state file of the portal's witness of "
+        "the tree heads (renkei.witness); unset: "
+        "$RENKEI_HOME/witness/<topic prefix>portal.hub.audit.json. Every process of one "
+        "portal keeps its own.",
+    )
     stale_after_s: float = Field(
         default=300,
         description="RENKEI_PORTAL_STALE_AFTER_S: /healthz reports the portal stuck when a "

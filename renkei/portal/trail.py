@@ -98,6 +98,7 @@ class TrailVerifier:
         )
         self._max_waiting = max_waiting
         self._partitions: dict[int, Partition] = {}
+        self._largest_head: dict[int, int] = {}  # per partition, of the heads read (signed)
         self.stats = TrailStats()
         self.heads_kept = 0  # changes whenever a partition's latest head does (proofs too)
 
@@ -226,9 +227,10 @@ class TrailVerifier:
         """Whether the witness accepts ``head``. Heads older than the one it keeps (a
         replay after a restart) it has nothing to say about: the chain and the tree judge
         them. From its size on, it must be the same head, and each later one follow it."""
+        self._largest_head[partition] = max(self._largest_head.get(partition, 0), head.size)
         kept = self.witness.latest.get(partition)
         if kept is not None and head.size < kept.size:
-            return True
+            return True  # ... and check_replayed makes sure the replay reaches it again
         try:
             self.witness.observe(head.data, partition=partition)
         except WitnessAlarm as alarm:
@@ -237,6 +239,18 @@ class TrailVerifier:
             return False
         self.witness.save()
         return True
+
+    def check_replayed(self) -> None:
+        """Call once the replay has read every partition to the end it had at start: every
+        head the witness kept (from its state file: an earlier run) must have been reached
+        again, or the trail was rewritten shorter (a ``rollback`` alarm, counted)."""
+        for partition in sorted(self.witness.latest):
+            try:
+                self.witness.check_reached(partition, self._largest_head.get(partition))
+            except WitnessAlarm as alarm:
+                self.stats.witness_alarms += 1
+                log.error("hub.audit %d: %s", partition, alarm)
+        self.witness.save()
 
     def _keep(self, state: Partition, head: SignedHead) -> None:
         """Make ``head`` the partition's latest, if a tree backs it and it is no older."""

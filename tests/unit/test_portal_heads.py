@@ -14,7 +14,7 @@ from renkei.crypto import SigningKey
 from renkei.merkle import Frontier, leaf_hash, verify_inclusion
 from renkei.portal import PortalIndex, TrailVerifier
 from renkei.treehead import build_head
-from renkei.witness import Witness
+from renkei.witness import ALARMS, Witness
 from tests.unit.test_portal_trail import CODEC, Partition, shown
 
 
@@ -212,3 +212,27 @@ def test_a_portal_restarted_on_a_rewritten_trail_is_caught_by_its_witness(
     index = feed(signer, fork.values, state=state)  # restarted with its witness state
     assert trail_of(index).stats.witness_alarms == 1
     assert "police" not in {r.actor for r in index.history("a" * 32)}
+
+
+def test_a_portal_restarted_on_a_trail_rewritten_shorter_raises_a_rollback(
+    signer: AuditSigner, tmp_path: Path
+) -> None:
+    state = tmp_path / "witness.json"
+    p = HeadedPartition(signer)
+    p.records(2)
+    p.tree_head()
+    first = len(p.values)
+    p.records(3)
+    p.tree_head()
+    trail_of(feed(signer, p.values, state=state)).check_replayed()
+    assert Witness.load(state, TrustedKeys({signer.key_id: signer.key.public_bytes}),
+                        CODEC).latest[0].size == 5  # fmt: skip
+    before = ALARMS.labels(kind="rollback")._value.get()
+    again = trail_of(feed(signer, p.values, state=state))  # the same trail: nothing to say
+    again.check_replayed()
+    assert again.stats.witness_alarms == 0
+    shorter = trail_of(feed(signer, p.values[:first], state=state))  # the last commit gone
+    assert shorter.stats.witness_alarms == 0  # every head read is one it saw grow
+    shorter.check_replayed()  # ... but the replay ends before the head it kept
+    assert shorter.stats.witness_alarms == 1
+    assert ALARMS.labels(kind="rollback")._value.get() == before + 1

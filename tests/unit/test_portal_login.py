@@ -283,7 +283,7 @@ async def test_logout_and_a_new_key_end_sessions(
 
 # -- headers ----------------------------------------------------------------------------
 
-PERSONAL = ["/", "/api/challenge", "/history", "/api/history", "/healthz", "/nowhere"]
+PERSONAL = ["/", "/api/challenge", "/history", "/api/history", "/healthz", "/metrics", "/nowhere"]
 
 
 @pytest.mark.parametrize("path", PERSONAL)
@@ -315,3 +315,15 @@ async def test_hsts_and_secure_cookies_over_tls(
     assert "samesite=strict" in cookie
     refused = await client.post("/api/login", content=b"{", headers=JSON)
     assert "strict-transport-security" in refused.headers  # errors too
+
+
+async def test_metrics_serve_the_witness_alarms_and_nothing_personal(
+    make: Make, citizens: tuple[Path, SigningKey]
+) -> None:
+    client = make()
+    await login(client, citizens[1])
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert 'renkei_witness_alarms_total{kind="rollback"}' in response.text
+    assert ALICE not in response.text

@@ -238,3 +238,22 @@ def test_a_state_file_with_a_forged_head_is_not_loaded(log: History, tmp_path: P
 
 def test_alarm_kinds_are_the_metric_labels() -> None:
     assert {k.value for k in AlarmKind} == {"split-view", "rollback", "gap", "bad-signature"}
+
+
+def test_a_reader_that_replays_from_the_beginning_must_reach_the_head_kept(
+    log: History, witness: Witness
+) -> None:
+    witness.observe(log.commit(3))
+    witness.observe(log.commit(4))
+    witness.check_reached(0, 7)  # the replay found the head kept again
+    witness.check_reached(0, 9)  # or beyond it
+    witness.check_reached(1, None)  # a partition it keeps nothing of
+    before = alarms_counted(AlarmKind.ROLLBACK)
+    for reached in (3, None):  # the replay ended before it: the trail was cut back
+        with pytest.raises(WitnessAlarm) as caught:
+            witness.check_reached(0, reached)
+        assert caught.value.kind == AlarmKind.ROLLBACK
+        assert caught.value.partition == 0
+        assert caught.value.kept_size == 7
+    assert alarms_counted(AlarmKind.ROLLBACK) == before + 2
+    assert witness.latest[0].size == 7  # the head kept stays
