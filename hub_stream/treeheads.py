@@ -19,7 +19,7 @@ reads the partition (``read_committed``) at start and rebuilds it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
@@ -28,7 +28,7 @@ from aiokafka import TopicPartition
 
 from renkei.auditchain import AuditSigner, chain_hash
 from renkei.crypto.sodium import SodiumSigningKey
-from renkei.merkle import Frontier, consistency_proof, leaf_hash, node_hash
+from renkei.merkle import Frontier, leaf_hash
 from renkei.readers import committed_reader, read_batches
 from schemas.codec import Codec
 from schemas.models import AuditRecord, AuditTreeHead
@@ -38,7 +38,7 @@ from .ids import derive_id
 from .outputs import Output
 from .state import Table
 
-__all__ = ["TreeHeads", "extend", "rebuild_trees"]
+__all__ = ["TreeHeads", "rebuild_trees"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class TreeHeads:
     ) -> list[Output]:
         frontier = head.frontier
         assert frontier is not None  # _behind said so
-        tree, proof = extend(frontier, pending)
+        tree, proof = frontier.extend(pending)
         # The previous head is the one of the old size, unless none was written there (a
         # tree rebuilt at start): then this is the partition's first head.
         previous = frontier.size if head.tree_ms else 0
@@ -133,63 +133,6 @@ class TreeHeads:
                 "tree that was not rebuilt): no tree heads for it until the hub restarts",
                 partition,
             )
-
-
-def extend(frontier: Frontier, leaves: Sequence[bytes]) -> tuple[Frontier, list[bytes]]:
-    """:meth:`Frontier.extend`'s result — the new frontier and the RFC 9162 consistency
-    proof from the old size — at about one hash a leaf besides its own.
-
-    Every subtree a consistency proof names that lies among the new leaves starts at a
-    multiple of a power of two at least its size, *in the whole tree's positions*: so the
-    new leaves' perfect subtrees are built aligned to those positions (not to the batch's
-    first leaf, as :meth:`Frontier.extend`'s :class:`~renkei.merkle.MerkleTree` is, whose
-    lookups then recurse over every leaf), and each such subtree is a few lookups.
-    """
-    old, size = frontier.size, frontier.size + len(leaves)
-    if not leaves:
-        return frontier.copy(), []
-    spans, start = {}, 0
-    for node, bit in zip(frontier.nodes, _bits(old), strict=True):
-        spans[(start, start + bit)] = node
-        start += bit
-    # levels[h][j]: the perfect subtree of positions [(first[h] + j) << h, ... + 1 << h).
-    levels, first = [list(leaves)], [old]
-    while len(levels[-1]) > 1:
-        below, f = levels[-1], first[-1]
-        skip = f & 1  # a subtree starting at an odd index pairs with one before the batch
-        above = [node_hash(below[i], below[i + 1]) for i in range(skip, len(below) - 1, 2)]
-        if not above:
-            break
-        levels.append(above)
-        first.append((f + skip) >> 1)
-
-    def mth(a: int, b: int) -> bytes:
-        node = spans.get((a, b))
-        if node is not None:
-            return node
-        n = b - a
-        if a >= old and n & (n - 1) == 0 and a % n == 0:
-            h = n.bit_length() - 1
-            if h < len(levels):
-                j = (a >> h) - first[h]
-                if 0 <= j < len(levels[h]):
-                    return levels[h][j]
-        if n == 1:
-            raise AssertionError(f"leaf {a} is neither new nor a frontier subtree")
-        k = 1 << ((n - 1).bit_length() - 1)  # RFC 9162's split
-        return node_hash(mth(a, a + k), mth(a + k, b))
-
-    # The new frontier's subtrees, from the same lookups (the old edge: O(log n) hashes).
-    nodes, start = [], 0
-    for bit in _bits(size):
-        nodes.append(mth(start, start + bit))
-        start += bit
-    return Frontier(size, nodes), consistency_proof(mth, old, size)
-
-
-def _bits(n: int) -> list[int]:
-    """The powers of two of ``n``, largest first: the frontier's subtree sizes."""
-    return [1 << i for i in range(n.bit_length() - 1, -1, -1) if n >> i & 1]
 
 
 def _behind(head: ChainHead | None) -> int | None:

@@ -206,37 +206,56 @@ class Frontier:
             r = node_hash(node, r)
         return r
 
-    def _spans(self) -> dict[tuple[int, int], bytes]:
-        spans, start = {}, 0
-        for bit, node in zip(_bits_high_to_low(self.size), self.nodes, strict=True):
-            spans[(start, start + bit)] = node
-            start += bit
-        return spans
-
     def extend(self, leaves: Sequence[bytes]) -> tuple[Frontier, list[bytes]]:
-        """The frontier after appending ``leaves`` and the consistency proof from this one.
+        """The frontier after appending ``leaves`` and the consistency proof from this one,
+        at about one hash a new leaf besides the proof's own (this frontier is unchanged).
 
         Every hash a consistency proof from ``size`` needs is either one of this
         frontier's subtree roots or lies wholly among the new leaves (RFC 9162's recursion
-        only descends along the old tree's right edge), so no earlier leaf is needed.
+        only descends along the old tree's right edge), so no earlier leaf is needed. The
+        new leaves' perfect subtrees are built aligned to the *whole tree's* positions,
+        where every subtree the proof names starts, so each is a lookup.
         """
-        old, spans = self.size, self._spans()
-        new = self.copy()
-        for leaf in leaves:
-            new.append(leaf)
-        tree = MerkleTree(leaves)  # the new leaves alone, indexed from 0
+        old, size = self.size, self.size + len(leaves)
+        if not leaves:
+            return self.copy(), []
+        spans, start = {}, 0
+        for node, bit in zip(self.nodes, _bits_high_to_low(old), strict=True):
+            spans[(start, start + bit)] = node
+            start += bit
+        # levels[h][j]: the perfect subtree of positions [(first[h] + j) << h, ... + 1 << h).
+        levels, first = [list(leaves)], [old]
+        while len(levels[-1]) > 1:
+            below, f = levels[-1], first[-1]
+            skip = f & 1  # a subtree starting at an odd index pairs with one before the batch
+            above = [node_hash(below[i], below[i + 1]) for i in range(skip, len(below) - 1, 2)]
+            if not above:
+                break
+            levels.append(above)
+            first.append((f + skip) >> 1)
 
         def mth(a: int, b: int) -> bytes:
-            if (a, b) in spans:
-                return spans[(a, b)]
-            if a >= old:
-                return tree.subtree(a - old, b - old)
-            if b <= old:
-                raise AssertionError(f"[{a}, {b}) is old but not a frontier subtree")
-            k = _split(b - a)  # straddles the old edge: RFC 9162's own split
+            node = spans.get((a, b))
+            if node is not None:
+                return node
+            n = b - a
+            if a >= old and n & (n - 1) == 0 and a % n == 0:
+                h = n.bit_length() - 1
+                if h < len(levels):
+                    j = (a >> h) - first[h]
+                    if 0 <= j < len(levels[h]):
+                        return levels[h][j]
+            if n == 1:
+                raise AssertionError(f"leaf {a} is neither new nor a frontier subtree")
+            k = _split(n)  # straddles the old edge, or is not perfect: RFC 9162's split
             return node_hash(mth(a, a + k), mth(a + k, b))
 
-        return new, consistency_proof(mth, old, new.size)
+        # The new frontier's subtrees, from the same lookups (the old edge: O(log n) hashes).
+        nodes, start = [], 0
+        for bit in _bits_high_to_low(size):
+            nodes.append(mth(start, start + bit))
+            start += bit
+        return Frontier(size, nodes), consistency_proof(mth, old, size)
 
 
 def _bits_high_to_low(n: int) -> list[int]:

@@ -14,7 +14,7 @@ from hub_stream.checkpoints import ChainHead
 from hub_stream.ids import derive_id
 from hub_stream.outputs import Output
 from hub_stream.state import Table
-from hub_stream.treeheads import TreeHeads, extend
+from hub_stream.treeheads import TreeHeads
 from renkei.auditchain import GENESIS, TRUST_FILE, TrustedKeys, chain_hash, load_or_create_signer
 from renkei.errors import SignatureError
 from renkei.merkle import Frontier, MerkleTree, leaf_hash
@@ -246,19 +246,23 @@ def test_the_hub_writes_the_bytes_build_head_makes(tmp_path: Path, now_ms: int) 
     assert out.value == expected
 
 
-def test_the_hubs_extension_is_the_frontiers() -> None:
-    """treeheads.extend gives Frontier.extend's frontier and proof, for every small tree."""
+def test_the_hubs_extension_is_the_full_trees() -> None:
+    """Frontier.extend (what the hub runs per batch) gives the full tree's frontier and
+    consistency proof, for every small tree and some larger ones."""
     leaves = [leaf_hash(b"%d" % i) for i in range(1100)]
+    full = MerkleTree(leaves)
     sizes = [(old, added) for old in range(41) for added in range(41)]
     sizes += [(1000, 100), (1024, 1), (1023, 77), (513, 511), (7, 1000)]
     for old, added in sizes:
         frontier = Frontier()
         for leaf in leaves[:old]:
             frontier.append(leaf)
-        batch = leaves[old : old + added]
-        want_tree, want_proof = frontier.extend(batch)
-        tree, proof = extend(frontier, batch)
-        assert (tree.size, tree.nodes, proof) == (want_tree.size, want_tree.nodes, want_proof)
+        want = Frontier()
+        for leaf in leaves[: old + added]:
+            want.append(leaf)
+        tree, proof = frontier.extend(leaves[old : old + added])
+        want_proof = full.consistency_proof(old, old + added)
+        assert (tree.size, tree.nodes, proof) == (want.size, want.nodes, want_proof)
         assert frontier.size == old  # the old frontier as it was
 
 
