@@ -17,7 +17,8 @@ The hub's state is shared by every input partition, so each batch is handled on 
 what the batches before it staged (:mod:`.state` layers it by batch); transactions commit
 strictly in batch order (:class:`.inflight.Turn`); an abort takes every later batch with
 it, rolls the state back and reads their input again (:mod:`.settling`); a rebalance
-waits until everything in flight has settled (:mod:`.subscription`); and at start every
+waits until everything in flight has settled, and a batch polled before it is read again,
+not handled (:mod:`.subscription`); and at start every
 id of the ring is initialised, fencing a zombie predecessor's producers before the worker
 restores its state (``HubService``). ``docs/architecture.md`` says why each holds.
 
@@ -217,14 +218,21 @@ class TransactionalLoop:
                 if self._inputs is not None and not self._partitions:
                     follow(self._consumer, self._inputs, self._listener)
                 aborts = self._settler.poll_begins()
+                revocations = self._listener.revocations
                 batch = await self._consumer.getmany(
                     timeout_ms=self._poll_ms, max_records=self._max_batch
                 )
                 if self._on_polled is not None:
                     self._on_polled(self)
                 async with self._lock:
-                    if not self._running or self._settler.aborts != aborts:
-                        self._settler.read_again(batch)  # polled before a seek back, or too late
+                    if (
+                        not self._running
+                        or self._settler.aborts != aborts
+                        or self._listener.revocations != revocations
+                    ):
+                        # Polled before a seek back or a rebalance (its partitions may
+                        # have another owner now), or too late: put back, unhandled.
+                        self._settler.read_again(batch)
                         continue
                     await self.process(batch)
                 if time.monotonic() - reported >= 10:

@@ -76,13 +76,22 @@ class InputTopics:
 class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
     """Before partitions move, every transaction in flight commits or aborts.
 
+    It also counts the revocations: aiokafka rebalances in a task of its own, so a batch
+    a poll returned may have been fetched before partitions moved, and the loop must not
+    handle it after. The offsets it would commit are not fenced (aiokafka's
+    TxnOffsetCommit is version 0, without the group's generation): the partitions' next
+    owner, starting from the offsets committed before, would handle it as well.
+
     :param drain: returns once nothing is in flight (:meth:`.pipeline.TransactionalLoop.drain`).
     """
 
     def __init__(self, drain: Callable[[], Awaitable[None]]) -> None:
         self._drain = drain
+        self.revocations = 0
+        """Rebalances begun (each revokes every partition first: the eager protocol)."""
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.revocations += 1
         await self._drain()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

@@ -260,7 +260,7 @@ class Traffic:
         unmatched = [self.city.unmatched.get_nowait() for _ in range(self.city.unmatched.qsize())]
         assert self.city.unmatched_dropped == 0
         stray = [m for m in unmatched if not isinstance(m, LifeEventNotice)]
-        assert stray == [], "the requester got a stray answer or TIMEOUT"
+        assert stray == [], f"the requester got a stray answer or TIMEOUT: {_describe(stray)}"
         city_notices = Counter(m.event_id for m in unmatched if isinstance(m, LifeEventNotice))
         assert city_notices == Counter(self.moved), "a notice lost or repeated at the requester"
         absorbed = (
@@ -271,3 +271,16 @@ class Traffic:
         return Reconciliation(
             len(self.sent), answered, timed_out, len(self.moved), report.records, absorbed
         )
+
+
+def _describe(messages: list[Any]) -> list[str]:
+    """What a failed reconciliation names of each stray message: its type, ids and code."""
+    described = []
+    for m in messages:
+        fields = [type(m).__name__, f"message_id={m.header.message_id}"]
+        fields.append(f"correlation_id={m.header.correlation_id}")
+        for name in ("request_id", "code", "detail", "status"):
+            if getattr(m, name, None) is not None:
+                fields.append(f"{name}={getattr(m, name)}")
+        described.append(" ".join(fields))
+    return described

@@ -322,3 +322,25 @@ async def test_the_next_poll_waits_until_the_batch_before_has_its_records_acknow
     await loop.stop()
     await running
     assert handler.commits == 1
+
+
+async def test_a_batch_polled_before_a_rebalance_revokes_is_read_again_not_handled() -> None:
+    # aiokafka rebalances in its own task: a poll can return records fetched before the
+    # revocation, which the partitions' next owner will read from the committed offsets.
+    handler = Handler()
+    loop, _, consumer = await loop_of(handler, 2)
+    consumer.blocked = asyncio.Event()
+    consumer.polls.append(batch(record(P0, 7, "a"), record(P1, 3, "b")))
+    loop._running = True
+    running = asyncio.create_task(loop.run())
+    await consumer.waiting.wait()
+    await loop._listener.on_partitions_revoked({P0, P1})
+    consumer.blocked.set()
+    # Until it is put back or handled (the fakes have no event for either).
+    while not consumer.seeks and handler.table.get("a") is None:  # noqa: ASYNC110
+        await asyncio.sleep(0.001)
+    await loop.stop()
+    await running
+    assert consumer.seeks == {P0: 7, P1: 3}, "put back where it began"
+    assert [handler.table.get(k) for k in "ab"] == [None, None], "handled after the revocation"
+    assert handler.commits == 0
