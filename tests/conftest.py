@@ -180,8 +180,24 @@ async def no_leaked_tasks() -> AsyncIterator[None]:
     assert not leaked, f"test leaked {len(leaked)} task(s): {[t.get_coro() for t in leaked]}"
 
 
+SECURE_PASS = frozenset(
+    (folder, f"test_{name}.py")
+    for folder, names in (
+        ("integration", ("exchange", "life_events", "audit", "hub_process", "link_enrol",
+                         "signature_verifier", "metrics_endpoint")),
+        ("security", ("broker_denials", "hub_attacks")),
+    )
+    for name in names
+)  # fmt: skip
+"""The flow tests and the attacks on the broker: ``make test`` runs them (the slow ones
+aside) in its secure pass only, every actor logged in as its own principal — on the
+plaintext broker with one login for all they would prove less, and twice the same."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
+        if (item.path.parent.name, item.path.name) in SECURE_PASS:
+            item.add_marker(pytest.mark.secure_pass)
         if "/security/" in str(item.path):
             item.add_marker(pytest.mark.security)
         if "/integration/" in str(item.path):
