@@ -54,7 +54,10 @@ from .limits import TopicLimits
 from .outputs import Output
 from .unwritable import Replacer
 
-__all__ = ["InTurn", "TransactionAborted", "TransactionWriter"]
+__all__ = ["TRANSACTION_TIMEOUT_MS", "InTurn", "TransactionAborted", "TransactionWriter"]
+
+TRANSACTION_TIMEOUT_MS = 30_000
+"""How long a transaction may stay open before its coordinator aborts it."""
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +135,12 @@ class TransactionWriter:
         return AIOKafkaProducer(
             **self._kafka,
             transactional_id=self._transactional_id,
+            # A killed worker's open transaction holds back every read_committed reader of
+            # its partitions until the coordinator aborts it: after this long, not
+            # aiokafka's 60 s. A hub transaction takes milliseconds, but one in flight
+            # when a broker dies waits out the leader's election (KRaft's broker session
+            # timeout, 9 s by default); aborted, it would fence the worker.
+            transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
             enable_idempotence=True,
             acks="all",
             linger_ms=0,  # the loop fills whole record batches itself: lingering only waits

@@ -157,7 +157,7 @@ def test_renkei_demo_secure_runs_each_actor_as_its_principal(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENKEI_")}
     env |= {"RENKEI_HOME": str(secure_kafka), "COLUMNS": "200"}
     done = subprocess.run(
-        [sys.executable, "-m", "renkei", "demo", "--secure", "--people", "30",
+        [sys.executable, "-m", "renkei", "demo", "--secure", "--people", "30", "--rate", "0",
          "--prefix", topics.prefix],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip

@@ -545,9 +545,10 @@ async def test_one_inbox_reader_serves_client_provider_and_subscriber(env: HubEn
     assert (inbox.bad_signatures, inbox.undecodable, inbox.ignored) == (0, 0, 0)
 
 
-# -- an agency offline while 100,000 events go by --------------------------------------------
+# -- an agency offline while 20,000 events go by ---------------------------------------------
 
-OFFLINE_EVENTS = int(os.environ.get("RENKEI_OFFLINE_EVENTS", "100000"))
+# CI's run; docs/benchmarks.md records RENKEI_OFFLINE_EVENTS=100000.
+OFFLINE_EVENTS = int(os.environ.get("RENKEI_OFFLINE_EVENTS", "20000"))
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ value, the provider's handler ran once per forwarded request, no request is stil
 waiting (no TIMEOUT to come), every notice of a move reached the subscribed agency
 exactly once, and ``renkei audit verify`` finds the chain of every partition intact.
 
-``RENKEI_PARTITIONED_EXCHANGES`` sets the exchanges per phase (10,000 by default).
+``RENKEI_PARTITIONED_EXCHANGES`` sets the exchanges per phase (4,000 by default, CI's run;
+10,000 for the longer one ``docs/architecture.md`` records).
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ from tests.integration.hub_env import eventually
 from tests.integration.partitioned_env import Deployment
 from tests.integration.test_kill_hub import open_pending
 
-# 20,000 exchanges, a restore after the kill and one after the join: ≈ 6.5 minutes here
-# when the machine is otherwise idle, more when it is shared (the suite's limit is 5).
+# 8,000 exchanges, a restore after the kill and one after the join: ≈ 2 minutes here
+# (20,000: ≈ 4.5 to 6.5 minutes; the suite's limit is 5).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-EXCHANGES = int(os.environ.get("RENKEI_PARTITIONED_EXCHANGES", "10000"))
+EXCHANGES = int(os.environ.get("RENKEI_PARTITIONED_EXCHANGES", "4000"))
 PEOPLE = 200
 MOVES = 40  # per phase
 BUCKETS = 6
