@@ -38,9 +38,12 @@ integration: setup
 # Each test runs once. The secure pass takes the flow tests and the attacks on the broker
 # (marked secure_pass by tests/conftest.py; the slow ones stay in the plaintext pass) on
 # the secure cluster running under $(RENKEI_HOME)/secure, else on one started for them.
-# The in-memory tests of tests/security (the fuzz tests) need no broker.
+# The tests that need no broker (tests/unit, the fuzz tests of tests/security) are mostly
+# CPU-bound and run on both cores; the integration tests one at a time, as their timings
+# assume.
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=30 -m "not secure_pass or slow"
+	$(BIN)/pytest -q -p no:cacheprovider --durations=10 -n 2 -m "not integration"
+	$(BIN)/pytest -q -p no:cacheprovider --durations=30 -m "integration and (not secure_pass or slow)"
 	$(MAKE) --no-print-directory test-secure
 
 SECURE_HOME := $(if $(RENKEI_HOME),$(RENKEI_HOME)/secure)
