@@ -277,8 +277,11 @@ def _describe(messages: list[Any]) -> list[str]:
     """What a failed reconciliation names of each stray message: its type, ids and code."""
     described = []
     for m in messages:
-        fields = [type(m).__name__, f"message_id={m.header.message_id}"]
-        fields.append(f"correlation_id={m.header.correlation_id}")
+        fields = [
+            type(m).__name__,
+            f"message_id={m.header.message_id}",
+            f"correlation_id={m.header.correlation_id}",
+        ]
         for name in ("request_id", "code", "detail", "status"):
             if getattr(m, name, None) is not None:
                 fields.append(f"{name}={getattr(m, name)}")

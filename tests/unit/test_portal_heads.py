@@ -14,8 +14,9 @@ from renkei.crypto import SigningKey
 from renkei.merkle import Frontier, leaf_hash, verify_inclusion
 from renkei.portal import PortalIndex, TrailVerifier
 from renkei.treehead import build_head
-from renkei.witness import ALARMS, Witness
+from renkei.witness import AlarmKind, Witness
 from tests.unit.test_portal_trail import CODEC, Partition, shown
+from tests.unit.test_witness import alarms_counted
 
 
 class HeadedPartition(Partition):
@@ -32,6 +33,11 @@ class HeadedPartition(Partition):
         before = len(self.values)
         super().records(n, **fields)
         self.chain += self.values[before:]
+
+    def commit(self, n: int, **fields: Any) -> None:
+        """``n`` records and the head over them, as the hub writes one commit."""
+        self.records(n, **fields)
+        self.tree_head()
 
     def tree_head(self, signer: AuditSigner | None = None, **changes: Any) -> bytes:
         """Sign the head over every genuine record so far; ``changes`` lie in it."""
@@ -80,10 +86,8 @@ def trail_of(index: PortalIndex) -> TrailVerifier:
 
 def test_a_tree_head_releases_its_records_at_once_with_proofs(signer: AuditSigner) -> None:
     p = HeadedPartition(signer)
-    p.records(3)
-    p.tree_head()
-    p.records(2)
-    p.tree_head()
+    p.commit(3)
+    p.commit(2)
     index = feed(signer, p.values)  # no checkpoint at all
     assert shown(index) == [f"{n:032x}" for n in range(5)]
     trail = trail_of(index)
@@ -102,8 +106,7 @@ def test_a_tree_head_releases_its_records_at_once_with_proofs(signer: AuditSigne
 
 def test_a_forged_record_after_the_last_head_is_never_shown(signer: AuditSigner) -> None:
     p = HeadedPartition(signer)
-    p.records(2)
-    p.tree_head()
+    p.commit(2)
     p.forge(p.head)  # links to the genuine head, after the last tree head
     index = feed(signer, p.values)
     assert len(shown(index)) == 2
@@ -138,8 +141,7 @@ def test_heads_signed_by_an_unpinned_key_or_of_another_partition_are_ignored(
     index = feed(signer, p.values)
     assert (shown(index), trail_of(index).stats.bad_checkpoints) == ([], 1)
     q = HeadedPartition(signer, partition=1)  # fed as partition 0
-    q.records(1)
-    q.tree_head()
+    q.commit(1)
     index = feed(signer, q.values)
     assert (shown(index), trail_of(index).stats.bad_checkpoints) == ([], 1)
 
@@ -174,12 +176,9 @@ def test_a_checkpoint_then_a_head_of_the_same_records(signer: AuditSigner) -> No
 
 def test_after_an_edit_no_proofs_and_checkpoints_still_count(signer: AuditSigner) -> None:
     p = HeadedPartition(signer)
-    p.records(2)
-    p.tree_head()
-    p.records(2)
-    p.tree_head()
-    p.records(1)
-    p.tree_head()
+    p.commit(2)
+    p.commit(2)
+    p.commit(1)
     edited = CODEC.decode(p.values[3]).model_copy(update={"actor": "police"})
     p.values[3] = CODEC.encode(edited)  # chain position 2
     index = feed(signer, p.values)
@@ -195,18 +194,15 @@ def test_a_portal_restarted_on_a_rewritten_trail_is_caught_by_its_witness(
 ) -> None:
     state = tmp_path / "witness.json"
     p = HeadedPartition(signer)
-    p.records(2)
-    p.tree_head()
-    p.records(1)
-    p.tree_head()
+    p.commit(2)
+    p.commit(1)
     assert len(shown(feed(signer, p.values, state=state))) == 3
     fork = HeadedPartition(signer)  # the same first two records and head, another third
     fork.values, fork.chain = p.values[:3], p.chain[:2]
     fork.head, fork.count = chain_hash(p.chain[1]), 2
     fork.leaves = [leaf_hash(v) for v in fork.chain]
     fork.frontier, _ = Frontier().extend(fork.leaves)
-    fork.records(1, actor="police")
-    fork.tree_head()
+    fork.commit(1, actor="police")
     alone = feed(signer, fork.values)  # a portal that remembers nothing believes the fork
     assert "police" in {r.actor for r in alone.history("a" * 32)}
     index = feed(signer, fork.values, state=state)  # restarted with its witness state
@@ -219,15 +215,13 @@ def test_a_portal_restarted_on_a_trail_rewritten_shorter_raises_a_rollback(
 ) -> None:
     state = tmp_path / "witness.json"
     p = HeadedPartition(signer)
-    p.records(2)
-    p.tree_head()
+    p.commit(2)
     first = len(p.values)
-    p.records(3)
-    p.tree_head()
+    p.commit(3)
     trail_of(feed(signer, p.values, state=state)).check_replayed()
     assert Witness.load(state, TrustedKeys({signer.key_id: signer.key.public_bytes}),
                         CODEC).latest[0].size == 5  # fmt: skip
-    before = ALARMS.labels(kind="rollback")._value.get()
+    before = alarms_counted(AlarmKind.ROLLBACK)
     again = trail_of(feed(signer, p.values, state=state))  # the same trail: nothing to say
     again.check_replayed()
     assert again.stats.witness_alarms == 0
@@ -235,4 +229,4 @@ def test_a_portal_restarted_on_a_trail_rewritten_shorter_raises_a_rollback(
     assert shorter.stats.witness_alarms == 0  # every head read is one it saw grow
     shorter.check_replayed()  # ... but the replay ends before the head it kept
     assert shorter.stats.witness_alarms == 1
-    assert ALARMS.labels(kind="rollback")._value.get() == before + 1
+    assert alarms_counted(AlarmKind.ROLLBACK) == before + 1
